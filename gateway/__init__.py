@@ -1,0 +1,3 @@
+"""LocalRouter Gateway: an OpenAI-compatible LLM gateway."""
+
+__version__ = "0.1.0"

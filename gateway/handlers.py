@@ -1,0 +1,142 @@
+"""The endpoints. By the time an inference handler runs, the caller is known, the body is parsed and
+the chain of targets is resolved (see the middlewares); a handler only forwards."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp_apigami import docs, request_schema, response_schema
+
+from gateway import __version__, fallback, jsonx, schemas, sse
+from gateway.errors import InvalidRequest
+from gateway.keys import (
+    BODY, CHAIN, CLIENTS, CONFIG, ENDPOINT_ATTR, OPENAPI, PRINCIPAL, PROVIDERS, PUBLIC_ATTR, ROUTER, STARTED_AT,
+)
+from gateway.validation import validate
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+_ERRORS = {
+    400: "The request is malformed, or the upstream rejected it",
+    401: "Missing or invalid client secret",
+    403: "The client's strategy does not allow this model",
+    404: "No provider serves this model",
+    429: "Every target in the chain is rate limited (see Retry-After)",
+    502: "The upstream returned an invalid response",
+    503: "Every target in the fallback chain failed",
+}
+_AUTH = [{"bearerAuth": []}]
+
+
+def public(handler: H) -> H:
+    """No client secret needed."""
+    setattr(handler, PUBLIC_ATTR, True)
+    return handler
+
+
+def inference(endpoint: str) -> Callable[[H], H]:
+    """The permission filter parses the body and resolves its model for this handler."""
+    def mark(handler: H) -> H:
+        setattr(handler, ENDPOINT_ATTR, endpoint)
+        return handler
+    return mark
+
+
+def _error_docs(*statuses: int) -> dict[int, dict[str, Any]]:
+    return {s: {"schema": schemas.ErrorSchema, "description": _ERRORS[s]} for s in statuses}
+
+
+def _json(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(body=jsonx.dumps(doc), status=status, content_type="application/json")
+
+
+@docs(tags=["health"], summary="Health check (no authentication)")
+@response_schema(schemas.HealthSchema, 200)
+@public
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    return _json({
+        "status": "ok",
+        "version": __version__,
+        "uptime_seconds": round(time.time() - app[STARTED_AT], 3),
+        "providers": len(app[CONFIG].providers),
+        "clients": len(app[CLIENTS]),
+    })
+
+
+@docs(tags=["openapi"], summary="This OpenAPI 3.0 document (no authentication)",
+      responses={200: {"description": "The OpenAPI 3.0 document"}})
+@public
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+@docs(tags=["models"], summary="Models this client may use", security=_AUTH, responses=_error_docs(401))
+@response_schema(schemas.ModelListSchema, 200)
+async def models(request: web.Request) -> web.Response:
+    started = int(request.app[STARTED_AT])
+    found = await request.app[ROUTER].visible_models(request[PRINCIPAL].policy)
+    data = [{"id": model_id, "object": "model", "created": created or started, "owned_by": owner}
+            for model_id, owner, created in found]
+    return _json({"object": "list", "data": data})
+
+
+async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
+    body = request[BODY]
+    validate(endpoint, body)
+    providers = request.app[PROVIDERS]
+    chain = tuple(t for t in request[CHAIN] if providers[t.provider].supports(endpoint))
+    if not chain:
+        raise InvalidRequest(f"The model `{body['model']}` does not support /{_PATHS[endpoint]}.",
+                             param="model", code="unsupported_endpoint")
+    if body.get("stream") is True:
+        target, first, rest = await fallback.open_stream(providers, chain, endpoint, body)
+        return await sse.relay(request, target, first, rest, chat=endpoint == "chat")
+    target, doc = await fallback.complete(providers, chain, endpoint, body)
+    doc["model"] = target.id
+    return _json(doc)
+
+
+_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
+
+
+@docs(tags=["inference"], summary="Create a chat completion", security=_AUTH,
+      description="OpenAI's chat completions, forwarded through the model's fallback chain. "
+                  "With `stream: true` the answer is Server-Sent Events ending with `data: [DONE]`.",
+      responses=_error_docs(400, 401, 403, 404, 429, 502, 503))
+@request_schema(schemas.ChatCompletionRequestSchema, required=True)
+@response_schema(schemas.ChatCompletionSchema, 200)
+@inference("chat")
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _forward(request, "chat")
+
+
+@docs(tags=["inference"], summary="Create a (legacy) text completion", security=_AUTH,
+      responses=_error_docs(400, 401, 403, 404, 429, 502, 503))
+@request_schema(schemas.CompletionRequestSchema, required=True)
+@response_schema(schemas.CompletionSchema, 200)
+@inference("completions")
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _forward(request, "completions")
+
+
+@docs(tags=["inference"], summary="Create embeddings", security=_AUTH,
+      responses=_error_docs(400, 401, 403, 404, 429, 502, 503))
+@request_schema(schemas.EmbeddingRequestSchema, required=True)
+@response_schema(schemas.EmbeddingListSchema, 200)
+@inference("embeddings")
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    return await _forward(request, "embeddings")
+
+
+ROUTES = (
+    ("GET", "/health", health),
+    ("GET", "/openapi.json", openapi),
+    ("GET", "/models", models),
+    ("POST", "/chat/completions", chat_completions),
+    ("POST", "/completions", completions),
+    ("POST", "/embeddings", embeddings),
+)

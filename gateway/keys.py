@@ -1,0 +1,30 @@
+"""Every typed key the app and its requests carry, in one place."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from gateway.catalog import Catalog
+from gateway.clients import ClientRegistry
+from gateway.config import Config
+from gateway.routing import Principal, Router, Target
+from providers.base import Provider
+
+CONFIG = web.AppKey("config", Config)
+STARTED_AT = web.AppKey("started_at", float)
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+PROVIDERS = web.AppKey("providers", dict[str, Provider])
+CATALOG = web.AppKey("catalog", Catalog)
+ROUTER = web.AppKey("router", Router)
+CLIENTS = web.AppKey("clients", ClientRegistry)
+OPENAPI = web.AppKey("openapi", bytes)
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+BODY = web.RequestKey("body", dict)
+CHAIN = web.RequestKey("chain", tuple[Target, ...])
+REQUESTED_MODEL = web.RequestKey("requested_model", str)
+
+# Handlers say what the middlewares owe them through attributes set by gateway.policy.
+PUBLIC_ATTR = "__localrouter_public__"
+ENDPOINT_ATTR = "__localrouter_endpoint__"

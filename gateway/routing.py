@@ -1,0 +1,93 @@
+"""From a requested model id to the chain of targets that may serve it, under a client's strategy."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.catalog import Catalog
+from gateway.config import AUTO_MODEL, ClientConfig, Config, StrategyConfig
+from gateway.errors import ModelNotFound, PermissionDenied
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place a request may go: ``id`` is ``provider/model``, ``model`` the upstream's own name."""
+
+    id: str
+    provider: str
+    model: str
+
+    @classmethod
+    def parse(cls, model_id: str) -> Target | None:
+        provider, sep, model = model_id.partition("/")
+        return cls(model_id, provider, model) if sep and provider and model else None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A strategy compiled once: its allow globs as one regex, its chains as targets."""
+
+    name: str
+    allow: re.Pattern[str]
+    auto: tuple[Target, ...]
+    fallbacks: Mapping[str, tuple[Target, ...]]
+
+    @classmethod
+    def compile(cls, s: StrategyConfig) -> Policy:
+        pattern = "|".join(f"(?:{fnmatch.translate(glob)})" for glob in s.allow) or r"(?!)"
+        return cls(
+            s.name,
+            re.compile(pattern),
+            tuple(t for t in map(Target.parse, s.auto) if t),
+            {m: tuple(t for t in map(Target.parse, chain) if t) for m, chain in s.fallbacks.items()},
+        )
+
+    def allows(self, model_id: str) -> bool:
+        return self.allow.match(model_id) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: set by auth, read by everything after it."""
+
+    client: ClientConfig
+    policy: Policy
+
+
+class Router:
+    def __init__(self, config: Config, catalog: Catalog) -> None:
+        self.policies = {s.name: Policy.compile(s) for s in config.strategies}
+        self.providers = tuple(p.name for p in config.providers)
+        self.catalog = catalog
+
+    async def chain(self, policy: Policy, model_id: str) -> tuple[Target, ...]:
+        """The targets for ``model_id``, in order; 404 if nothing serves it, 403 if not allowed."""
+        if model_id == AUTO_MODEL:
+            if not policy.auto:
+                raise ModelNotFound(f"The model `{model_id}` is not configured for this client.", param="model")
+            return policy.auto
+        target = Target.parse(model_id)
+        if target is None or not await self.serves(target):
+            raise ModelNotFound(f"The model `{model_id}` does not exist.", param="model")
+        if not policy.allows(model_id):
+            raise PermissionDenied(f"This client may not use the model `{model_id}`.", param="model")
+        return (target, *policy.fallbacks.get(model_id, ()))
+
+    async def serves(self, target: Target) -> bool:
+        if target.provider not in self.providers:
+            return False
+        models = await self.catalog.models(target.provider)
+        return models is None or target.model in models
+
+    async def visible_models(self, policy: Policy) -> list[tuple[str, str, int | None]]:
+        """(id, owner, created) of every model the policy allows, ``localrouter/auto`` first."""
+        out: list[tuple[str, str, int | None]] = [(AUTO_MODEL, "localrouter", None)] if policy.auto else []
+        for provider in self.providers:
+            for info in (await self.catalog.models(provider) or {}).values():
+                model_id = f"{provider}/{info.id}"
+                if policy.allows(model_id):
+                    out.append((model_id, provider, info.created))
+        return out

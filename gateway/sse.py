@@ -1,0 +1,80 @@
+"""Relaying an OpenAI-shaped stream to the client as Server-Sent Events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from gateway import jsonx
+from gateway.errors import GatewayError, InternalError, UpstreamInvalidResponse
+from gateway.routing import Target
+from providers.base import ProviderError
+
+log = logging.getLogger("localrouter.sse")
+
+HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+DONE = b"data: [DONE]\n\n"
+
+
+def event(chunk: dict[str, Any]) -> bytes:
+    return b"data: " + jsonx.dumps(chunk) + b"\n\n"
+
+
+def error_event(err: GatewayError) -> bytes:
+    return event(err.body())
+
+
+def _first(chunk: dict[str, Any]) -> dict[str, Any]:
+    """The first chat chunk carries the role, as OpenAI's does, whatever the upstream sent."""
+    choices = chunk.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        delta = choices[0].get("delta")
+        if isinstance(delta, dict) and "role" not in delta:
+            delta["role"] = "assistant"
+    return chunk
+
+
+async def relay(
+    request: web.Request, target: Target, first: dict[str, Any], rest: AsyncIterator[dict[str, Any]], chat: bool
+) -> web.StreamResponse:
+    """Send ``first`` and every later chunk, each with ``model`` set to the target that served it.
+
+    After the first byte a failure can no longer change the status: it becomes one final error
+    event, then ``[DONE]``, and the stream ends cleanly.
+    """
+    resp = web.StreamResponse(headers=HEADERS)
+    await resp.prepare(request)
+    try:
+        first["model"] = target.id
+        await resp.write(event(_first(first) if chat else first))
+        async for chunk in rest:
+            if "model" in chunk:
+                chunk["model"] = target.id
+            await resp.write(event(chunk))
+        await resp.write(DONE)
+    except ProviderError as exc:
+        log.warning("stream from %s failed mid-way: %s", target.id, exc.reason)
+        await _end_with(resp, UpstreamInvalidResponse(
+            f"The stream from {target.id} failed mid-way: {exc.reason}", code="stream_interrupted"))
+    except ConnectionError:
+        log.info("client went away during a stream from %s", target.id)
+    except Exception:
+        log.exception("unhandled error during a stream from %s", target.id)
+        await _end_with(resp, InternalError("The server had an error while processing your request."))
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]
+    return resp
+
+
+async def _end_with(resp: web.StreamResponse, err: GatewayError) -> None:
+    try:
+        await resp.write(error_event(err) + DONE)
+    except ConnectionError:
+        pass

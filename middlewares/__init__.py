@@ -1,0 +1,1 @@
+"""The request middlewares, outermost first: errors -> auth -> permissions (-> rate limit)."""

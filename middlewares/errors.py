@@ -1,0 +1,49 @@
+"""The outermost layer: whatever goes wrong below becomes one OpenAI-shaped error answer."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from gateway.errors import GatewayError, InternalError, for_status, render_bytes
+from gateway.keys import CONFIG
+
+log = logging.getLogger("localrouter.errors")
+
+_PASSED_HEADERS = ("Allow", "Retry-After")
+
+
+def render(err: GatewayError) -> web.Response:
+    return web.Response(body=render_bytes(err), status=err.status, content_type="application/json",
+                        headers=err.headers)
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> GatewayError:
+    path = request.path if len(request.path) <= 200 else request.path[:200] + "..."
+    if exc.status == 404:
+        message = f"Unknown endpoint: {request.method} {path}"
+    elif exc.status == 405:
+        message = f"Method {request.method} is not allowed on {path}"
+    elif exc.status == 413:
+        limit = request.app[CONFIG].server.max_body_bytes
+        message = f"Request body too large (limit {limit} bytes)"
+    else:
+        message = exc.reason
+    headers = {h: exc.headers[h] for h in _PASSED_HEADERS if h in exc.headers}
+    return for_status(exc.status, message, headers=headers)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as err:
+        return render(err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return render(_from_http_exception(request, exc))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return render(InternalError("The server had an error while processing your request."))

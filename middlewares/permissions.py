@@ -1,0 +1,41 @@
+"""Authorization: may this client use the model it asked for? Reads the body once for everyone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway import jsonx
+from gateway.errors import InvalidRequest, UnsupportedMediaType
+from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, PRINCIPAL, ROUTER
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 4xx that says what is wrong with it."""
+    ctype = request.content_type
+    if request.headers.get("Content-Type") and ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Unsupported Content-Type {ctype!r}; send 'application/json'.")
+    raw = await request.read()
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; expected a JSON object.")
+    try:
+        body = jsonx.loads(raw)
+    except ValueError:
+        raise InvalidRequest("We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+@web.middleware
+async def permissions(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    if getattr(request.match_info.handler, ENDPOINT_ATTR, None) is None:
+        return await handler(request)
+    body = await read_json_object(request)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
+    request[CHAIN] = await request.app[ROUTER].chain(request[PRINCIPAL].policy, model)
+    request[BODY] = body
+    return await handler(request)

@@ -1,0 +1,93 @@
+"""The provider adapter interface and the failures an adapter may raise.
+
+An adapter turns an OpenAI-shaped request body into its upstream's wire format and the answer back
+into the OpenAI shape. Failures are classified once, here, by what they allow: a
+:class:`ProviderError` lets the fallback loop try the next target; :class:`UpstreamRejected` (the
+client's request is at fault) ends the loop and goes back to the client as a 400.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from gateway.config import ProviderConfig
+
+
+class ProviderError(Exception):
+    """A target failed in a way that allows the next target to be tried."""
+
+    kind = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UpstreamUnavailable(ProviderError):
+    """Unreachable, timed out, 5xx, or refused the gateway's own credentials."""
+
+
+class UpstreamRateLimited(ProviderError):
+    kind = "rate_limited"
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class UpstreamInvalid(ProviderError):
+    """The upstream answered something that is not a valid answer of its API."""
+
+    kind = "invalid"
+
+
+class UpstreamRejected(Exception):
+    """The upstream refused the request itself (400/413/422): the client's request is at fault."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    created: int | None = None
+
+
+class Provider(abc.ABC):
+    """One configured upstream. ``endpoint`` is one of ``chat``, ``completions``, ``embeddings``."""
+
+    #: endpoints this wire format can serve at all; the config may narrow them further
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
+        self.config = config
+        self.session = session
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def supports(self, endpoint: str) -> bool:
+        return endpoint in self.capabilities and endpoint in self.config.endpoints
+
+    @abc.abstractmethod
+    async def list_models(self) -> list[ModelInfo]:
+        """The upstream's models; raises :class:`ProviderError` when it cannot tell."""
+
+    @abc.abstractmethod
+    async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """One OpenAI-shaped answer for ``body`` sent to the upstream's ``model``."""
+
+    @abc.abstractmethod
+    def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[dict[str, Any]]:
+        """OpenAI-shaped stream chunks; raises before the first one if the upstream fails early."""

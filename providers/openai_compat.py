@@ -1,0 +1,87 @@
+"""Any OpenAI-compatible server: OpenAI, vLLM, Ollama's /v1, LM Studio, Groq, ...
+
+The request passes through unchanged except for ``model``; streams ask for the usage chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from gateway import jsonx
+from providers import http, sse
+from providers.base import ModelInfo, Provider, UpstreamInvalid, UpstreamUnavailable
+
+PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
+MODELS_TIMEOUT = 30.0
+RESULT_KEY = {"chat": "choices", "completions": "choices", "embeddings": "data"}
+
+
+class OpenAICompatProvider(Provider):
+    capabilities = frozenset(PATHS)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.config.api_key is not None:
+            headers["Authorization"] = f"Bearer {self.config.api_key.reveal()}"
+        return headers
+
+    def _secret(self) -> str | None:
+        return self.config.api_key.reveal() if self.config.api_key is not None else None
+
+    async def list_models(self) -> list[ModelInfo]:
+        url = f"{self.config.base_url}/models"
+        t = self.config.timeouts
+        timeout = aiohttp.ClientTimeout(total=min(t.total, MODELS_TIMEOUT), sock_connect=t.connect)
+        try:
+            async with self.session.get(url, headers=self._headers(), timeout=timeout) as resp:
+                await http.check_status(resp, self._secret())
+                doc = await http.read_json(resp)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise UpstreamUnavailable(f"cannot list models ({type(exc).__name__})") from None
+        items = doc.get("data") if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise UpstreamInvalid("model list has no 'data' array")
+        return [ModelInfo(str(m["id"]), m.get("created") if isinstance(m.get("created"), int) else None)
+                for m in items if isinstance(m, dict) and m.get("id")]
+
+    async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
+        payload = jsonx.dumps({**body, "model": model})
+        url = self.config.base_url + PATHS[endpoint]
+        async with http.post(self.session, url, payload, self._headers(), self.config.timeouts) as resp:
+            await http.check_status(resp, self._secret())
+            doc = await http.read_json(resp)
+        if not isinstance(doc, dict) or not isinstance(doc.get(RESULT_KEY[endpoint]), list):
+            raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
+        return doc
+
+    async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[dict[str, Any]]:
+        options = body.get("stream_options")
+        options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
+        payload = jsonx.dumps({**body, "model": model, "stream": True, "stream_options": options})
+        url = self.config.base_url + PATHS[endpoint]
+        async with http.post(self.session, url, payload, self._headers(), self.config.timeouts) as resp:
+            await http.check_status(resp, self._secret())
+            if resp.content_type != "text/event-stream":
+                raise UpstreamInvalid(f"expected an event stream, got {resp.content_type or 'no content type'}")
+            async for data in sse.events(resp, self.config.timeouts.idle):
+                if data == b"[DONE]":
+                    return
+                yield _chunk(data)
+        raise UpstreamInvalid("stream ended without [DONE]")
+
+
+def _chunk(data: bytes) -> dict[str, Any]:
+    try:
+        chunk = jsonx.loads(data)
+    except ValueError:
+        raise UpstreamInvalid("malformed stream chunk") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamInvalid("malformed stream chunk")
+    if chunk.get("error"):
+        err = chunk["error"]
+        message = err.get("message") if isinstance(err, dict) else err
+        raise UpstreamUnavailable(f"error in stream: {str(message)[:200]}")
+    return chunk
