@@ -287,30 +287,53 @@ def _read_provider(r: _Reader, raw: Any, path: str) -> ProviderConfig | None:
                           models, endpoints, timeouts)
 
 
-def _read_strategy(r: _Reader, raw: Any, path: str) -> StrategyConfig | None:
+def _check_model_ref(r: _Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
+    provider, sep, upstream = model.partition("/")
+    if not sep or not provider or not upstream:
+        r.problem(path, f"{model!r} is not a 'provider/model' id")
+    elif provider not in providers:
+        r.problem(path, f"unknown provider {provider!r} in {model!r}")
+    elif providers[provider].models is not None and upstream not in providers[provider].models:
+        r.problem(path, f"provider {provider!r} does not list model {upstream!r}")
+    else:
+        return True
+    return False
+
+
+def _read_strategy(
+    r: _Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig]
+) -> StrategyConfig | None:
     m = r.mapping(raw, path, {"name": True, "allow": False, "auto": False, "fallbacks": False})
     if m is None:
         return None
     name = r.name(m["name"], f"{path}.name") if "name" in m else None
     allow = r.strings(m.get("allow"), f"{path}.allow")
-    auto = r.strings(m.get("auto"), f"{path}.auto")
+    def ref(model: str, p: str) -> bool:
+        return _check_model_ref(r, providers, model, p)
+
+    auto = r.strings(m.get("auto"), f"{path}.auto", ref)
     fallbacks: dict[str, tuple[str, ...]] = {}
     raw_fb = m.get("fallbacks") or {}
     if not isinstance(raw_fb, dict):
         r.problem(f"{path}.fallbacks", "expected a mapping of model id to a list of model ids")
     else:
         for model, chain in raw_fb.items():
-            fallbacks[str(model)] = r.strings(chain, f"{path}.fallbacks.{model}")
+            if ref(str(model), f"{path}.fallbacks.{model}"):
+                fallbacks[str(model)] = r.strings(chain, f"{path}.fallbacks.{model}", ref)
     return StrategyConfig(name, allow, auto, fallbacks) if name else None
 
 
-def _read_client(r: _Reader, raw: Any, path: str) -> ClientConfig | None:
+def _read_client(
+    r: _Reader, raw: Any, path: str, strategies: frozenset[str], digests: dict[str, str]
+) -> ClientConfig | None:
     keys = {"name": True, "secret": False, "secret_sha256": False, "strategy": True, "enabled": False}
     m = r.mapping(raw, path, keys)
     if m is None:
         return None
     name = r.name(m["name"], f"{path}.name") if "name" in m else None
     strategy = r.string(m["strategy"], f"{path}.strategy") if "strategy" in m else None
+    if strategy is not None and strategy not in strategies:
+        r.problem(f"{path}.strategy", f"unknown strategy {strategy!r}")
     enabled = r.boolean(m.get("enabled", True), f"{path}.enabled")
     digest = None
     if ("secret" in m) == ("secret_sha256" in m):
@@ -327,6 +350,10 @@ def _read_client(r: _Reader, raw: Any, path: str) -> ClientConfig | None:
             r.problem(f"{path}.secret_sha256", "expected 64 hexadecimal characters")
             digest = None
         digest = digest.lower() if digest else None
+    if digest is not None and digest in digests:
+        r.problem(path, f"has the same secret as client {digests[digest]!r}")
+    elif digest is not None:
+        digests[digest] = name or path
     if not (name and strategy and digest) or enabled is None:
         return None
     return ClientConfig(name, digest, strategy, enabled)
@@ -343,36 +370,6 @@ def _read_list(r: _Reader, raw: Any, key: str, read: Callable[[_Reader, Any, str
     return tuple(item for item in items if item is not None)
 
 
-def _check_model_ref(r: _Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> None:
-    provider, sep, upstream = model.partition("/")
-    if not sep or not upstream:
-        r.problem(path, f"{model!r} is not a 'provider/model' id")
-    elif provider not in providers:
-        r.problem(path, f"unknown provider {provider!r} in {model!r}")
-    elif providers[provider].models is not None and upstream not in providers[provider].models:
-        r.problem(path, f"provider {provider!r} does not list model {upstream!r}")
-
-
-def _check_references(r: _Reader, cfg: Config) -> None:
-    providers = {p.name: p for p in cfg.providers}
-    for i, s in enumerate(cfg.strategies):
-        for j, model in enumerate(s.auto):
-            _check_model_ref(r, providers, model, f"strategies[{i}].auto[{j}]")
-        for model, chain in s.fallbacks.items():
-            _check_model_ref(r, providers, model, f"strategies[{i}].fallbacks.{model}")
-            for j, target in enumerate(chain):
-                _check_model_ref(r, providers, target, f"strategies[{i}].fallbacks.{model}[{j}]")
-    names = {s.name for s in cfg.strategies}
-    for i, c in enumerate(cfg.clients):
-        if c.strategy not in names:
-            r.problem(f"clients[{i}].strategy", f"unknown strategy {c.strategy!r}")
-    digests: dict[str, str] = {}
-    for i, c in enumerate(cfg.clients):
-        if c.secret_sha256 in digests:
-            r.problem(f"clients[{i}]", f"has the same secret as client {digests[c.secret_sha256]!r}")
-        digests.setdefault(c.secret_sha256, c.name)
-
-
 def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config:
     """Turn a loaded YAML document into a :class:`Config`, or raise :class:`ConfigError`."""
     r = _Reader(env)
@@ -381,10 +378,13 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
         raise ConfigError(r.problems)
     server = _read_server(r, top.get("server"))
     providers = _read_list(r, top.get("providers"), "providers", _read_provider)
-    strategies = _read_list(r, top.get("strategies"), "strategies", _read_strategy)
-    clients = _read_list(r, top.get("clients"), "clients", _read_client)
+    by_name = {p.name: p for p in providers}
+    strategies = _read_list(r, top.get("strategies"), "strategies",
+                            lambda r, raw, path: _read_strategy(r, raw, path, by_name))
+    names, digests = frozenset(s.name for s in strategies), {}
+    clients = _read_list(r, top.get("clients"), "clients",
+                         lambda r, raw, path: _read_client(r, raw, path, names, digests))
     cfg = Config(server, providers, strategies, clients, source)
-    _check_references(r, cfg)
     if r.problems:
         raise ConfigError(r.problems)
     return cfg

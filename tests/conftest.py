@@ -1,0 +1,124 @@
+"""Fixtures: fake upstreams and gateways on real loopback sockets, and clients that talk to them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from openai import AsyncOpenAI
+
+from gateway import config as gwconfig
+from gateway.app import create_app
+from tests.fakes.openai_upstream import FakeOpenAI
+
+ALICE = "lr-alice-secret-0123456789abcdef"
+BOB = "lr-bob-secret-0123456789abcdefgh"
+CAROL = "lr-carol-secret-0123456789abcdef"  # disabled
+ENV = {"ALICE_SECRET": ALICE}
+
+
+class Gateway:
+    def __init__(self, runner: web.AppRunner) -> None:
+        self.runner = runner
+        host, port = runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+    @property
+    def app(self) -> web.Application:
+        return self.runner.app
+
+    def sdk(self, key: str = ALICE, prefix: str = "/v1") -> AsyncOpenAI:
+        return AsyncOpenAI(base_url=self.url + prefix, api_key=key, max_retries=0, timeout=20)
+
+
+def standard_config(primary: FakeOpenAI, backup: FakeOpenAI, **overrides: Any) -> dict[str, Any]:
+    """Two providers, three strategies, three clients: the shape most tests need."""
+    data: dict[str, Any] = {
+        "server": {"host": "127.0.0.1", "port": 0},
+        "providers": [
+            {"name": "openai", "type": "openai", "base_url": primary.base_url, "api_key": "sk-upstream-primary-key",
+             "models": ["gpt-4o-mini", "text-embedding-3-small"], "timeouts": {"first_byte": 2, "idle": 2}},
+            {"name": "backup", "base_url": backup.base_url, "api_key": "sk-upstream-backup-key",
+             "endpoints": ["chat", "embeddings"], "timeouts": {"first_byte": 2, "idle": 2}},
+        ],
+        "strategies": [
+            {"name": "default", "allow": ["openai/*", "backup/*"],
+             "auto": ["openai/gpt-4o-mini", "backup/gpt-4o-mini"],
+             "fallbacks": {"openai/gpt-4o-mini": ["backup/gpt-4o-mini"]}},
+            {"name": "narrow", "allow": ["backup/gpt-4o-mini"]},
+        ],
+        "clients": [
+            {"name": "alice", "secret": "${ALICE_SECRET}", "strategy": "default"},
+            {"name": "bob", "secret_sha256": gwconfig.hash_secret(BOB), "strategy": "narrow"},
+            {"name": "carol", "secret": CAROL, "strategy": "default", "enabled": False},
+        ],
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+async def fake_upstream() -> AsyncIterator[Callable[..., Awaitable[FakeOpenAI]]]:
+    started: list[FakeOpenAI] = []
+
+    async def start(name: str = "fake", **kwargs: Any) -> FakeOpenAI:
+        fake = await FakeOpenAI(name, **kwargs).start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        await fake.stop()
+
+
+@pytest.fixture
+async def start_gateway() -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[Gateway]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(data: dict[str, Any], env: dict[str, str] | None = None) -> Gateway:
+        cfg = gwconfig.parse(data, ENV if env is None else env)
+        runner = web.AppRunner(create_app(cfg), handler_cancellation=True, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return Gateway(runner)
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def upstreams(fake_upstream: Callable[..., Awaitable[FakeOpenAI]]) -> tuple[FakeOpenAI, FakeOpenAI]:
+    return await fake_upstream("primary"), await fake_upstream("backup")
+
+
+@pytest.fixture
+async def gw(upstreams: tuple[FakeOpenAI, FakeOpenAI], start_gateway: Callable[..., Awaitable[Gateway]]) -> Gateway:
+    return await start_gateway(standard_config(*upstreams))
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def bearer(key: str = ALICE) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def sse_events(resp: aiohttp.ClientResponse) -> list[Any]:
+    """Every ``data:`` payload of an SSE answer, JSON-decoded except ``[DONE]``."""
+    import json
+
+    out: list[Any] = []
+    async for line in resp.content:
+        text = line.decode().strip()
+        if text.startswith("data: "):
+            payload = text[6:]
+            out.append(payload if payload == "[DONE]" else json.loads(payload))
+    return out
