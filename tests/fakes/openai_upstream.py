@@ -33,6 +33,7 @@ class Script:
     no_done: bool = False  # end the stream without [DONE]
     role_in_first: bool = True
     bad_chunk_after: int | None = None  # send a non-JSON event after this many events
+    raw_stream: list[bytes] | None = None  # send exactly these pieces as the stream body
 
 
 @dataclass
@@ -139,6 +140,11 @@ class FakeOpenAI:
         await resp.prepare(request)
         self.open_streams += 1
         try:
+            for piece in script.raw_stream or ():
+                await resp.write(piece)
+                await asyncio.sleep(0.01)  # separate TCP reads on the other side
+            if script.raw_stream is not None:
+                return resp
             for n, event in enumerate(self._events(request.path, body, script)):
                 if n == script.cut_after:
                     request.transport.close()  # type: ignore[union-attr]

@@ -1,0 +1,74 @@
+"""The OpenAI-compatible adapter's reading of odd but valid upstream streams, and model discovery."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from tests.conftest import bearer, sse_events, standard_config
+from tests.fakes.openai_upstream import Script
+
+CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+def chunk(text: str) -> bytes:
+    return json.dumps({"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+                       "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}).encode()
+
+
+async def test_sse_framing_variants_are_understood(gw, http, upstreams):
+    one, two, three = chunk("a"), chunk("b"), chunk("c")
+    pieces = [
+        b": keep-alive comment\r\n\r\n",
+        b"event: message\r\ndata: " + one[:10], one[10:] + b"\r\n\r\n",  # split across reads, CRLF
+        b"id: 7\ndata:" + two + b"\n\n",  # no space after the colon
+        b"retry: 100\n\ndata: " + three + b"\n\ndata: [DO", b"NE]\n\n",
+    ]
+    upstreams[0].queue(Script(raw_stream=pieces))
+    async with http.post(gw.url + "/chat/completions", json=CHAT, headers=bearer()) as resp:
+        events = await sse_events(resp)
+    assert [e["choices"][0]["delta"]["content"] for e in events[:-1]] == ["a", "b", "c"]
+    assert events[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert events[-1] == "[DONE]"
+
+
+async def test_json_answer_to_a_stream_request_is_invalid_and_falls_back(gw, http, upstreams):
+    upstreams[0].queue(Script(body={"choices": []}))
+    async with http.post(gw.url + "/chat/completions", json=CHAT, headers=bearer()) as resp:
+        events = await sse_events(resp)
+    assert events[0]["model"] == "backup/gpt-4o-mini"
+
+
+async def test_error_event_inside_a_stream_is_a_failure(gw, http, upstreams):
+    upstreams[0].queue(Script(raw_stream=[b"data: " + chunk("a") + b"\n\n",
+                                          b'data: {"error": {"message": "overloaded"}}\n\n']))
+    async with http.post(gw.url + "/chat/completions", json=CHAT, headers=bearer()) as resp:
+        events = await sse_events(resp)
+    assert events[0]["choices"][0]["delta"]["content"] == "a"
+    assert "overloaded" in events[1]["error"]["message"] and events[2] == "[DONE]"
+
+
+async def test_discovery_failure_lets_requests_through_to_the_upstream(upstreams, start_gateway, http):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    data = standard_config(*upstreams)
+    data["providers"].append({"name": "dead", "base_url": f"http://127.0.0.1:{dead}/v1"})
+    data["strategies"][0]["allow"].append("dead/*")
+    gw = await start_gateway(data)
+    async with http.get(gw.url + "/models", headers=bearer()) as resp:
+        ids = [m["id"] for m in (await resp.json())["data"]]
+    assert not [i for i in ids if i.startswith("dead/")]
+    async with http.post(gw.url + "/chat/completions", json={**CHAT, "model": "dead/llama3", "stream": False},
+                         headers=bearer()) as resp:
+        assert resp.status == 503  # not 404: the provider could not say, so the upstream was asked
+        assert "dead/llama3: cannot connect" in (await resp.json())["error"]["message"]
+
+
+async def test_discovered_models_are_asked_once_and_cached(gw, http, upstreams):
+    _, backup = upstreams
+    for _ in range(3):
+        async with http.get(gw.url + "/models", headers=bearer()) as resp:
+            assert resp.status == 200
+    assert len([r for r in backup.received if r.path == "/v1/models"]) == 1
+    assert backup.received[0].headers["Authorization"] == "Bearer sk-upstream-backup-key"
