@@ -12,7 +12,7 @@ from gateway import handlers, openapi
 from gateway.catalog import Catalog
 from gateway.clients import ClientRegistry
 from gateway.config import Config
-from gateway.keys import CATALOG, CLIENTS, CONFIG, HTTP_SESSION, OPENAPI, PROVIDERS, ROUTER, STARTED_AT
+from gateway.keys import CLIENTS, CONFIG, OPENAPI, PROVIDERS, ROUTER, STARTED_AT
 from gateway.routing import Router
 from middlewares.auth import auth
 from middlewares.errors import errors
@@ -46,9 +46,7 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
         providers = {p.name: ADAPTERS[p.type](p, session) for p in config.providers}
         catalog = Catalog(providers)
         router = Router(config, catalog)
-        app[HTTP_SESSION] = session
         app[PROVIDERS] = providers
-        app[CATALOG] = catalog
         app[ROUTER] = router
         app[CLIENTS] = ClientRegistry(config, router.policies)
         catalog.start()

@@ -101,7 +101,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 3625
     max_body_bytes: int = 16 * 1024 * 1024
-    upstream_connections: int = 256
+    upstream_connections: int = 1024
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
 
-from gateway.catalog import Catalog
 from gateway.clients import ClientRegistry
 from gateway.config import Config
 from gateway.routing import Principal, Router, Target
@@ -13,9 +11,7 @@ from providers.base import Provider
 
 CONFIG = web.AppKey("config", Config)
 STARTED_AT = web.AppKey("started_at", float)
-HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 PROVIDERS = web.AppKey("providers", dict[str, Provider])
-CATALOG = web.AppKey("catalog", Catalog)
 ROUTER = web.AppKey("router", Router)
 CLIENTS = web.AppKey("clients", ClientRegistry)
 OPENAPI = web.AppKey("openapi", bytes)
@@ -23,8 +19,7 @@ OPENAPI = web.AppKey("openapi", bytes)
 PRINCIPAL = web.RequestKey("principal", Principal)
 BODY = web.RequestKey("body", dict)
 CHAIN = web.RequestKey("chain", tuple[Target, ...])
-REQUESTED_MODEL = web.RequestKey("requested_model", str)
 
-# Handlers say what the middlewares owe them through attributes set by gateway.policy.
+# Handlers say what the middlewares owe them through attributes set in gateway.handlers.
 PUBLIC_ATTR = "__localrouter_public__"
 ENDPOINT_ATTR = "__localrouter_endpoint__"
