@@ -92,7 +92,7 @@ async def _serve(cfg: config.Config, host: str, port: int) -> None:
     runner = web.AppRunner(create_app(cfg), handler_cancellation=True, access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, backlog=1024)
         await site.start()
         for address in runner.addresses:
             shown = f"[{address[0]}]" if ":" in address[0] else address[0]

@@ -1,0 +1,336 @@
+"""``python -m bench``: what the gateway costs per request, measured against its own stack's limit.
+
+1. nginx on 127.0.0.1 serves fixed OpenAI answers (chat, a 10-chunk stream, embeddings);
+2. wrk drives, in turn, (a) nginx directly, (b) the bare aiohttp proxy, (c) the gateway with a
+   realistic config (several providers, clients and strategies, auth on, fallbacks configured);
+3. a second scenario holds 1,000 streams open through the gateway against a slow upstream.
+Prints a table and writes ``bench/RESULTS.md``. Needs nginx and wrk (installed with apt if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import aiohttp
+
+from bench import upstream_nginx
+
+HERE = Path(__file__).parent
+SECRET = "lr-bench-client-secret-0123456789abcdefghijkl"
+KINDS = ("chat", "stream", "embeddings")
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_tools() -> None:
+    missing = [pkg for tool, pkg in (("nginx", "nginx-light"), ("wrk", "wrk")) if not shutil.which(tool)
+               and not Path(f"/usr/sbin/{tool}").exists()]
+    if missing:
+        print(f"installing {' '.join(missing)} with apt-get ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Server:
+    """A child process listening on ``port``; stopped with SIGTERM."""
+
+    def __init__(self, name: str, argv: list[str], port: int, workdir: Path) -> None:
+        self.name, self.port = name, port
+        self.log = open(workdir / f"{name}.log", "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=HERE.parent)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited; see {self.log.name}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{name} did not start; see {self.log.name}")
+
+    def memory_kib(self, field: str) -> int:
+        """``VmRSS`` (now) or ``VmHWM`` (peak) of the process."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def start_gateway(workdir: Path, config_text: str, name: str = "gateway") -> Server:
+    path = workdir / f"{name}.yaml"
+    path.write_text(config_text)
+    port = free_port()
+    return Server(name, python("-m", "gateway", "serve", "-c", str(path), "--port", str(port),
+                               "--log-level", "WARNING"), port, workdir)
+
+
+def gateway_config(upstream: str, stream_upstream: str) -> str:
+    """A realistic config: several providers, strategies and clients; fallbacks; auth on."""
+    from gateway.config import hash_secret
+
+    clients = "\n".join(
+        f"  - {{name: user{i}, secret_sha256: {hash_secret(f'lr-bench-user-{i}-0123456789abcdef')}, "
+        f"strategy: {('default', 'team', 'interns')[i % 3]}}}" for i in range(20))
+    return f"""
+server: {{host: 127.0.0.1, port: 0}}
+providers:
+  - {{name: openai, base_url: "{upstream}", api_key: sk-bench, models: [gpt-4o-mini, gpt-4o, text-embedding-3-small]}}
+  - {{name: streamer, base_url: "{stream_upstream}", api_key: sk-bench, models: [gpt-4o-mini]}}
+  - {{name: backup, base_url: "{upstream}", models: [gpt-4o-mini, text-embedding-3-small]}}
+  - {{name: groq, base_url: "{upstream}", api_key: gsk-bench, models: [llama-3.1-8b-instant], endpoints: [chat]}}
+strategies:
+  - name: default
+    allow: ["openai/*", "streamer/*", "backup/*", "groq/*"]
+    auto: [openai/gpt-4o-mini, backup/gpt-4o-mini]
+    fallbacks:
+      openai/gpt-4o-mini: [backup/gpt-4o-mini, groq/llama-3.1-8b-instant]
+      streamer/gpt-4o-mini: [backup/gpt-4o-mini]
+      openai/text-embedding-3-small: [backup/text-embedding-3-small]
+  - {{name: team, allow: ["openai/gpt-4o*", "groq/*"]}}
+  - {{name: interns, allow: ["openai/gpt-4o-mini"]}}
+clients:
+  - {{name: bench, secret: {SECRET}, strategy: default}}
+{clients}
+"""
+
+
+def wrk_script(workdir: Path, kind: str, model_prefix: str, auth: bool) -> Path:
+    body = upstream_nginx.request_body(kind, model_prefix)
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}",
+             'wrk.headers["Content-Type"] = "application/json"']
+    if auth:
+        lines.append(f'wrk.headers["Authorization"] = "Bearer {SECRET}"')
+    path = workdir / f"{kind}-{model_prefix or 'direct'}-{auth}.lua"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * _UNITS[unit]
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int) -> Result:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, errs.groups())) if errs else 0)
+    return Result(rps, p50, p99, errors)
+
+
+def throughput(workdir: Path, seconds: int, warmup: int, connections: int) -> tuple[dict, int]:
+    nginx_port = free_port()
+    nginx = upstream_nginx.start(workdir, nginx_port)
+    upstream = f"http://127.0.0.1:{nginx_port}/v1"
+    stream_upstream = f"http://127.0.0.1:{nginx_port}/stream/v1"
+    results: dict[tuple[str, str], Result] = {}
+    try:
+        bare_port = free_port()
+        bare = Server("bare", python("-m", "bench.bare_proxy", "--upstream", f"http://127.0.0.1:{nginx_port}",
+                                     "--port", str(bare_port)), bare_port, workdir)
+        gateway = start_gateway(workdir, gateway_config(upstream, stream_upstream))
+        targets = {"direct": (nginx_port, "", False), "bare": (bare_port, "", False),
+                   "gateway": (gateway.port, "gw", True)}
+        try:
+            for kind in KINDS:
+                for name, (port, prefix, auth) in targets.items():
+                    script = wrk_script(workdir, kind, prefix, auth)
+                    url = f"http://127.0.0.1:{port}{upstream_nginx.path(kind, prefix)}"
+                    wrk(url, script, warmup, connections)
+                    results[(kind, name)] = res = wrk(url, script, seconds, connections)
+                    print(f"  {kind:<10} {name:<8} {res.rps:>9.0f} req/s  p50 {res.p50_ms:6.2f} ms  "
+                          f"p99 {res.p99_ms:6.2f} ms  errors {res.errors}", flush=True)
+            peak = gateway.memory_kib("VmHWM")
+        finally:
+            gateway.stop()
+            bare.stop()
+    finally:
+        nginx.terminate()
+        nginx.wait()
+    return results, peak
+
+
+async def _one_stream(http: aiohttp.ClientSession, url: str) -> tuple[bool, int]:
+    body = {"model": "slow/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    chunks, done = 0, False
+    async with http.post(url, json=body, headers={"Authorization": f"Bearer {SECRET}"}) as resp:
+        if resp.status != 200:
+            return False, 0
+        async for line in resp.content:
+            if line.startswith(b"data: [DONE]"):
+                done = True
+            elif line.startswith(b"data: {") and b'"error"' not in line[:20]:
+                chunks += 1
+    return done, chunks
+
+
+async def _hold_streams(url: str, count: int, gateway: Server) -> dict:
+    peak_rss = 0
+
+    async def sample() -> None:
+        nonlocal peak_rss
+        while True:
+            peak_rss = max(peak_rss, gateway.memory_kib("VmRSS"))
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
+    started = time.monotonic()
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as http:
+        outcomes = await asyncio.gather(*(_one_stream(http, url) for _ in range(count)), return_exceptions=True)
+    elapsed = time.monotonic() - started
+    sampler.cancel()
+    completed = [o for o in outcomes if isinstance(o, tuple) and o[0]]
+    return {"streams": count, "completed": len(completed), "elapsed_s": elapsed,
+            "chunks_min": min((o[1] for o in completed), default=0), "peak_rss_kib": peak_rss,
+            "failures": sorted({repr(o)[:120] for o in outcomes if not (isinstance(o, tuple) and o[0])})[:5]}
+
+
+def concurrent_streams(workdir: Path, count: int, chunks: int, interval: float) -> dict:
+    slow_port = free_port()
+    slow = Server("slow", python("-m", "bench.slow_upstream", "--port", str(slow_port), "--chunks", str(chunks),
+                                 "--interval", str(interval)), slow_port, workdir)
+    config = gateway_config(f"http://127.0.0.1:{slow_port}/v1", f"http://127.0.0.1:{slow_port}/v1")
+    config = config.replace("providers:\n", "providers:\n  - {name: slow, base_url: "
+                            f"\"http://127.0.0.1:{slow_port}/v1\", models: [gpt-4o-mini]}}\n", 1)
+    config = config.replace('allow: ["openai/*",', 'allow: ["slow/*", "openai/*",', 1)
+    gateway = start_gateway(workdir, config, "gateway-streams")
+    try:
+        url = f"http://127.0.0.1:{gateway.port}/v1/chat/completions"
+        result = asyncio.run(_hold_streams(url, count, gateway))
+        result["expected_chunks"] = chunks + 2
+    finally:
+        gateway.stop()
+        slow.stop()
+    return result
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Namespace) -> str:
+    lines = [
+        "# Benchmark results", "",
+        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {machine()}",
+        f"- command: `python -m bench --seconds {args.seconds} --connections {args.connections}`",
+        f"- load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per cell after "
+        f"{args.warmup} s warm-up; upstream: nginx returning fixed bodies; everything on this one machine", "",
+        "| endpoint | target | req/s | p50 ms | p99 ms | errors | gateway/bare req/s | gateway/bare p50 | gateway/direct req/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind in KINDS:
+        direct, bare, gw = (results[(kind, n)] for n in ("direct", "bare", "gateway"))
+        for name, r in (("direct", direct), ("bare proxy", bare), ("gateway", gw)):
+            ratios = (f"{gw.rps / bare.rps:.2f} | {gw.p50_ms / bare.p50_ms:.2f} | {gw.rps / direct.rps:.2f}"
+                      if name == "gateway" else " | | ")
+            lines.append(f"| {kind} | {name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {ratios} |")
+    lines += ["", f"Gateway peak RSS over the whole throughput run: {peak_kib / 1024:.1f} MiB.", ""]
+    if streams:
+        lines += [
+            f"## {streams['streams']} concurrent streams", "",
+            f"Upstream: {args.stream_chunks} chunks, one every {args.stream_interval * 1000:.0f} ms, per stream.", "",
+            f"- completed with `[DONE]`: {streams['completed']} / {streams['streams']}"
+            f" (fewest chunks in a completed stream: {streams['chunks_min']}, expected {streams['expected_chunks']})",
+            f"- wall time for all: {streams['elapsed_s']:.1f} s",
+            f"- gateway peak RSS (sampled every 250 ms): {streams['peak_rss_kib'] / 1024:.1f} MiB",
+        ]
+        if streams["failures"]:
+            lines.append(f"- failures: {streams['failures']}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--stream-chunks", type=int, default=100)
+    parser.add_argument("--stream-interval", type=float, default=0.1)
+    parser.add_argument("--no-write", action="store_true", help="do not overwrite bench/RESULTS.md")
+    args = parser.parse_args()
+    ensure_tools()
+    raise_fd_limit()
+    with tempfile.TemporaryDirectory(prefix="lr-bench-") as tmp:
+        workdir = Path(tmp)
+        print("throughput (wrk):", flush=True)
+        results, peak = throughput(workdir, args.seconds, args.warmup, args.connections)
+        streams = None
+        if args.streams:
+            print(f"{args.streams} concurrent streams ...", flush=True)
+            streams = concurrent_streams(workdir, args.streams, args.stream_chunks, args.stream_interval)
+    text = report(results, peak, streams, args)
+    print("\n" + text)
+    failed = [f"{kind}/{name}" for (kind, name), r in results.items() if r.errors]
+    if streams and streams["completed"] != streams["streams"]:
+        failed.append("concurrent streams")
+    if failed:
+        print(f"errors in {', '.join(failed)}: figures not written (see the logs above)", file=sys.stderr)
+        return 1
+    if not args.no_write:
+        (HERE / "RESULTS.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
