@@ -33,8 +33,8 @@ async def complete(
 
 async def open_stream(
     providers: Mapping[str, Provider], chain: tuple[Target, ...], endpoint: str, body: dict[str, Any]
-) -> tuple[Target, dict[str, Any], AsyncIterator[dict[str, Any]]]:
-    """The first target whose stream yields a first chunk: fallback is decided there, never later."""
+) -> tuple[Target, list[dict[str, Any]], AsyncIterator[list[dict[str, Any]]]]:
+    """The first target whose stream yields a first batch: fallback is decided there, never later."""
     failures: Failures = []
     for target in chain:
         stream = providers[target.provider].infer_stream(endpoint, body, target.model)

@@ -23,12 +23,8 @@ HEADERS = {
 DONE = b"data: [DONE]\n\n"
 
 
-def event(chunk: dict[str, Any]) -> bytes:
-    return b"data: " + jsonx.dumps(chunk) + b"\n\n"
-
-
 def error_event(err: GatewayError) -> bytes:
-    return event(err.body())
+    return b"data: " + jsonx.dumps(err.body()) + b"\n\n"
 
 
 def _first(chunk: dict[str, Any]) -> dict[str, Any]:
@@ -41,10 +37,20 @@ def _first(chunk: dict[str, Any]) -> dict[str, Any]:
     return chunk
 
 
+def _encode(batch: list[dict[str, Any]], model: str) -> bytes:
+    for chunk in batch:
+        chunk["model"] = model
+    return b"".join(b"data: " + jsonx.dumps(chunk) + b"\n\n" for chunk in batch)
+
+
 async def relay(
-    request: web.Request, target: Target, first: dict[str, Any], rest: AsyncIterator[dict[str, Any]], chat: bool
+    request: web.Request,
+    target: Target,
+    first: list[dict[str, Any]],
+    rest: AsyncIterator[list[dict[str, Any]]],
+    chat: bool,
 ) -> web.StreamResponse:
-    """Send ``first`` and every later chunk, each with ``model`` set to the target that served it.
+    """Send the ``first`` batch and every later one, ``model`` set to the target that served them.
 
     After the first byte a failure can no longer change the status: it becomes one final error
     event, then ``[DONE]``, and the stream ends cleanly.
@@ -52,12 +58,11 @@ async def relay(
     resp = web.StreamResponse(headers=HEADERS)
     await resp.prepare(request)
     try:
-        first["model"] = target.id
-        await resp.write(event(_first(first) if chat else first))
-        async for chunk in rest:
-            if "model" in chunk:
-                chunk["model"] = target.id
-            await resp.write(event(chunk))
+        if chat:
+            _first(first[0])
+        await resp.write(_encode(first, target.id))
+        async for batch in rest:
+            await resp.write(_encode(batch, target.id))
         await resp.write(DONE)
     except ProviderError as exc:
         log.warning("stream from %s failed mid-way: %s", target.id, exc.reason)

@@ -20,7 +20,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         raise InvalidRequest("The request body is empty; expected a JSON object.")
     try:
-        body = jsonx.loads(raw)
+        body = jsonx.loads_exact(raw)
     except ValueError:
         raise InvalidRequest("We could not parse the JSON body of your request.") from None
     if not isinstance(body, dict):

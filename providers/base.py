@@ -89,5 +89,7 @@ class Provider(abc.ABC):
         """One OpenAI-shaped answer for ``body`` sent to the upstream's ``model``."""
 
     @abc.abstractmethod
-    def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[dict[str, Any]]:
-        """OpenAI-shaped stream chunks; raises before the first one if the upstream fails early."""
+    def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """OpenAI-shaped stream chunks in non-empty batches (one per upstream read, so the relay
+        writes once per read); raises before the first batch if the upstream fails early, and
+        raises (never just stops) if the stream ends without finishing."""

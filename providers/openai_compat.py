@@ -12,7 +12,7 @@ import aiohttp
 
 from gateway import jsonx
 from providers import http, sse
-from providers.base import ModelInfo, Provider, UpstreamInvalid, UpstreamUnavailable
+from providers.base import ModelInfo, Provider, ProviderError, UpstreamInvalid, UpstreamUnavailable
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 MODELS_TIMEOUT = 30.0
@@ -57,7 +57,9 @@ class OpenAICompatProvider(Provider):
             raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
         return doc
 
-    async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[dict[str, Any]]:
+    async def infer_stream(
+        self, endpoint: str, body: dict[str, Any], model: str
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         options = body.get("stream_options")
         options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
         payload = jsonx.dumps({**body, "model": model, "stream": True, "stream_options": options})
@@ -66,11 +68,28 @@ class OpenAICompatProvider(Provider):
             await http.check_status(resp, self._secret())
             if resp.content_type != "text/event-stream":
                 raise UpstreamInvalid(f"expected an event stream, got {resp.content_type or 'no content type'}")
-            async for data in sse.events(resp, self.config.timeouts.idle):
-                if data == b"[DONE]":
+            async for batch in sse.events(resp, self.config.timeouts.idle):
+                chunks, done, failure = _chunks(batch)
+                if chunks:
+                    yield chunks  # what arrived intact goes out before any failure behind it
+                if failure is not None:
+                    raise failure
+                if done:
                     return
-                yield _chunk(data)
         raise UpstreamInvalid("stream ended without [DONE]")
+
+
+def _chunks(batch: list[bytes]) -> tuple[list[dict[str, Any]], bool, ProviderError | None]:
+    """The chunks of a batch up to ``[DONE]`` or the first bad event, and how it ended."""
+    chunks = []
+    for data in batch:
+        if data == b"[DONE]":
+            return chunks, True, None
+        try:
+            chunks.append(_chunk(data))
+        except ProviderError as exc:
+            return chunks, False, exc
+    return chunks, False, None
 
 
 def _chunk(data: bytes) -> dict[str, Any]:

@@ -12,8 +12,12 @@ from providers.base import UpstreamInvalid, UpstreamUnavailable
 MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 
-async def events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[bytes]:
-    """Yield the ``data`` of each event; an idle gap longer than ``idle`` seconds is a failure."""
+async def events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[list[bytes]]:
+    """Yield the ``data`` of the events completed by each network read, never an empty list.
+
+    Batching by read lets the relay write once per read instead of once per event. An idle gap
+    longer than ``idle`` seconds is a failure.
+    """
     buf = b""
     data: list[bytes] = []
     while True:
@@ -24,20 +28,23 @@ async def events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[byt
         buf = lines.pop()
         if len(buf) > MAX_EVENT_BYTES:
             raise UpstreamInvalid("stream event too large")
+        batch = []
         for line in lines:
             if line.endswith(b"\r"):
                 line = line[:-1]
             if not line:
                 if data:
-                    yield b"\n".join(data)
+                    batch.append(b"\n".join(data))
                     data = []
             elif line.startswith(b"data:"):
                 value = line[5:]
                 data.append(value[1:] if value.startswith(b" ") else value)
+        if batch:
+            yield batch
     if buf.startswith(b"data:"):
         data.append(buf[5:].lstrip(b" "))
     if data:
-        yield b"\n".join(data)
+        yield [b"\n".join(data)]
 
 
 async def _read(resp: aiohttp.ClientResponse, idle: float) -> bytes:
