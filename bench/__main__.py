@@ -41,6 +41,8 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    cpu_us: float | None = None  # CPU time of the proxy per request (noise-proof, unlike req/s)
 
 
 def free_port() -> int:
@@ -89,6 +91,11 @@ class Server:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
         return 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -170,7 +177,8 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> Result:
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, errs.groups())) if errs else 0)
-    return Result(rps, p50, p99, errors)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Result(rps, p50, p99, errors, requests)
 
 
 def throughput(workdir: Path, seconds: int, warmup: int, connections: int) -> tuple[dict, int]:
@@ -184,17 +192,21 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int) -> tu
         bare = Server("bare", python("-m", "bench.bare_proxy", "--upstream", f"http://127.0.0.1:{nginx_port}",
                                      "--port", str(bare_port)), bare_port, workdir)
         gateway = start_gateway(workdir, gateway_config(upstream, stream_upstream))
-        targets = {"direct": (nginx_port, "", False), "bare": (bare_port, "", False),
-                   "gateway": (gateway.port, "gw", True)}
+        targets = {"direct": (nginx_port, "", False, None), "bare": (bare_port, "", False, bare),
+                   "gateway": (gateway.port, "gw", True, gateway)}
         try:
             for kind in KINDS:
-                for name, (port, prefix, auth) in targets.items():
+                for name, (port, prefix, auth, server) in targets.items():
                     script = wrk_script(workdir, kind, prefix, auth)
                     url = f"http://127.0.0.1:{port}{upstream_nginx.path(kind, prefix)}"
                     wrk(url, script, warmup, connections)
+                    cpu = server.cpu_seconds() if server else 0.0
                     results[(kind, name)] = res = wrk(url, script, seconds, connections)
+                    if server:
+                        res.cpu_us = (server.cpu_seconds() - cpu) / max(res.requests, 1) * 1e6
                     print(f"  {kind:<10} {name:<8} {res.rps:>9.0f} req/s  p50 {res.p50_ms:6.2f} ms  "
-                          f"p99 {res.p99_ms:6.2f} ms  errors {res.errors}", flush=True)
+                          f"p99 {res.p99_ms:6.2f} ms  cpu/req {res.cpu_us or 0:6.1f} us  errors {res.errors}",
+                          flush=True)
             peak = gateway.memory_kib("VmHWM")
         finally:
             gateway.stop()

@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.errors import AllProvidersFailed, GatewayError, RateLimited, UpstreamInvalidResponse, for_status
 from gateway.routing import Target
-from providers.base import Provider, ProviderError, UpstreamInvalid, UpstreamRejected
+from providers.base import Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamRejected
 
 log = logging.getLogger("localrouter.fallback")
 
@@ -33,7 +33,7 @@ async def complete(
 
 async def open_stream(
     providers: Mapping[str, Provider], chain: tuple[Target, ...], endpoint: str, body: dict[str, Any]
-) -> tuple[Target, list[dict[str, Any]], AsyncIterator[list[dict[str, Any]]]]:
+) -> tuple[Target, StreamBatch, AsyncIterator[StreamBatch]]:
     """The first target whose stream yields a first batch: fallback is decided there, never later."""
     failures: Failures = []
     for target in chain:
@@ -51,6 +51,9 @@ async def open_stream(
         except BaseException:
             await stream.aclose()  # type: ignore[attr-defined]
             raise
+        if not first.chunks:
+            _failed(failures, target, UpstreamInvalid("empty stream"))
+            continue
         return target, first, stream
     raise exhausted(failures)
 

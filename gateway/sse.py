@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway import jsonx
 from gateway.errors import GatewayError, InternalError, UpstreamInvalidResponse
 from gateway.routing import Target
-from providers.base import ProviderError
+from providers.base import ProviderError, StreamBatch
 
 log = logging.getLogger("localrouter.sse")
 
@@ -37,18 +37,15 @@ def _first(chunk: dict[str, Any]) -> dict[str, Any]:
     return chunk
 
 
-def _encode(batch: list[dict[str, Any]], model: str) -> bytes:
-    for chunk in batch:
+def _encode(batch: StreamBatch, model: str) -> bytes:
+    for chunk in batch.chunks:
         chunk["model"] = model
-    return b"".join(b"data: " + jsonx.dumps(chunk) + b"\n\n" for chunk in batch)
+    data = b"".join(b"data: " + jsonx.dumps(chunk) + b"\n\n" for chunk in batch.chunks)
+    return data + DONE if batch.done else data
 
 
 async def relay(
-    request: web.Request,
-    target: Target,
-    first: list[dict[str, Any]],
-    rest: AsyncIterator[list[dict[str, Any]]],
-    chat: bool,
+    request: web.Request, target: Target, first: StreamBatch, rest: AsyncIterator[StreamBatch], chat: bool
 ) -> web.StreamResponse:
     """Send the ``first`` batch and every later one, ``model`` set to the target that served them.
 
@@ -56,14 +53,13 @@ async def relay(
     event, then ``[DONE]``, and the stream ends cleanly.
     """
     resp = web.StreamResponse(headers=HEADERS)
-    await resp.prepare(request)
     try:
-        if chat:
-            _first(first[0])
+        await resp.prepare(request)
+        if chat and first.chunks:
+            _first(first.chunks[0])
         await resp.write(_encode(first, target.id))
         async for batch in rest:
             await resp.write(_encode(batch, target.id))
-        await resp.write(DONE)
     except ProviderError as exc:
         log.warning("stream from %s failed mid-way: %s", target.id, exc.reason)
         await _end_with(resp, UpstreamInvalidResponse(
@@ -79,6 +75,8 @@ async def relay(
 
 
 async def _end_with(resp: web.StreamResponse, err: GatewayError) -> None:
+    if not resp.prepared:
+        return
     try:
         await resp.write(error_event(err) + DONE)
     except ConnectionError:

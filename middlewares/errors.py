@@ -12,6 +12,7 @@ from gateway.keys import CONFIG
 log = logging.getLogger("localrouter.errors")
 
 _PASSED_HEADERS = ("Allow", "Retry-After")
+CLIENT_CLOSED = 499
 
 
 def render(err: GatewayError) -> web.Response:
@@ -44,6 +45,10 @@ async def errors(request: web.Request, handler: web.Handler) -> web.StreamRespon
         if exc.status < 400:
             raise
         return render(_from_http_exception(request, exc))
+    except ConnectionError:
+        # the client went away; nobody will read an answer (499: nginx's "client closed request")
+        log.info("client disconnected during %s %s", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return render(InternalError("The server had an error while processing your request."))

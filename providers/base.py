@@ -57,6 +57,14 @@ class UpstreamRejected(Exception):
         self.code = code
 
 
+@dataclass(slots=True)
+class StreamBatch:
+    """The OpenAI-shaped chunks one upstream read completed; ``done`` when the stream finished."""
+
+    chunks: list[dict[str, Any]]
+    done: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     id: str
@@ -89,7 +97,9 @@ class Provider(abc.ABC):
         """One OpenAI-shaped answer for ``body`` sent to the upstream's ``model``."""
 
     @abc.abstractmethod
-    def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[list[dict[str, Any]]]:
-        """OpenAI-shaped stream chunks in non-empty batches (one per upstream read, so the relay
-        writes once per read); raises before the first batch if the upstream fails early, and
-        raises (never just stops) if the stream ends without finishing."""
+    def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
+        """The answer as batches of chunks, one per upstream read, so the relay writes once per read.
+
+        Raises before the first batch if the upstream fails early; the last batch says ``done``,
+        and a stream that ends without finishing raises instead of just stopping.
+        """

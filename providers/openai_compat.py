@@ -12,7 +12,7 @@ import aiohttp
 
 from gateway import jsonx
 from providers import http, sse
-from providers.base import ModelInfo, Provider, ProviderError, UpstreamInvalid, UpstreamUnavailable
+from providers.base import ModelInfo, Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamUnavailable
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 MODELS_TIMEOUT = 30.0
@@ -57,9 +57,7 @@ class OpenAICompatProvider(Provider):
             raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
         return doc
 
-    async def infer_stream(
-        self, endpoint: str, body: dict[str, Any], model: str
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
         options = body.get("stream_options")
         options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
         payload = jsonx.dumps({**body, "model": model, "stream": True, "stream_options": options})
@@ -68,28 +66,29 @@ class OpenAICompatProvider(Provider):
             await http.check_status(resp, self._secret())
             if resp.content_type != "text/event-stream":
                 raise UpstreamInvalid(f"expected an event stream, got {resp.content_type or 'no content type'}")
-            async for batch in sse.events(resp, self.config.timeouts.idle):
-                chunks, done, failure = _chunks(batch)
-                if chunks:
-                    yield chunks  # what arrived intact goes out before any failure behind it
+            async for events in sse.events(resp, self.config.timeouts.idle):
+                batch, failure = _batch(events)
+                if batch.chunks or batch.done:
+                    yield batch  # what arrived intact goes out before any failure behind it
                 if failure is not None:
                     raise failure
-                if done:
+                if batch.done:
                     return
         raise UpstreamInvalid("stream ended without [DONE]")
 
 
-def _chunks(batch: list[bytes]) -> tuple[list[dict[str, Any]], bool, ProviderError | None]:
-    """The chunks of a batch up to ``[DONE]`` or the first bad event, and how it ended."""
-    chunks = []
-    for data in batch:
+def _batch(events: list[bytes]) -> tuple[StreamBatch, ProviderError | None]:
+    """The chunks of one read up to ``[DONE]`` or the first bad event, and the failure if any."""
+    batch = StreamBatch([])
+    for data in events:
         if data == b"[DONE]":
-            return chunks, True, None
+            batch.done = True
+            break
         try:
-            chunks.append(_chunk(data))
+            batch.chunks.append(_chunk(data))
         except ProviderError as exc:
-            return chunks, False, exc
-    return chunks, False, None
+            return batch, exc
+    return batch, None
 
 
 def _chunk(data: bytes) -> dict[str, Any]:

@@ -39,7 +39,7 @@ async def test_non_stream_falls_back(gw, http, upstreams, script):
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.parametrize("script", FALLBACK_FAILURES + [Script(stall_after=0), Script(cut_after=0)],
+@pytest.mark.parametrize("script", FALLBACK_FAILURES + [Script(stall_after=0), Script(cut_after=0), Script(raw_stream=[b"data: [DONE]\n\n"])],
                          ids=lambda s: f"{s.status}-{s.hang}-{s.body!r:.12}-{s.cut_after}-{s.stall_after}")
 async def test_stream_falls_back_before_the_first_byte(gw, http, upstreams, script):
     primary, backup = upstreams
