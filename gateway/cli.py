@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -94,6 +95,7 @@ async def _serve(cfg: config.Config, host: str, port: int) -> None:
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)
         await site.start()
+        gc.freeze()  # what startup built lives forever: keep it out of every later collection
         for address in runner.addresses:
             shown = f"[{address[0]}]" if ":" in address[0] else address[0]
             print(f"LocalRouter Gateway {__version__} listening on http://{shown}:{address[1]}", flush=True)

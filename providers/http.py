@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -20,29 +19,28 @@ MAX_RETRY_AFTER = 3600.0
 CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
 
 
-@asynccontextmanager
-async def post(
+def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+
+
+async def send(
     session: aiohttp.ClientSession,
     url: str,
     body: bytes,
     headers: Mapping[str, str],
     timeouts: Timeouts,
-) -> AsyncIterator[aiohttp.ClientResponse]:
-    """POST ``body`` and yield the response once its headers arrived; the connection is released after."""
-    timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+    timeout: aiohttp.ClientTimeout,
+) -> aiohttp.ClientResponse:
+    """POST ``body``; the response once its headers arrived. The caller releases it."""
     try:
         async with asyncio.timeout(timeouts.first_byte):
-            resp = await session.post(url, data=body, headers=headers, timeout=timeout)
+            return await session.post(url, data=body, headers=headers, timeout=timeout)
     except TimeoutError:
         raise UpstreamUnavailable(f"no response within {timeouts.first_byte:g}s") from None
     except aiohttp.ClientConnectorError as exc:
         raise UpstreamUnavailable(f"cannot connect ({exc.os_error.strerror or type(exc.os_error).__name__})") from None
     except (aiohttp.ClientError, ConnectionError) as exc:
         raise UpstreamUnavailable(f"connection failed ({type(exc).__name__})") from None
-    try:
-        yield resp
-    finally:
-        resp.release()
 
 
 async def read_body(resp: aiohttp.ClientResponse) -> bytes:

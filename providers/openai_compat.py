@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from gateway import jsonx
+from gateway.config import ProviderConfig
 from providers import http, sse
 from providers.base import ModelInfo, Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamUnavailable
 
@@ -22,22 +23,22 @@ RESULT_KEY = {"chat": "choices", "completions": "choices", "embeddings": "data"}
 class OpenAICompatProvider(Provider):
     capabilities = frozenset(PATHS)
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.config.api_key is not None:
-            headers["Authorization"] = f"Bearer {self.config.api_key.reveal()}"
-        return headers
-
-    def _secret(self) -> str | None:
-        return self.config.api_key.reveal() if self.config.api_key is not None else None
+    def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
+        super().__init__(config, session)
+        self._secret = config.api_key.reveal() if config.api_key is not None else None
+        self._headers = {"Content-Type": "application/json"}
+        if self._secret is not None:
+            self._headers["Authorization"] = f"Bearer {self._secret}"
+        self._urls = {endpoint: config.base_url + path for endpoint, path in PATHS.items()}
+        self._timeout = http.client_timeout(config.timeouts)
 
     async def list_models(self) -> list[ModelInfo]:
         url = f"{self.config.base_url}/models"
         t = self.config.timeouts
         timeout = aiohttp.ClientTimeout(total=min(t.total, MODELS_TIMEOUT), sock_connect=t.connect)
         try:
-            async with self.session.get(url, headers=self._headers(), timeout=timeout) as resp:
-                await http.check_status(resp, self._secret())
+            async with self.session.get(url, headers=self._headers, timeout=timeout) as resp:
+                await http.check_status(resp, self._secret)
                 doc = await http.read_json(resp)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"cannot list models ({type(exc).__name__})") from None
@@ -48,11 +49,12 @@ class OpenAICompatProvider(Provider):
                 for m in items if isinstance(m, dict) and m.get("id")]
 
     async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
-        payload = jsonx.dumps({**body, "model": model})
-        url = self.config.base_url + PATHS[endpoint]
-        async with http.post(self.session, url, payload, self._headers(), self.config.timeouts) as resp:
-            await http.check_status(resp, self._secret())
+        resp = await self._send(endpoint, {**body, "model": model})
+        try:
+            await http.check_status(resp, self._secret)
             doc = await http.read_json(resp)
+        finally:
+            resp.release()
         if not isinstance(doc, dict) or not isinstance(doc.get(RESULT_KEY[endpoint]), list):
             raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
         return doc
@@ -60,10 +62,9 @@ class OpenAICompatProvider(Provider):
     async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
         options = body.get("stream_options")
         options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
-        payload = jsonx.dumps({**body, "model": model, "stream": True, "stream_options": options})
-        url = self.config.base_url + PATHS[endpoint]
-        async with http.post(self.session, url, payload, self._headers(), self.config.timeouts) as resp:
-            await http.check_status(resp, self._secret())
+        resp = await self._send(endpoint, {**body, "model": model, "stream": True, "stream_options": options})
+        try:
+            await http.check_status(resp, self._secret)
             if resp.content_type != "text/event-stream":
                 raise UpstreamInvalid(f"expected an event stream, got {resp.content_type or 'no content type'}")
             async for events in sse.events(resp, self.config.timeouts.idle):
@@ -74,7 +75,13 @@ class OpenAICompatProvider(Provider):
                     raise failure
                 if batch.done:
                     return
+        finally:
+            resp.release()
         raise UpstreamInvalid("stream ended without [DONE]")
+
+    async def _send(self, endpoint: str, payload: dict[str, Any]) -> aiohttp.ClientResponse:
+        return await http.send(self.session, self._urls[endpoint], jsonx.dumps(payload), self._headers,
+                               self.config.timeouts, self._timeout)
 
 
 def _batch(events: list[bytes]) -> tuple[StreamBatch, ProviderError | None]:

@@ -15,13 +15,22 @@ MAX_EVENT_BYTES = 8 * 1024 * 1024
 async def events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[list[bytes]]:
     """Yield the ``data`` of the events completed by each network read, never an empty list.
 
-    Batching by read lets the relay write once per read instead of once per event. An idle gap
+    Batching by read lets the relay write once per read instead of once per event. A wait for data
     longer than ``idle`` seconds is a failure.
     """
+    guard = _IdleGuard(resp, idle)
+    try:
+        async for batch in _parse(resp, guard):
+            yield batch
+    finally:
+        guard.close()
+
+
+async def _parse(resp: aiohttp.ClientResponse, guard: _IdleGuard) -> AsyncIterator[list[bytes]]:
     buf = b""
     data: list[bytes] = []
     while True:
-        chunk = await _read(resp, idle)
+        chunk = await guard.read()
         if not chunk:
             break
         lines = (buf + chunk).split(b"\n")
@@ -47,11 +56,38 @@ async def events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[lis
         yield [b"\n".join(data)]
 
 
-async def _read(resp: aiohttp.ClientResponse, idle: float) -> bytes:
-    try:
-        async with asyncio.timeout(idle):
-            return await resp.content.readany()
-    except TimeoutError:
-        raise UpstreamUnavailable(f"stream stalled for more than {idle:g}s") from None
-    except (aiohttp.ClientError, ConnectionError) as exc:
-        raise UpstreamUnavailable(f"stream interrupted ({type(exc).__name__})") from None
+class _IdleGuard:
+    """The idle timeout of one stream with one timer for its whole life, not one per read.
+
+    The timer re-arms itself lazily; only a read that has been waiting ``idle`` seconds fails (a
+    slow client, which makes the reads wait to start, never does).
+    """
+
+    __slots__ = ("_resp", "_idle", "_loop", "_since", "_waiting", "_handle")
+
+    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
+        self._resp, self._idle = resp, idle
+        self._loop = asyncio.get_running_loop()
+        self._since, self._waiting = self._loop.time(), False
+        self._handle = self._loop.call_at(self._since + idle, self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if self._waiting and now >= self._since + self._idle:
+            self._resp.content.set_exception(UpstreamUnavailable(f"stream stalled for more than {self._idle:g}s"))
+            return
+        self._handle = self._loop.call_at((self._since if self._waiting else now) + self._idle, self._check)
+
+    async def read(self) -> bytes:
+        self._since, self._waiting = self._loop.time(), True
+        try:
+            return await self._resp.content.readany()
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UpstreamUnavailable(f"stream interrupted ({type(exc).__name__})") from None
+        except TimeoutError:
+            raise UpstreamUnavailable("stream exceeded the total timeout") from None
+        finally:
+            self._waiting = False
+
+    def close(self) -> None:
+        self._handle.cancel()

@@ -181,3 +181,12 @@ async def test_client_disconnect_cancels_the_upstream(gw, http, upstreams):
             break
         await asyncio.sleep(0.1)
     assert primary.open_streams == 0 and primary.finished_streams == 0
+
+
+async def test_slow_stream_within_the_idle_timeout_is_not_cut(gw, http, upstreams):
+    # idle is 2 s in the test config: gaps of 1.3 s, 4 s in all, must all get through
+    upstreams[0].queue(Script(chunks=3, chunk_delay=1.3))
+    async with http.post(gw.url + "/chat/completions", json={**CHAT, "stream": True}, headers=bearer()) as resp:
+        events = await sse_events(resp)
+    assert events[-1] == "[DONE]" and not any("error" in e for e in events[:-1])
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1] if e["choices"]) == "w0 w1 w2 "
