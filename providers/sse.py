@@ -19,37 +19,29 @@ async def events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[lis
     longer than ``idle`` seconds is a failure.
     """
     guard = _IdleGuard(resp, idle)
-    try:
-        async for batch in _parse(resp, guard):
-            yield batch
-    finally:
-        guard.close()
-
-
-async def _parse(resp: aiohttp.ClientResponse, guard: _IdleGuard) -> AsyncIterator[list[bytes]]:
     buf = b""
     data: list[bytes] = []
-    while True:
-        chunk = await guard.read()
-        if not chunk:
-            break
-        lines = (buf + chunk).split(b"\n")
-        buf = lines.pop()
-        if len(buf) > MAX_EVENT_BYTES:
-            raise UpstreamInvalid("stream event too large")
-        batch = []
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if data:
-                    batch.append(b"\n".join(data))
-                    data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
-        if batch:
-            yield batch
+    try:
+        while chunk := await guard.read():
+            lines = (buf + chunk).split(b"\n")
+            buf = lines.pop()
+            if len(buf) > MAX_EVENT_BYTES:
+                raise UpstreamInvalid("stream event too large")
+            batch = []
+            for line in lines:
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                if not line:
+                    if data:
+                        batch.append(b"\n".join(data))
+                        data = []
+                elif line.startswith(b"data:"):
+                    value = line[5:]
+                    data.append(value[1:] if value.startswith(b" ") else value)
+            if batch:
+                yield batch
+    finally:
+        guard.close()
     if buf.startswith(b"data:"):
         data.append(buf[5:].lstrip(b" "))
     if data:
