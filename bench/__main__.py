@@ -287,15 +287,20 @@ def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Na
         f"- command: `python -m bench --seconds {args.seconds} --connections {args.connections}`",
         f"- load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per cell after "
         f"{args.warmup} s warm-up; upstream: nginx returning fixed bodies; everything on this one machine", "",
-        "| endpoint | target | req/s | p50 ms | p99 ms | errors | gateway/bare req/s | gateway/bare p50 | gateway/direct req/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "`cpu us/req` is the proxy process's own CPU time per request, the figure least moved by the",
+        "other processes sharing the machine; the ratios are from this one run.", "",
+        "| endpoint | target | req/s | p50 ms | p99 ms | cpu us/req | errors | gateway/bare req/s |"
+        " gateway/bare p50 | gateway/direct req/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind in KINDS:
         direct, bare, gw = (results[(kind, n)] for n in ("direct", "bare", "gateway"))
         for name, r in (("direct", direct), ("bare proxy", bare), ("gateway", gw)):
             ratios = (f"{gw.rps / bare.rps:.2f} | {gw.p50_ms / bare.p50_ms:.2f} | {gw.rps / direct.rps:.2f}"
                       if name == "gateway" else " | | ")
-            lines.append(f"| {kind} | {name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {ratios} |")
+            cpu = f"{r.cpu_us:.0f}" if r.cpu_us is not None else "-"
+            lines.append(f"| {kind} | {name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {cpu} | {r.errors} "
+                         f"| {ratios} |")
     lines += ["", f"Gateway peak RSS over the whole throughput run: {peak_kib / 1024:.1f} MiB.", ""]
     if streams:
         lines += [
