@@ -181,7 +181,13 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> Result:
     return Result(rps, p50, p99, errors, requests)
 
 
-def throughput(workdir: Path, seconds: int, warmup: int, connections: int) -> tuple[dict, int]:
+def median(runs: list[Result]) -> Result:
+    """The run with the median throughput (its own latencies and CPU), errors summed over all."""
+    mid = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
+    return Result(mid.rps, mid.p50_ms, mid.p99_ms, sum(r.errors for r in runs), mid.requests, mid.cpu_us)
+
+
+def throughput(workdir: Path, seconds: int, warmup: int, connections: int, rounds: int) -> tuple[dict, int]:
     nginx_port = free_port()
     nginx = upstream_nginx.start(workdir, nginx_port)
     upstream = f"http://127.0.0.1:{nginx_port}/v1"
@@ -196,17 +202,22 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int) -> tu
                    "gateway": (gateway.port, "gw", True, gateway)}
         try:
             for kind in KINDS:
-                for name, (port, prefix, auth, server) in targets.items():
-                    script = wrk_script(workdir, kind, prefix, auth)
-                    url = f"http://127.0.0.1:{port}{upstream_nginx.path(kind, prefix)}"
-                    wrk(url, script, warmup, connections)
-                    cpu = server.cpu_seconds() if server else 0.0
-                    results[(kind, name)] = res = wrk(url, script, seconds, connections)
-                    if server:
-                        res.cpu_us = (server.cpu_seconds() - cpu) / max(res.requests, 1) * 1e6
-                    print(f"  {kind:<10} {name:<8} {res.rps:>9.0f} req/s  p50 {res.p50_ms:6.2f} ms  "
-                          f"p99 {res.p99_ms:6.2f} ms  cpu/req {res.cpu_us or 0:6.1f} us  errors {res.errors}",
-                          flush=True)
+                runs: dict[str, list[Result]] = {name: [] for name in targets}
+                for _ in range(rounds):  # alternate the targets so that noise falls on all of them
+                    for name, (port, prefix, auth, server) in targets.items():
+                        script = wrk_script(workdir, kind, prefix, auth)
+                        url = f"http://127.0.0.1:{port}{upstream_nginx.path(kind, prefix)}"
+                        wrk(url, script, warmup, connections)
+                        cpu = server.cpu_seconds() if server else 0.0
+                        res = wrk(url, script, seconds, connections)
+                        if server:
+                            res.cpu_us = (server.cpu_seconds() - cpu) / max(res.requests, 1) * 1e6
+                        runs[name].append(res)
+                        print(f"  {kind:<10} {name:<8} {res.rps:>9.0f} req/s  p50 {res.p50_ms:6.2f} ms  "
+                              f"p99 {res.p99_ms:6.2f} ms  cpu/req {res.cpu_us or 0:6.1f} us  errors {res.errors}",
+                              flush=True)
+                for name, done in runs.items():
+                    results[(kind, name)] = median(done)
             peak = gateway.memory_kib("VmHWM")
         finally:
             gateway.stop()
@@ -284,11 +295,12 @@ def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Na
         "# Benchmark results", "",
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine()}",
-        f"- command: `python -m bench --seconds {args.seconds} --connections {args.connections}`",
-        f"- load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per cell after "
-        f"{args.warmup} s warm-up; upstream: nginx returning fixed bodies; everything on this one machine", "",
+        f"- command: `python -m bench --seconds {args.seconds} --rounds {args.rounds} --connections {args.connections}`",
+        f"- load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per run after {args.warmup} s "
+        f"warm-up, {args.rounds} rounds alternating direct, bare proxy and gateway; each cell is the round with the "
+        "median req/s; upstream: nginx returning fixed bodies; everything on this one machine", "",
         "`cpu us/req` is the proxy process's own CPU time per request, the figure least moved by the",
-        "other processes sharing the machine; the ratios are from this one run.", "",
+        "other processes sharing the machine; the ratios are from this one run of the harness.", "",
         "| endpoint | target | req/s | p50 ms | p99 ms | cpu us/req | errors | gateway/bare req/s |"
         " gateway/bare p50 | gateway/direct req/s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -318,7 +330,8 @@ def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Na
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=10, help="per run of wrk")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per cell, alternating targets; the median counts")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--streams", type=int, default=1000)
@@ -331,7 +344,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lr-bench-") as tmp:
         workdir = Path(tmp)
         print("throughput (wrk):", flush=True)
-        results, peak = throughput(workdir, args.seconds, args.warmup, args.connections)
+        results, peak = throughput(workdir, args.seconds, args.warmup, args.connections, args.rounds)
         streams = None
         if args.streams:
             print(f"{args.streams} concurrent streams ...", flush=True)
