@@ -17,7 +17,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if request.headers.get("Content-Type") and ctype != "application/json" and not ctype.endswith("+json"):
         raise UnsupportedMediaType(f"Unsupported Content-Type {ctype!r}; send 'application/json'.")
     raw = await request.read()
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise InvalidRequest("The request body is empty; expected a JSON object.")
     try:
         body = jsonx.loads_exact(raw)
