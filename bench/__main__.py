@@ -107,6 +107,15 @@ class Server:
         self.log.close()
 
 
+# Two cores: the load (wrk, nginx) on one, the proxy under test alone on the other, so that the
+# scheduler does not put them on the same core in some runs and not in others.
+LOAD_CPU, PROXY_CPU = "0", "1"
+
+
+def pinned(cpu: str, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", cpu, *argv] if (os.cpu_count() or 1) >= 2 and shutil.which("taskset") else argv
+
+
 def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
@@ -115,8 +124,8 @@ def start_gateway(workdir: Path, config_text: str, name: str = "gateway") -> Ser
     path = workdir / f"{name}.yaml"
     path.write_text(config_text)
     port = free_port()
-    return Server(name, python("-m", "gateway", "serve", "-c", str(path), "--port", str(port),
-                               "--log-level", "WARNING"), port, workdir)
+    return Server(name, pinned(PROXY_CPU, python("-m", "gateway", "serve", "-c", str(path), "--port", str(port),
+                                                 "--log-level", "WARNING")), port, workdir)
 
 
 def gateway_config(upstream: str, stream_upstream: str) -> str:
@@ -171,7 +180,7 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, script: Path, seconds: int, connections: int) -> Result:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    argv = pinned(LOAD_CPU, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url])
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     if "Latency Distribution" not in out or "Requests/sec" not in out:
         raise RuntimeError(f"unexpected wrk output:\n{out}")
@@ -197,14 +206,15 @@ def best(runs: list[Result]) -> Result:
 
 def throughput(workdir: Path, seconds: int, warmup: int, connections: int, rounds: int) -> tuple[dict, int]:
     nginx_port = free_port()
-    nginx = upstream_nginx.start(workdir, nginx_port)
+    nginx = upstream_nginx.start(workdir, nginx_port, LOAD_CPU)
     upstream = f"http://127.0.0.1:{nginx_port}/v1"
     stream_upstream = f"http://127.0.0.1:{nginx_port}/stream/v1"
     results: dict[tuple[str, str], Result] = {}
     try:
         bare_port = free_port()
-        bare = Server("bare", python("-m", "bench.bare_proxy", "--upstream", f"http://127.0.0.1:{nginx_port}",
-                                     "--port", str(bare_port)), bare_port, workdir)
+        bare = Server("bare", pinned(PROXY_CPU, python("-m", "bench.bare_proxy", "--upstream",
+                                                       f"http://127.0.0.1:{nginx_port}", "--port", str(bare_port))),
+                      bare_port, workdir)
         gateway = start_gateway(workdir, gateway_config(upstream, stream_upstream))
         targets = {"direct": (nginx_port, "", False, None), "bare": (bare_port, "", False, bare),
                    "gateway": (gateway.port, "gw", True, gateway)}
@@ -274,8 +284,9 @@ async def _hold_streams(url: str, count: int, gateway: Server) -> dict:
 
 def concurrent_streams(workdir: Path, count: int, chunks: int, interval: float) -> dict:
     slow_port = free_port()
-    slow = Server("slow", python("-m", "bench.slow_upstream", "--port", str(slow_port), "--chunks", str(chunks),
-                                 "--interval", str(interval)), slow_port, workdir)
+    slow = Server("slow", pinned(LOAD_CPU, python("-m", "bench.slow_upstream", "--port", str(slow_port),
+                                                  "--chunks", str(chunks), "--interval", str(interval))),
+                  slow_port, workdir)
     config = gateway_config(f"http://127.0.0.1:{slow_port}/v1", f"http://127.0.0.1:{slow_port}/v1")
     config = config.replace("providers:\n", "providers:\n  - {name: slow, base_url: "
                             f"\"http://127.0.0.1:{slow_port}/v1\", models: [gpt-4o-mini]}}\n", 1)
@@ -304,6 +315,7 @@ def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Na
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine()}",
         f"- command: `python -m bench --seconds {args.seconds} --rounds {args.rounds} --connections {args.connections}`",
+        "- placement: wrk and nginx pinned to CPU 0, the proxy under test alone on CPU 1 (taskset)",
         f"- load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per run after {args.warmup} s "
         f"warm-up, {args.rounds} rounds alternating direct, bare proxy and gateway; each cell is its least disturbed "
         "round (highest req/s); upstream: nginx returning fixed bodies; everything on this one machine", "",

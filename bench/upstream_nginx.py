@@ -112,10 +112,10 @@ http {{
 """
 
 
-def start(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start(workdir: Path, port: int, cpu: str) -> subprocess.Popen[bytes]:
     conf = workdir / "nginx.conf"
     conf.write_text(config(workdir, port))
-    proc = subprocess.Popen(["nginx", "-p", str(workdir), "-c", str(conf)],
+    proc = subprocess.Popen(["taskset", "-c", cpu, "nginx", "-p", str(workdir), "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
