@@ -40,7 +40,7 @@ def _first(chunk: dict[str, Any]) -> dict[str, Any]:
 def _encode(batch: StreamBatch, model: str) -> bytes:
     for chunk in batch.chunks:
         chunk["model"] = model
-    data = b"".join(b"data: " + jsonx.dumps(chunk) + b"\n\n" for chunk in batch.chunks)
+    data = b"data: " + b"\n\ndata: ".join(map(jsonx.dumps, batch.chunks)) + b"\n\n" if batch.chunks else b""
     return data + DONE if batch.done else data
 
 

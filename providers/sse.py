@@ -20,32 +20,39 @@ async def events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[lis
     """
     guard = _IdleGuard(resp, idle)
     buf = b""
-    data: list[bytes] = []
     try:
         while chunk := await guard.read():
-            lines = (buf + chunk).split(b"\n")
-            buf = lines.pop()
+            blocks = _blocks(buf + chunk)
+            buf = blocks.pop()
             if len(buf) > MAX_EVENT_BYTES:
                 raise UpstreamInvalid("stream event too large")
-            batch = []
-            for line in lines:
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if not line:
-                    if data:
-                        batch.append(b"\n".join(data))
-                        data = []
-                elif line.startswith(b"data:"):
-                    value = line[5:]
-                    data.append(value[1:] if value.startswith(b" ") else value)
+            batch = [data for data in map(_data, blocks) if data is not None]
             if batch:
                 yield batch
     finally:
         guard.close()
-    if buf.startswith(b"data:"):
-        data.append(buf[5:].lstrip(b" "))
-    if data:
-        yield [b"\n".join(data)]
+    last = _data(buf)
+    if last is not None:
+        yield [last]
+
+
+def _blocks(text: bytes) -> list[bytes]:
+    """Split into event blocks; the last item is the unfinished rest."""
+    if b"\r" in text:
+        text = text.replace(b"\r\n", b"\n")
+    return text.split(b"\n\n")
+
+
+def _data(block: bytes) -> bytes | None:
+    """The data of one event block (None if it has none: a comment, a keep-alive, an id only)."""
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return block[6:]  # the shape nearly every event has
+    data = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(b" ") else value)
+    return b"\n".join(data) if data else None
 
 
 class _IdleGuard:

@@ -17,17 +17,20 @@ def chunk(text: str) -> bytes:
 
 
 async def test_sse_framing_variants_are_understood(gw, http, upstreams):
-    one, two, three = chunk("a"), chunk("b"), chunk("c")
+    one, two, three, four = chunk("a"), chunk("b"), chunk("c"), chunk("d")
+    split = four.index(b", ")
     pieces = [
         b": keep-alive comment\r\n\r\n",
-        b"event: message\r\ndata: " + one[:10], one[10:] + b"\r\n\r\n",  # split across reads, CRLF
-        b"id: 7\ndata:" + two + b"\n\n",  # no space after the colon
-        b"retry: 100\n\ndata: " + three + b"\n\ndata: [DO", b"NE]\n\n",
+        b"event: message\r\ndata: " + one[:10], one[10:] + b"\r", b"\n\r\n",  # split across reads, CRLF
+        b"id: 7\ndata:" + two + b"\n\n\n",  # no space after the colon; an extra blank line
+        b"retry: 100\n\ndata: " + three + b"\n\n",
+        b"data: " + four[:split + 1] + b"\ndata: " + four[split + 2:] + b"\n\n",  # one event on two data lines
+        b"data: [DO", b"NE]\n\n",
     ]
     upstreams[0].queue(Script(raw_stream=pieces))
     async with http.post(gw.url + "/chat/completions", json=CHAT, headers=bearer()) as resp:
         events = await sse_events(resp)
-    assert [e["choices"][0]["delta"]["content"] for e in events[:-1]] == ["a", "b", "c"]
+    assert [e["choices"][0]["delta"]["content"] for e in events[:-1]] == ["a", "b", "c", "d"]
     assert events[0]["choices"][0]["delta"]["role"] == "assistant"
     assert events[-1] == "[DONE]"
 
