@@ -19,8 +19,12 @@ MAX_RETRY_AFTER = 3600.0
 CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
 
 
-def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+def client_timeout(timeouts: Timeouts, stream: bool) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for one kind of call. A plain answer's first byte and every later read are
+    bounded by aiohttp's own ``sock_read``; a stream's first byte gets a timer of its own in
+    :func:`send` (its later reads are bounded by ``idle`` instead)."""
+    return aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect,
+                                 sock_read=None if stream else timeouts.first_byte)
 
 
 async def send(
@@ -33,6 +37,8 @@ async def send(
 ) -> aiohttp.ClientResponse:
     """POST ``body``; the response once its headers arrived. The caller releases it."""
     try:
+        if timeout.sock_read is not None:
+            return await session.post(url, data=body, headers=headers, timeout=timeout)
         async with asyncio.timeout(timeouts.first_byte):
             return await session.post(url, data=body, headers=headers, timeout=timeout)
     except TimeoutError:

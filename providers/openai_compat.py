@@ -30,7 +30,8 @@ class OpenAICompatProvider(Provider):
         if self._secret is not None:
             self._headers["Authorization"] = f"Bearer {self._secret}"
         self._urls = {endpoint: config.base_url + path for endpoint, path in PATHS.items()}
-        self._timeout = http.client_timeout(config.timeouts)
+        self._timeouts = {False: http.client_timeout(config.timeouts, False),
+                          True: http.client_timeout(config.timeouts, True)}
 
     async def list_models(self) -> list[ModelInfo]:
         url = f"{self.config.base_url}/models"
@@ -49,7 +50,7 @@ class OpenAICompatProvider(Provider):
                 for m in items if isinstance(m, dict) and m.get("id")]
 
     async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
-        resp = await self._send(endpoint, {**body, "model": model})
+        resp = await self._send(endpoint, {**body, "model": model}, stream=False)
         try:
             await http.check_status(resp, self._secret)
             doc = await http.read_json(resp)
@@ -62,7 +63,8 @@ class OpenAICompatProvider(Provider):
     async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
         options = body.get("stream_options")
         options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
-        resp = await self._send(endpoint, {**body, "model": model, "stream": True, "stream_options": options})
+        resp = await self._send(endpoint, {**body, "model": model, "stream": True, "stream_options": options},
+                                stream=True)
         try:
             await http.check_status(resp, self._secret)
             if resp.content_type != "text/event-stream":
@@ -79,9 +81,9 @@ class OpenAICompatProvider(Provider):
             resp.release()
         raise UpstreamInvalid("stream ended without [DONE]")
 
-    async def _send(self, endpoint: str, payload: dict[str, Any]) -> aiohttp.ClientResponse:
+    async def _send(self, endpoint: str, payload: dict[str, Any], stream: bool) -> aiohttp.ClientResponse:
         return await http.send(self.session, self._urls[endpoint], jsonx.dumps(payload), self._headers,
-                               self.config.timeouts, self._timeout)
+                               self.config.timeouts, self._timeouts[stream])
 
 
 def _batch(events: list[bytes]) -> tuple[StreamBatch, ProviderError | None]:
