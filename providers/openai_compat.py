@@ -65,11 +65,12 @@ class OpenAICompatProvider(Provider):
         options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
         resp = await self._send(endpoint, {**body, "model": model, "stream": True, "stream_options": options},
                                 stream=True)
+        reader = sse.EventReader(resp, self.config.timeouts.idle)
         try:
             await http.check_status(resp, self._secret)
             if resp.content_type != "text/event-stream":
                 raise UpstreamInvalid(f"expected an event stream, got {resp.content_type or 'no content type'}")
-            async for events in sse.events(resp, self.config.timeouts.idle):
+            while (events := await reader.batch()) is not None:
                 batch, failure = _batch(events)
                 if batch.chunks or batch.done:
                     yield batch  # what arrived intact goes out before any failure behind it
@@ -78,6 +79,7 @@ class OpenAICompatProvider(Provider):
                 if batch.done:
                     return
         finally:
+            reader.close()
             resp.release()
         raise UpstreamInvalid("stream ended without [DONE]")
 

@@ -1,10 +1,8 @@
-"""Reading an upstream's Server-Sent Events stream, one event's data at a time."""
+"""Reading an upstream's Server-Sent Events stream."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
 import aiohttp
 
 from providers.base import UpstreamInvalid, UpstreamUnavailable
@@ -12,28 +10,40 @@ from providers.base import UpstreamInvalid, UpstreamUnavailable
 MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 
-async def events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[list[bytes]]:
-    """Yield the ``data`` of the events completed by each network read, never an empty list.
+class EventReader:
+    """The ``data`` of the events that each network read completes, as one batch per read.
 
-    Batching by read lets the relay write once per read instead of once per event. A wait for data
-    longer than ``idle`` seconds is a failure.
+    Batching by read lets the relay write once per read instead of once per event. A class, not an
+    async generator: a stream left after ``[DONE]`` leaves no generator for the loop to finalize in
+    a task of its own. A wait for data longer than ``idle`` seconds is a failure.
     """
-    guard = _IdleGuard(resp, idle)
-    buf = b""
-    try:
-        while chunk := await guard.read():
-            blocks = _blocks(buf + chunk)
-            buf = blocks.pop()
-            if len(buf) > MAX_EVENT_BYTES:
+
+    __slots__ = ("_guard", "_buf", "_eof")
+
+    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
+        self._guard = _IdleGuard(resp, idle)
+        self._buf = b""
+        self._eof = False
+
+    async def batch(self) -> list[bytes] | None:
+        """The next non-empty batch, or None at the end of the stream."""
+        while not self._eof:
+            chunk = await self._guard.read()
+            if not chunk:
+                self._eof = True
+                last = _data(self._buf)
+                return [last] if last is not None else None
+            blocks = _blocks(self._buf + chunk)
+            self._buf = blocks.pop()
+            if len(self._buf) > MAX_EVENT_BYTES:
                 raise UpstreamInvalid("stream event too large")
             batch = [data for data in map(_data, blocks) if data is not None]
             if batch:
-                yield batch
-    finally:
-        guard.close()
-    last = _data(buf)
-    if last is not None:
-        yield [last]
+                return batch
+        return None
+
+    def close(self) -> None:
+        self._guard.close()
 
 
 def _blocks(text: bytes) -> list[bytes]:
