@@ -57,9 +57,9 @@ async def relay(
         await resp.prepare(request)
         if chat and first.chunks:
             _first(first.chunks[0])
-        await resp.write(_encode(first, target.id))
+        await _send(resp, first, target.id)
         async for batch in rest:
-            await resp.write(_encode(batch, target.id))
+            await _send(resp, batch, target.id)
     except ProviderError as exc:
         log.warning("stream from %s failed mid-way: %s", target.id, exc.reason)
         await _end_with(resp, UpstreamInvalidResponse(
@@ -72,6 +72,13 @@ async def relay(
     finally:
         await rest.aclose()  # type: ignore[attr-defined]
     return resp
+
+
+async def _send(resp: web.StreamResponse, batch: StreamBatch, model: str) -> None:
+    if batch.done:
+        await resp.write_eof(_encode(batch, model))  # the last events and the end in one write
+    else:
+        await resp.write(_encode(batch, model))
 
 
 async def _end_with(resp: web.StreamResponse, err: GatewayError) -> None:
