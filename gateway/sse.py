@@ -23,6 +23,14 @@ HEADERS = {
 DONE = b"data: [DONE]\n\n"
 
 
+class EventStreamResponse(web.StreamResponse):
+    """Headers go out with the first events, in one write. The relay prepares the response only
+    once it holds them, so nothing waits; aiohttp's own Response does the same through this flag,
+    and an aiohttp without it would simply send the headers on their own again."""
+
+    _send_headers_immediately = False
+
+
 def error_event(err: GatewayError) -> bytes:
     return b"data: " + jsonx.dumps(err.body()) + b"\n\n"
 
@@ -52,7 +60,7 @@ async def relay(
     After the first byte a failure can no longer change the status: it becomes one final error
     event, then ``[DONE]``, and the stream ends cleanly.
     """
-    resp = web.StreamResponse(headers=HEADERS)
+    resp = EventStreamResponse(headers=HEADERS)
     try:
         await resp.prepare(request)
         if chat and first.chunks:
