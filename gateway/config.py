@@ -113,12 +113,6 @@ class Config:
     source: str = "<embedded default>"
     generated_secret: Secret | None = None
 
-    def provider(self, name: str) -> ProviderConfig | None:
-        return next((p for p in self.providers if p.name == name), None)
-
-    def strategy(self, name: str) -> StrategyConfig | None:
-        return next((s for s in self.strategies if s.name == name), None)
-
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()

@@ -81,10 +81,6 @@ class Provider(abc.ABC):
         self.config = config
         self.session = session
 
-    @property
-    def name(self) -> str:
-        return self.config.name
-
     def supports(self, endpoint: str) -> bool:
         return endpoint in self.capabilities and endpoint in self.config.endpoints
 
