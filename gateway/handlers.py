@@ -90,7 +90,7 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     providers = request.app[PROVIDERS]
     chain = tuple(t for t in request[CHAIN] if providers[t.provider].supports(endpoint))
     if not chain:
-        raise InvalidRequest(f"The model `{body['model']}` does not support /{_PATHS[endpoint]}.",
+        raise InvalidRequest(f"The model `{body['model']}` does not support {request.path}.",
                              param="model", code="unsupported_endpoint")
     if body.get("stream") is True:
         target, first, rest = await fallback.open_stream(providers, chain, endpoint, body)
@@ -98,9 +98,6 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     target, doc = await fallback.complete(providers, chain, endpoint, body)
     doc["model"] = target.id
     return _json(doc)
-
-
-_PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings": "embeddings"}
 
 
 @docs(tags=["inference"], summary="Create a chat completion", security=_AUTH,
