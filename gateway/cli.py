@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway import __version__, config
 from gateway.app import create_app
+from gateway.keys import LIVE
 
 log = logging.getLogger("localrouter")
 
@@ -30,11 +31,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     check = sub.add_parser("check-config", help="validate a config file and summarise it")
     check.add_argument("-c", "--config", help="YAML config (default: ./localrouter.yaml, else built-in)")
+    sub.add_parser("new-secret", help="print a fresh client secret and the line to put in the config")
     return parser
+
+
+def new_secret() -> str:
+    secret = config.generate_secret()
+    return (f"{secret}\n"
+            f"# give the line above to the client; put only this one in the config:\n"
+            f"secret_sha256: {config.hash_secret(secret)}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "new-secret":
+        print(new_secret())
+        return 0
     try:
         cfg = config.resolve(args.config)
     except config.ConfigError as exc:
@@ -73,6 +85,9 @@ def serve(cfg: config.Config, args: argparse.Namespace) -> int:
     if cfg.generated_secret is not None:
         print("No client configured: generated a secret for client 'default' (shown once; set "
               f"LOCALROUTER_SECRET to choose it):\n  {cfg.generated_secret.reveal()}", flush=True)
+    if cfg.server.internal_test_token:
+        print("WARNING: server.internal_test_token is on: the 'internal-test' token bypasses every client "
+              "restriction for callers on this host. Turn it off outside development.", file=sys.stderr, flush=True)
     _run(_serve(cfg, host, port))
     return 0
 
@@ -90,7 +105,8 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 
 async def _serve(cfg: config.Config, host: str, port: int) -> None:
-    runner = web.AppRunner(create_app(cfg), handler_cancellation=True, access_log=None)
+    app = create_app(cfg)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)
@@ -103,6 +119,7 @@ async def _serve(cfg: config.Config, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, app[LIVE].reload)
         await stop.wait()
         log.info("shutting down")
     finally:

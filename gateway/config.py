@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from gateway.confreader import Reader
+
 PROVIDER_TYPES = frozenset({"openai"})
 ENDPOINTS = ("chat", "completions", "embeddings")
 AUTO_MODEL = "localrouter/auto"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MIN_SECRET_LENGTH = 16
 
@@ -102,6 +102,27 @@ class ServerConfig:
     port: int = 3625
     max_body_bytes: int = 16 * 1024 * 1024
     upstream_connections: int = 1024
+    #: the spec's `internal-test` token: off unless enabled, and then only from loopback
+    internal_test_token: bool = False
+    #: Host header values accepted (empty: any); guards a loopback bind against DNS rebinding
+    allowed_hosts: tuple[str, ...] = ()
+    #: origins browsers may call from (empty: CORS off; "*": any)
+    cors_origins: tuple[str, ...] = ()
+    #: reload when the config file changes (SIGHUP always reloads)
+    watch_config: bool = True
+
+
+MIN_SIGNING_KEY_LENGTH = 32
+SIGNING_KEY_ENV = "LOCALROUTER_SIGNING_KEY"
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """OAuth access tokens: their lifetime, and the key that signs them (``None``: one random key per
+    process, so tokens work only on the process that issued them)."""
+
+    token_ttl: int = 3600
+    signing_key: Secret | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,7 @@ class Config:
     providers: tuple[ProviderConfig, ...]
     strategies: tuple[StrategyConfig, ...]
     clients: tuple[ClientConfig, ...]
+    auth: AuthConfig = AuthConfig()
     source: str = "<embedded default>"
     generated_secret: Secret | None = None
 
@@ -125,124 +147,57 @@ def generate_secret() -> str:
 # --- reading -------------------------------------------------------------------------------------
 
 
-class _Reader:
-    """Walks the YAML tree, collecting problems with their paths instead of stopping at the first."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}" if path else message)
-
-    def mapping(self, value: Any, path: str, keys: Mapping[str, bool]) -> dict[str, Any] | None:
-        """A mapping whose keys are among ``keys`` (name -> required)."""
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            self.problem(path, "expected a mapping")
-            return None
-        for key in value:
-            if key not in keys:
-                self.problem(_join(path, str(key)), "unknown key")
-        for key, required in keys.items():
-            if required and key not in value:
-                self.problem(_join(path, key), "required")
-        return value
-
-    def sequence(self, value: Any, path: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem(path, "expected a list")
-            return []
-        return value
-
-    def string(self, value: Any, path: str) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.problem(path, "expected a string")
-            return None
-        return self.expand(str(value), path)
-
-    def expand(self, text: str, path: str) -> str | None:
-        missing = [m.group(1) for m in _ENV_RE.finditer(text) if m.group(1) not in self.env]
-        for name in missing:
-            self.problem(path, f"environment variable {name} is not set")
-        if missing:
-            return None
-        return _ENV_RE.sub(lambda m: self.env[m.group(1)], text)
-
-    def name(self, value: Any, path: str) -> str | None:
-        text = self.string(value, path)
-        if text is not None and not _NAME_RE.match(text):
-            self.problem(path, f"invalid name {text!r} (letters, digits, '_', '.', '-')")
-            return None
-        return text
-
-    def number(self, value: Any, path: str, *, integer: bool = False, minimum: float | None = None) -> Any:
-        """A number; positive unless ``minimum`` says otherwise."""
-        kind = "an integer" if integer else "a number"
-        if isinstance(value, str):
-            try:
-                value = (int if integer else float)(self.expand(value, path) or "")
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-            self.problem(path, f"expected {kind}")
-            return None
-        if minimum is None and value <= 0:
-            self.problem(path, "must be positive")
-            return None
-        if minimum is not None and value < minimum:
-            self.problem(path, f"must be >= {minimum}")
-            return None
-        return value
-
-    def boolean(self, value: Any, path: str) -> bool | None:
-        if isinstance(value, str):
-            value = {"true": True, "false": False}.get(self.expand(value, path) or "", value)
-        if not isinstance(value, bool):
-            self.problem(path, "expected true or false")
-            return None
-        return value
-
-    def strings(self, value: Any, path: str, check: Callable[[str, str], bool] | None = None) -> tuple[str, ...]:
-        out = []
-        for i, item in enumerate(self.sequence(value, path)):
-            text = self.string(item, f"{path}[{i}]")
-            if text is not None and (check is None or check(text, f"{path}[{i}]")):
-                out.append(text)
-        return tuple(out)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _read_server(r: _Reader, raw: Any) -> ServerConfig:
-    keys = {"host": False, "port": False, "max_body_bytes": False, "upstream_connections": False}
-    m = r.mapping(raw, "server", keys) or {}
+def _read_server(r: Reader, raw: Any) -> ServerConfig:
     d = ServerConfig()
-    host = r.string(m["host"], "server.host") if "host" in m else d.host
-    port = r.number(m["port"], "server.port", integer=True, minimum=0) if "port" in m else d.port
-    if port is not None and port > 65535:
-        r.problem("server.port", "must be <= 65535")
-    body = r.number(m["max_body_bytes"], "server.max_body_bytes", integer=True, minimum=1024) if (
-        "max_body_bytes" in m) else d.max_body_bytes
-    conns = r.number(m["upstream_connections"], "server.upstream_connections", integer=True, minimum=1) if (
-        "upstream_connections" in m) else d.upstream_connections
-    return ServerConfig(host or d.host, port if port is not None else d.port,
-                        body or d.max_body_bytes, conns or d.upstream_connections)
+    keys = {k: False for k in d.__dataclass_fields__}
+    m = r.mapping(raw, "server", keys) or {}
+    values: dict[str, Any] = {}
+    if "host" in m:
+        values["host"] = r.string(m["host"], "server.host")
+    if "port" in m:
+        values["port"] = r.number(m["port"], "server.port", integer=True, minimum=0)
+        if values["port"] is not None and values["port"] > 65535:
+            r.problem("server.port", "must be <= 65535")
+    if "max_body_bytes" in m:
+        values["max_body_bytes"] = r.number(m["max_body_bytes"], "server.max_body_bytes", integer=True, minimum=1024)
+    if "upstream_connections" in m:
+        values["upstream_connections"] = r.number(m["upstream_connections"], "server.upstream_connections",
+                                                  integer=True, minimum=1)
+    for key in ("internal_test_token", "watch_config"):
+        if key in m:
+            values[key] = r.boolean(m[key], f"server.{key}")
+    if "allowed_hosts" in m:
+        values["allowed_hosts"] = tuple(h.lower() for h in r.strings(m["allowed_hosts"], "server.allowed_hosts"))
+    if "cors_origins" in m:
+        def origin(o: str, p: str) -> bool:
+            if o != "*" and not _url_ok(r, o, p):
+                return False
+            return True
+        values["cors_origins"] = tuple(o.rstrip("/") for o in r.strings(m["cors_origins"], "server.cors_origins",
+                                                                          origin))
+    return ServerConfig(**{k: v for k, v in values.items() if v is not None})
 
 
-def _read_timeouts(r: _Reader, raw: Any, path: str) -> Timeouts:
+def _read_auth(r: Reader, raw: Any, env: Mapping[str, str]) -> AuthConfig:
+    m = r.mapping(raw, "auth", {"token_ttl": False, "signing_key": False}) or {}
+    ttl = r.number(m["token_ttl"], "auth.token_ttl", integer=True) if "token_ttl" in m else AuthConfig.token_ttl
+    key = r.string(m["signing_key"], "auth.signing_key") if m.get("signing_key") is not None else env.get(
+        SIGNING_KEY_ENV) or None
+    if key is not None and len(key) < MIN_SIGNING_KEY_LENGTH:
+        where = "auth.signing_key" if "signing_key" in m else f"environment variable {SIGNING_KEY_ENV}"
+        r.problem(where, f"too short (at least {MIN_SIGNING_KEY_LENGTH} characters)")
+        key = None
+    return AuthConfig(ttl or AuthConfig.token_ttl, Secret(key) if key else None)
+
+
+def _read_timeouts(r: Reader, raw: Any, path: str) -> Timeouts:
     d = Timeouts()
     m = r.mapping(raw, path, {k: False for k in ("connect", "first_byte", "idle", "total")}) or {}
     values = {k: r.number(v, f"{path}.{k}") for k, v in m.items() if k in d.__dataclass_fields__}
     return Timeouts(**{k: v for k, v in values.items() if v is not None})
 
 
-def _url_ok(r: _Reader, url: str, path: str) -> bool:
+def _url_ok(r: Reader, url: str, path: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         r.problem(path, "not a URL")
@@ -250,7 +205,7 @@ def _url_ok(r: _Reader, url: str, path: str) -> bool:
     return True
 
 
-def _read_provider(r: _Reader, raw: Any, path: str) -> ProviderConfig | None:
+def _read_provider(r: Reader, raw: Any, path: str) -> ProviderConfig | None:
     keys = {"name": True, "type": False, "base_url": True, "api_key": False, "models": False,
             "endpoints": False, "timeouts": False}
     m = r.mapping(raw, path, keys)
@@ -281,7 +236,7 @@ def _read_provider(r: _Reader, raw: Any, path: str) -> ProviderConfig | None:
                           models, endpoints, timeouts)
 
 
-def _check_model_ref(r: _Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
+def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
     provider, sep, upstream = model.partition("/")
     if not sep or not provider or not upstream:
         r.problem(path, f"{model!r} is not a 'provider/model' id")
@@ -295,7 +250,7 @@ def _check_model_ref(r: _Reader, providers: Mapping[str, ProviderConfig], model:
 
 
 def _read_strategy(
-    r: _Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig]
+    r: Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig]
 ) -> StrategyConfig | None:
     m = r.mapping(raw, path, {"name": True, "allow": False, "auto": False, "fallbacks": False})
     if m is None:
@@ -318,7 +273,7 @@ def _read_strategy(
 
 
 def _read_client(
-    r: _Reader, raw: Any, path: str, strategies: frozenset[str], digests: dict[str, str]
+    r: Reader, raw: Any, path: str, strategies: frozenset[str], digests: dict[str, str]
 ) -> ClientConfig | None:
     keys = {"name": True, "secret": False, "secret_sha256": False, "strategy": True, "enabled": False}
     m = r.mapping(raw, path, keys)
@@ -353,7 +308,7 @@ def _read_client(
     return ClientConfig(name, digest, strategy, enabled)
 
 
-def _read_list(r: _Reader, raw: Any, key: str, read: Callable[[_Reader, Any, str], Any]) -> tuple[Any, ...]:
+def _read_list(r: Reader, raw: Any, key: str, read: Callable[[Reader, Any, str], Any]) -> tuple[Any, ...]:
     items = [read(r, item, f"{key}[{i}]") for i, item in enumerate(r.sequence(raw, key))]
     seen: set[str] = set()
     for i, item in enumerate(items):
@@ -366,8 +321,9 @@ def _read_list(r: _Reader, raw: Any, key: str, read: Callable[[_Reader, Any, str
 
 def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config:
     """Turn a loaded YAML document into a :class:`Config`, or raise :class:`ConfigError`."""
-    r = _Reader(env)
-    top = r.mapping(data, "", {"server": False, "providers": True, "strategies": True, "clients": True})
+    r = Reader(env)
+    top = r.mapping(data, "", {"server": False, "providers": True, "strategies": True, "clients": True,
+                               "auth": False})
     if top is None:
         raise ConfigError(r.problems)
     server = _read_server(r, top.get("server"))
@@ -378,7 +334,8 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
     names, digests = frozenset(s.name for s in strategies), {}
     clients = _read_list(r, top.get("clients"), "clients",
                          lambda r, raw, path: _read_client(r, raw, path, names, digests))
-    cfg = Config(server, providers, strategies, clients, source)
+    auth = _read_auth(r, top.get("auth"), env)
+    cfg = Config(server, providers, strategies, clients, auth, source)
     if r.problems:
         raise ConfigError(r.problems)
     return cfg
@@ -411,8 +368,13 @@ def default(env: Mapping[str, str] | None = None) -> Config:
         secret = generate_secret()
         generated = Secret(secret)
     client = ClientConfig("default", hash_secret(secret), "default")
+    key = env.get(SIGNING_KEY_ENV)
+    if key and len(key) < MIN_SIGNING_KEY_LENGTH:
+        raise ConfigError([f"environment variable {SIGNING_KEY_ENV}: too short (at least "
+                           f"{MIN_SIGNING_KEY_LENGTH} characters)"])
+    auth = AuthConfig(signing_key=Secret(key)) if key else AuthConfig()
     return Config(ServerConfig(), tuple(providers), (StrategyConfig("default", ("*",)),),
-                  (client,), generated_secret=generated)
+                  (client,), auth, generated_secret=generated)
 
 
 def resolve(path: str | None, env: Mapping[str, str] | None = None) -> Config:

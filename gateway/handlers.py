@@ -12,9 +12,7 @@ from aiohttp_apigami import docs, request_schema, response_schema
 
 from gateway import __version__, fallback, jsonx, schemas, sse
 from gateway.errors import InvalidRequest
-from gateway.keys import (
-    BODY, CHAIN, CLIENTS, CONFIG, ENDPOINT_ATTR, OPENAPI, PRINCIPAL, PROVIDERS, PUBLIC_ATTR, ROUTER, STARTED_AT,
-)
+from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT
 from gateway.validation import validate
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -57,13 +55,13 @@ def _json(doc: Any, status: int = 200) -> web.Response:
 @response_schema(schemas.HealthSchema, 200)
 @public
 async def health(request: web.Request) -> web.Response:
-    app = request.app
+    runtime = request[RUNTIME]
     return _json({
         "status": "ok",
         "version": __version__,
-        "uptime_seconds": round(time.time() - app[STARTED_AT], 3),
-        "providers": len(app[CONFIG].providers),
-        "clients": len(app[CLIENTS]),
+        "uptime_seconds": round(time.time() - request.app[STARTED_AT], 3),
+        "providers": len(runtime.config.providers),
+        "clients": len(runtime.clients),
     })
 
 
@@ -78,7 +76,7 @@ async def openapi(request: web.Request) -> web.Response:
 @response_schema(schemas.ModelListSchema, 200)
 async def models(request: web.Request) -> web.Response:
     started = int(request.app[STARTED_AT])
-    found = await request.app[ROUTER].visible_models(request[PRINCIPAL].policy)
+    found = await request[RUNTIME].router.visible_models(request[PRINCIPAL].policy)
     data = [{"id": model_id, "object": "model", "created": created or started, "owned_by": owner}
             for model_id, owner, created in found]
     return _json({"object": "list", "data": data})
@@ -87,7 +85,7 @@ async def models(request: web.Request) -> web.Response:
 async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     body = request[BODY]
     validate(endpoint, body)
-    providers = request.app[PROVIDERS]
+    providers = request[RUNTIME].providers
     chain = tuple(t for t in request[CHAIN] if providers[t.provider].supports(endpoint))
     if not chain:
         raise InvalidRequest(f"The model `{body['model']}` does not support {request.path}.",

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.clients import ClientRegistry
 from gateway.config import Config
-from gateway.routing import Principal, Router, Target
-from providers.base import Provider
+from gateway.routing import Principal, Target
+from gateway.runtime import Live, Runtime
+from gateway.throttle import FailureThrottle
 
-CONFIG = web.AppKey("config", Config)
+CONFIG = web.AppKey("config", Config)  # the config the app was created with (socket, body limit)
 STARTED_AT = web.AppKey("started_at", float)
-PROVIDERS = web.AppKey("providers", dict[str, Provider])
-ROUTER = web.AppKey("router", Router)
-CLIENTS = web.AppKey("clients", ClientRegistry)
+LIVE = web.AppKey("live", Live)
 OPENAPI = web.AppKey("openapi", bytes)
+TOKEN_THROTTLE = web.AppKey("token_throttle", FailureThrottle)
 
+RUNTIME = web.RequestKey("runtime", Runtime)  # the runtime this request started on
 PRINCIPAL = web.RequestKey("principal", Principal)
 BODY = web.RequestKey("body", dict)
 CHAIN = web.RequestKey("chain", tuple[Target, ...])

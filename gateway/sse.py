@@ -17,7 +17,7 @@ log = logging.getLogger("localrouter.sse")
 
 HEADERS = {
     "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
+    "Cache-Control": "no-cache, no-store",
     "X-Accel-Buffering": "no",
 }
 DONE = b"data: [DONE]\n\n"

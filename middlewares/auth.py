@@ -1,13 +1,23 @@
-"""Authentication: who is calling. It identifies; it does not authorize."""
+"""Authentication: who is calling. It identifies; it does not authorize.
+
+It also pins the request to the runtime (config) that is live when it arrives, so a reload never
+changes the rules under a request in flight.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+
 from aiohttp import web
 
+from gateway.clients import INTERNAL_TEST_TOKEN
 from gateway.errors import AuthenticationFailed
-from gateway.keys import CLIENTS, PRINCIPAL, PUBLIC_ATTR
+from gateway.keys import LIVE, PRINCIPAL, PUBLIC_ATTR, RUNTIME
+from gateway.routing import Principal
+from gateway.runtime import Runtime
 
 _SCHEME = "bearer "
+_FORWARDED = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 
 
 def _token(request: web.Request) -> str:
@@ -20,15 +30,39 @@ def _token(request: web.Request) -> str:
     return header[len(_SCHEME):].strip()
 
 
+def _is_loopback(request: web.Request) -> bool:
+    """A caller on this host itself, not one a local reverse proxy forwards for."""
+    if any(h in request.headers for h in _FORWARDED):
+        return False
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _internal_test(request: web.Request, runtime: Runtime) -> Principal:
+    if not runtime.config.server.internal_test_token:
+        raise AuthenticationFailed("Incorrect API key provided.")
+    if not _is_loopback(request):
+        raise AuthenticationFailed("The internal-test token is accepted only from this host itself.")
+    return runtime.clients.internal
+
+
 @web.middleware
 async def auth(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    runtime = request[RUNTIME] = request.app[LIVE].current
     match = request.match_info
     if match.http_exception is not None or getattr(match.handler, PUBLIC_ATTR, False):
         return await handler(request)
-    principal = request.app[CLIENTS].identify(_token(request))
-    if principal is None:
-        raise AuthenticationFailed("Incorrect API key provided.")
-    if not principal.client.enabled:
-        raise AuthenticationFailed("This client is disabled.", code="client_disabled")
+    token = _token(request)
+    if token == INTERNAL_TEST_TOKEN:
+        principal = _internal_test(request, runtime)
+    else:
+        found = runtime.clients.identify(token)
+        if found is None:
+            raise AuthenticationFailed("Incorrect API key provided.")
+        if not found.client.enabled:
+            raise AuthenticationFailed("This client is disabled.", code="client_disabled")
+        principal = found
     request[PRINCIPAL] = principal
     return await handler(request)

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway import jsonx
 from gateway.errors import InvalidRequest, UnsupportedMediaType
-from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, PRINCIPAL, ROUTER
+from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, PRINCIPAL, RUNTIME
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
@@ -36,6 +36,6 @@ async def permissions(request: web.Request, handler: web.Handler) -> web.StreamR
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
-    request[CHAIN] = await request.app[ROUTER].chain(request[PRINCIPAL].policy, model)
+    request[CHAIN] = await request[RUNTIME].router.chain(request[PRINCIPAL].policy, model)
     request[BODY] = body
     return await handler(request)

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 
 from tests.conftest import ALICE, standard_config
-
-ROOT = Path(__file__).parents[2]
-
-
-def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
-
-
-def write_config(tmp_path: Path, data: dict) -> Path:
-    path = tmp_path / "localrouter.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
+from tests.procs import ROOT, run, start_serve, stop, write_config
 
 def test_check_config_summarises_a_good_file_without_secrets():
     env = {"OPENAI_API_KEY": "sk-must-not-print", "ALICE_SECRET": "lr-alice-must-not-print", "GROQ_API_KEY": "g"}
@@ -61,27 +41,6 @@ def test_check_config_and_serve_list_every_problem_and_exit_2(tmp_path):
 def test_version():
     out = run("--version")
     assert out.returncode == 0 and re.match(r"localrouter \d+\.\d+\.\d+", out.stdout)
-
-
-async def start_serve(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None):
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", "--port", "0", *args, cwd=cwd,
-        env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    lines = []
-    async with asyncio.timeout(20):
-        while True:
-            line = (await proc.stdout.readline()).decode()
-            assert line, "".join(lines)
-            lines.append(line)
-            if match := re.search(r"listening on (http://\S+)", line):
-                return proc, match.group(1), lines
-
-
-async def stop(proc) -> int:
-    proc.send_signal(signal.SIGTERM)
-    async with asyncio.timeout(20):
-        await proc.stdout.read()
-        return await proc.wait()
 
 
 async def test_serve_a_config_file_end_to_end(tmp_path, upstreams):

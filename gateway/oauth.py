@@ -1,0 +1,134 @@
+"""``POST /oauth/token``: the client credentials grant (RFC 6749 section 4.4), errors in its shape.
+
+Credentials come as a form body (what OAuth clients send), a JSON body, or HTTP Basic; a client_id
+that keeps failing is throttled. The access token is signed (see gateway.tokens), never stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+from aiohttp import web
+from aiohttp_apigami import docs
+
+from gateway import jsonx
+from gateway.keys import PUBLIC_ATTR, RUNTIME, TOKEN_THROTTLE
+
+log = logging.getLogger("localrouter.oauth")
+
+GRANT = "client_credentials"
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class OAuthError(Exception):
+    def __init__(self, status: int, error: str, description: str, headers: dict[str, str] | None = None):
+        super().__init__(description)
+        self.status, self.error, self.description = status, error, description
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        body = {"error": self.error, "error_description": self.description}
+        return web.Response(body=jsonx.dumps(body), status=self.status, content_type="application/json",
+                            headers={**_NO_STORE, **self.headers})
+
+
+def _invalid_request(description: str) -> OAuthError:
+    return OAuthError(400, "invalid_request", description)
+
+
+async def _params(request: web.Request) -> dict[str, str]:
+    raw = await request.read()
+    ctype = request.content_type
+    if not raw.strip():
+        return {}
+    if ctype == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            raise _invalid_request("The form body could not be parsed.") from None
+        names = [k for k, _ in pairs]
+        if len(names) != len(set(names)):
+            raise _invalid_request("A parameter appears more than once.")
+        return dict(pairs)
+    if ctype == "application/json" or ctype.endswith("+json"):
+        try:
+            doc: Any = jsonx.loads(raw)
+        except ValueError:
+            raise _invalid_request("The JSON body could not be parsed.") from None
+        if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+            raise _invalid_request("The JSON body must be an object of string parameters.")
+        return doc
+    raise _invalid_request("Send the parameters as application/x-www-form-urlencoded or application/json.")
+
+
+def _basic(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise _invalid_request("Only HTTP Basic client authentication is accepted in the Authorization header.")
+    try:
+        client_id, sep, secret = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise _invalid_request("The Basic credentials could not be decoded.") from None
+    if not sep:
+        raise _invalid_request("The Basic credentials must be 'client_id:client_secret'.")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+async def _grant(request: web.Request) -> web.Response:
+    basic = _basic(request)
+    params = await _params(request)
+    grant = params.get("grant_type")
+    if not grant:
+        raise _invalid_request("grant_type is required.")
+    if grant != GRANT:
+        raise OAuthError(400, "unsupported_grant_type", f"Only grant_type={GRANT} is supported.")
+    if basic is not None and ("client_secret" in params or "client_id" in params and params["client_id"] != basic[0]):
+        raise _invalid_request("Send the client credentials one way: HTTP Basic or the body, not both.")
+    client_id, secret = basic if basic is not None else (params.get("client_id"), params.get("client_secret"))
+    if not client_id or not secret:
+        raise _invalid_request("client_id and client_secret are required.")
+    throttle = request.app[TOKEN_THROTTLE]
+    wait = throttle.retry_after(client_id)
+    if wait is not None:
+        raise OAuthError(429, "slow_down", f"Too many failed attempts for this client; retry in {wait}s.",
+                         {"Retry-After": str(wait)})
+    clients = request[RUNTIME].clients
+    principal = clients.check_credentials(client_id, secret)
+    if principal is None or not principal.client.enabled:
+        throttle.failed(client_id)
+        log.info("token request refused for client_id %.64r", client_id)
+        challenge = {"WWW-Authenticate": 'Basic realm="localrouter"'} if basic is not None else {}
+        reason = "Client authentication failed." if principal is None else "This client is disabled."
+        raise OAuthError(401, "invalid_client", reason, challenge)
+    throttle.succeeded(client_id)
+    token = clients.signer.issue(principal.client.name, principal.client.secret_sha256)
+    body = {"access_token": token, "token_type": "Bearer", "expires_in": clients.signer.ttl}
+    return web.Response(body=jsonx.dumps(body), content_type="application/json", headers=_NO_STORE)
+
+
+@docs(tags=["auth"], summary="OAuth 2.0 client credentials grant (no bearer token needed)",
+      description="Form (`application/x-www-form-urlencoded`), JSON, or HTTP Basic credentials: "
+                  "`grant_type=client_credentials`, `client_id` (the client's name), `client_secret`. "
+                  "The access token works wherever a client secret does. Errors follow RFC 6749: "
+                  "`{\"error\", \"error_description\"}`.",
+      responses={200: {"description": "`{access_token, token_type: Bearer, expires_in}`"},
+                 400: {"description": "invalid_request / unsupported_grant_type"},
+                 401: {"description": "invalid_client"},
+                 429: {"description": "slow_down: too many failures for this client_id (see Retry-After)"}})
+async def token(request: web.Request) -> web.Response:
+    try:
+        return await _grant(request)
+    except OAuthError as err:
+        return err.response()
+
+
+setattr(token, PUBLIC_ATTR, True)
+
+ROUTES = (("POST", "/oauth/token", token),)

@@ -1,0 +1,114 @@
+"""Everything built from one config, and the live one that requests start on.
+
+A reload builds a whole new :class:`Runtime` beside the old one and swaps it in; a request keeps the
+runtime it started with (auth stores it on the request), so requests in flight finish on their config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from dataclasses import fields
+
+import aiohttp
+
+from gateway import config as gwconfig
+from gateway.catalog import Catalog
+from gateway.clients import ClientRegistry
+from gateway.config import Config
+from gateway.routing import Router
+from gateway.tokens import TokenSigner
+from providers import ADAPTERS
+from providers.base import Provider
+
+log = logging.getLogger("localrouter.reload")
+
+#: server settings that the listening socket or the app were built with: a reload cannot change them
+RESTART_ONLY = ("host", "port", "max_body_bytes", "upstream_connections")
+WATCH_INTERVAL = 1.0
+
+
+class Runtime:
+    def __init__(self, config: Config, session: aiohttp.ClientSession, fallback_key: bytes) -> None:
+        self.config = config
+        self.providers: dict[str, Provider] = {p.name: ADAPTERS[p.type](p, session) for p in config.providers}
+        self.catalog = Catalog(self.providers)
+        self.router = Router(config, self.catalog)
+        key = config.auth.signing_key.reveal().encode() if config.auth.signing_key else fallback_key
+        self.clients = ClientRegistry(config, self.router.policies, TokenSigner(key, config.auth.token_ttl))
+
+    def start(self) -> None:
+        self.catalog.start()
+
+    async def close(self) -> None:
+        await self.catalog.close()
+
+
+class Live:
+    """The current runtime, replaced whole by :meth:`reload`."""
+
+    def __init__(self, config: Config, session: aiohttp.ClientSession) -> None:
+        self._session = session
+        # without a configured key, one random key for this process's whole life (kept across reloads)
+        self._fallback_key = secrets.token_bytes(32)
+        if config.auth.signing_key is None:
+            log.info("no auth.signing_key (or %s): access tokens are valid on this process only, until it "
+                     "stops", gwconfig.SIGNING_KEY_ENV)
+        self.current = Runtime(config, session, self._fallback_key)
+        self._stat = _stat(config.source)
+        self._retired: set[asyncio.Task[None]] = set()
+
+    @property
+    def source(self) -> str:
+        return self.current.config.source
+
+    def reload(self) -> bool:
+        """Read the config file again; on any problem keep the running config. True if swapped."""
+        path = self.source
+        if not os.path.isfile(path):
+            log.warning("config reload skipped: the running config did not come from a file (%s)", path)
+            return False
+        self._stat = _stat(path)
+        try:
+            new = gwconfig.load(path)
+        except gwconfig.ConfigError as exc:
+            log.error("config reload refused, the running config stays (%d problem%s):\n  %s",
+                      len(exc.problems), "s" * (len(exc.problems) != 1), "\n  ".join(exc.problems))
+            return False
+        old = self.current
+        for f in fields(new.server):
+            if f.name in RESTART_ONLY and getattr(new.server, f.name) != getattr(old.config.server, f.name):
+                log.warning("config reload: server.%s changed; it takes effect on restart", f.name)
+        runtime = Runtime(new, self._session, self._fallback_key)
+        runtime.start()
+        self.current = runtime
+        task = asyncio.get_running_loop().create_task(old.close())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+        log.info("config reloaded from %s: %d providers, %d strategies, %d clients", path,
+                 len(new.providers), len(new.strategies), len(new.clients))
+        return True
+
+    async def watch(self) -> None:
+        """Reload when the config file changes (polled: no extra dependency, works on every filesystem)."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            if not self.current.config.server.watch_config:
+                continue
+            stat = _stat(self.source)
+            if stat is not None and stat != self._stat:
+                self.reload()
+
+    async def close(self) -> None:
+        await self.current.close()
+        await asyncio.gather(*self._retired, return_exceptions=True)
+
+
+def _stat(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns

@@ -1,0 +1,67 @@
+"""Browser-facing safety: the Host check (against DNS rebinding), CORS, and headers on every answer.
+
+The settings come from the live config, so a reload changes them for the next request.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.errors import InvalidRequest
+from gateway.keys import LIVE
+
+_ALLOW_METHODS = "GET, POST, OPTIONS"
+_ALLOW_HEADERS = "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, X-Request-ID, X-Stainless-*"
+_EXPOSE_HEADERS = "Retry-After, X-Request-ID"
+_PREFLIGHT_MAX_AGE = "600"
+
+
+def _host_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
+    host = (request.host or "").lower()
+    if host.startswith("["):  # [::1]:3625
+        host = host[: host.find("]") + 1]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host in allowed
+
+
+def _allowed_origin(request: web.Request, origins: tuple[str, ...]) -> str | None:
+    origin = request.headers.get("Origin")
+    if not origin or not origins:
+        return None
+    if "*" in origins:
+        return "*"
+    return origin if origin.rstrip("/") in origins else None
+
+
+@web.middleware
+async def security(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    server = request.app[LIVE].current.config.server
+    if server.allowed_hosts and not _host_allowed(request, server.allowed_hosts):
+        raise InvalidRequest("This gateway does not answer for the host named in the request.",
+                             code="host_not_allowed")
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        origin = _allowed_origin(request, server.cors_origins)
+        if origin is not None:
+            return web.Response(status=204, headers={
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": _ALLOW_METHODS,
+                "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers",
+                                                                    _ALLOW_HEADERS),
+                "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
+                "Vary": "Origin",
+            })
+    return await handler(request)
+
+
+async def response_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every answer, errors and streams included, right before its headers go out."""
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers.setdefault("Cache-Control", "no-store")
+    if "Origin" in request.headers and LIVE in request.app:
+        origin = _allowed_origin(request, request.app[LIVE].current.config.server.cors_origins)
+        if origin is not None:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Expose-Headers"] = _EXPOSE_HEADERS
+            headers["Vary"] = "Origin"

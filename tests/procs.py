@@ -1,0 +1,47 @@
+"""The gateway as a real process: run the CLI, start `serve`, stop it with SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).parents[1]
+
+
+def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60)
+
+
+def write_config(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "localrouter.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+async def start_serve(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve", "--port", "0", *args, cwd=cwd,
+        env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    lines = []
+    async with asyncio.timeout(20):
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            assert line, "".join(lines)
+            lines.append(line)
+            if match := re.search(r"listening on (http://\S+)", line):
+                return proc, match.group(1), lines
+
+
+async def stop(proc) -> int:
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(20):
+        await proc.stdout.read()
+        return await proc.wait()
