@@ -81,6 +81,9 @@ class Live:
         for f in fields(new.server):
             if f.name in RESTART_ONLY and getattr(new.server, f.name) != getattr(old.config.server, f.name):
                 log.warning("config reload: server.%s changed; it takes effect on restart", f.name)
+        if new.server.internal_test_token and not old.config.server.internal_test_token:
+            log.warning("config reload: server.internal_test_token is now on: the 'internal-test' token bypasses "
+                        "every client restriction for callers on this host")
         runtime = Runtime(new, self._session, self._fallback_key)
         runtime.start()
         self.current = runtime

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,12 +14,29 @@ from openai import AsyncOpenAI
 
 from gateway import config as gwconfig
 from gateway.app import create_app
+from tests import leakcheck
 from tests.fakes.openai_upstream import FakeOpenAI
 
 ALICE = "lr-alice-secret-0123456789abcdef"
 BOB = "lr-bob-secret-0123456789abcdefgh"
 CAROL = "lr-carol-secret-0123456789abcdef"  # disabled
 ENV = {"ALICE_SECRET": ALICE}
+leakcheck.register(ALICE, BOB, CAROL)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger().addHandler(leakcheck.Collector())
+    logging.getLogger("localrouter").setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    found = leakcheck.leaks()
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_line(f"SECRET LEAK: {len(found)} log line(s) of this run hold a secret:", red=True)
+        for line in found[:20]:
+            reporter.write_line("  " + line)
+        session.exitstatus = 1
 
 
 class Gateway:
@@ -78,12 +97,14 @@ async def fake_upstream() -> AsyncIterator[Callable[..., Awaitable[FakeOpenAI]]]
 async def start_gateway() -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[Gateway]]]:
     runners: list[web.AppRunner] = []
 
-    async def start(data: dict[str, Any], env: dict[str, str] | None = None) -> Gateway:
-        cfg = gwconfig.parse(data, ENV if env is None else env)
+    async def start(data: dict[str, Any] | Path, env: dict[str, str] | None = None, host: str = "127.0.0.1") -> Gateway:
+        """A gateway on ``data`` (a config dict, or the path of a config file it reloads from)."""
+        env = ENV if env is None else env
+        cfg = gwconfig.load(data, env) if isinstance(data, Path) else gwconfig.parse(data, env)
         runner = web.AppRunner(create_app(cfg), handler_cancellation=True, access_log=None)
         await runner.setup()
         runners.append(runner)
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.TCPSite(runner, host, 0).start()
         return Gateway(runner)
 
     yield start

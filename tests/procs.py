@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from tests import leakcheck
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -37,11 +39,28 @@ async def start_serve(*args: str, cwd: Path = ROOT, env: dict[str, str] | None =
             assert line, "".join(lines)
             lines.append(line)
             if match := re.search(r"listening on (http://\S+)", line):
+                if not any("generated a secret" in seen for seen in lines):  # that one is shown on purpose
+                    leakcheck.LINES.extend(lines)
                 return proc, match.group(1), lines
+
+
+async def read_until(proc, text: str, timeout: float = 10.0) -> str:
+    """The process's output up to the first line that contains ``text``."""
+    seen = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "".join(seen)
+                seen.append(line)
+                if text in line:
+                    return "".join(seen)
+    finally:
+        leakcheck.LINES.extend(seen)
 
 
 async def stop(proc) -> int:
     proc.send_signal(signal.SIGTERM)
     async with asyncio.timeout(20):
-        await proc.stdout.read()
+        leakcheck.LINES.extend((await proc.stdout.read()).decode(errors="replace").splitlines())
         return await proc.wait()

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import ALICE, standard_config
 from tests.procs import ROOT, run, start_serve, stop, write_config
 
+
 def test_check_config_summarises_a_good_file_without_secrets():
     env = {"OPENAI_API_KEY": "sk-must-not-print", "ALICE_SECRET": "lr-alice-must-not-print", "GROQ_API_KEY": "g"}
     out = run("check-config", "-c", "deploy/localrouter.example.yaml", env=env)
