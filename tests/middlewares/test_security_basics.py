@@ -151,3 +151,30 @@ async def test_new_secret_prints_a_secret_and_the_line_for_the_config(tmp_path, 
     gw = await start_gateway(data)
     async with http.get(gw.url + "/v1/models", headers=bearer(secret)) as resp:
         assert resp.status == 200
+
+
+def test_no_secret_in_the_reprs_of_the_config(upstreams):
+    from gateway import config as gwconfig
+    from gateway.clients import ClientRegistry
+    from gateway.routing import Policy
+    from gateway.tokens import TokenSigner
+
+    key = "a-signing-key-that-is-long-enough-0123456789"
+    cfg = gwconfig.parse(standard_config(*upstreams, auth={"signing_key": key}), {"ALICE_SECRET": ALICE})
+    registry = ClientRegistry(cfg, {s.name: Policy.compile(s) for s in cfg.strategies}, TokenSigner(key.encode(), 60))
+    shown = repr(cfg) + str(cfg) + repr(registry.signer) + repr(registry.identify(ALICE))
+    for secret in (ALICE, BOB, key, "sk-upstream-primary-key", gwconfig.hash_secret(ALICE)):
+        assert secret not in shown
+
+
+async def test_thousands_of_clients_each_found_by_their_own_secret(upstreams, start_gateway, http):
+    data = standard_config(*upstreams)
+    secrets = [f"lr-many-{i:05d}-0123456789abcdef" for i in range(5000)]
+    data["clients"] += [{"name": f"user{i}", "secret_sha256": hashlib.sha256(s.encode()).hexdigest(),
+                         "strategy": "narrow" if i % 2 else "default"} for i, s in enumerate(secrets)]
+    gw = await start_gateway(data)
+    for i in (0, 1, 2500, 4999):
+        async with http.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer(secrets[i])) as resp:
+            assert resp.status == (403 if i % 2 else 200)  # each secret maps to its own client's strategy
+    async with http.get(gw.url + "/health") as resp:
+        assert (await resp.json())["clients"] == 5003
