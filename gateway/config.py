@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,6 +70,23 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Cooldown:
+    """Skip a target for ``seconds`` after ``failures`` failed attempts in a row (0 failures: never)."""
+
+    failures: int = 5
+    seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Resilience:
+    """Per provider; ``server.defaults`` sets them for every provider, key by key."""
+
+    timeouts: Timeouts = Timeouts()
+    retries: int = 0
+    cooldown: Cooldown = Cooldown()
+
+
+@dataclass(frozen=True)
 class ProviderConfig:
     name: str
     type: str
@@ -78,6 +95,8 @@ class ProviderConfig:
     models: tuple[str, ...] | None = None
     endpoints: frozenset[str] = frozenset(ENDPOINTS)
     timeouts: Timeouts = Timeouts()
+    retries: int = 0
+    cooldown: Cooldown = Cooldown()
 
 
 @dataclass(frozen=True)
@@ -110,6 +129,8 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     #: reload when the config file changes (SIGHUP always reloads)
     watch_config: bool = True
+    #: timeouts, retries and cooldown for providers that do not set their own
+    defaults: Resilience = Resilience()
 
 
 MIN_SIGNING_KEY_LENGTH = 32
@@ -163,6 +184,9 @@ def _read_server(r: Reader, raw: Any) -> ServerConfig:
     if "upstream_connections" in m:
         values["upstream_connections"] = r.number(m["upstream_connections"], "server.upstream_connections",
                                                   integer=True, minimum=1)
+    if "defaults" in m:
+        dm = r.mapping(m["defaults"], "server.defaults", {"timeouts": False, "retries": False, "cooldown": False})
+        values["defaults"] = _read_resilience(r, dm or {}, "server.defaults", Resilience())
     for key in ("internal_test_token", "watch_config"):
         if key in m:
             values[key] = r.boolean(m[key], f"server.{key}")
@@ -190,11 +214,25 @@ def _read_auth(r: Reader, raw: Any, env: Mapping[str, str]) -> AuthConfig:
     return AuthConfig(ttl or AuthConfig.token_ttl, Secret(key) if key else None)
 
 
-def _read_timeouts(r: Reader, raw: Any, path: str) -> Timeouts:
-    d = Timeouts()
-    m = r.mapping(raw, path, {k: False for k in ("connect", "first_byte", "idle", "total")}) or {}
-    values = {k: r.number(v, f"{path}.{k}") for k, v in m.items() if k in d.__dataclass_fields__}
-    return Timeouts(**{k: v for k, v in values.items() if v is not None})
+def _read_resilience(r: Reader, m: Mapping[str, Any], path: str, base: Resilience) -> Resilience:
+    """``timeouts``, ``retries`` and ``cooldown`` of mapping ``m``, each key falling back to ``base``."""
+    tm = r.mapping(m.get("timeouts"), f"{path}.timeouts", {k: False for k in Timeouts.__dataclass_fields__}) or {}
+    timeouts = {k: r.number(v, f"{path}.timeouts.{k}") for k, v in tm.items() if k in Timeouts.__dataclass_fields__}
+    retries = r.number(m["retries"], f"{path}.retries", integer=True, minimum=0) if "retries" in m else None
+    if retries is not None and retries > 10:
+        r.problem(f"{path}.retries", "must be <= 10")
+        retries = None
+    cm = r.mapping(m.get("cooldown"), f"{path}.cooldown", {"failures": False, "seconds": False}) or {}
+    cooldown = {}
+    if "failures" in cm:
+        cooldown["failures"] = r.number(cm["failures"], f"{path}.cooldown.failures", integer=True, minimum=0)
+    if "seconds" in cm:
+        cooldown["seconds"] = r.number(cm["seconds"], f"{path}.cooldown.seconds")
+    return Resilience(
+        replace(base.timeouts, **{k: v for k, v in timeouts.items() if v is not None}),
+        base.retries if retries is None else retries,
+        replace(base.cooldown, **{k: v for k, v in cooldown.items() if v is not None}),
+    )
 
 
 def _url_ok(r: Reader, url: str, path: str) -> bool:
@@ -205,9 +243,9 @@ def _url_ok(r: Reader, url: str, path: str) -> bool:
     return True
 
 
-def _read_provider(r: Reader, raw: Any, path: str) -> ProviderConfig | None:
+def _read_provider(r: Reader, raw: Any, path: str, defaults: Resilience) -> ProviderConfig | None:
     keys = {"name": True, "type": False, "base_url": True, "api_key": False, "models": False,
-            "endpoints": False, "timeouts": False}
+            "endpoints": False, "timeouts": False, "retries": False, "cooldown": False}
     m = r.mapping(raw, path, keys)
     if m is None:
         return None
@@ -229,11 +267,11 @@ def _read_provider(r: Reader, raw: Any, path: str) -> ProviderConfig | None:
                 r.problem(p, f"unknown endpoint {e!r} (known: {', '.join(ENDPOINTS)})")
             return e in ENDPOINTS
         endpoints = frozenset(r.strings(m["endpoints"], f"{path}.endpoints", known))
-    timeouts = _read_timeouts(r, m.get("timeouts"), f"{path}.timeouts")
+    res = _read_resilience(r, m, path, defaults)
     if not (name and ptype and base_url):
         return None
     return ProviderConfig(name, ptype, base_url.rstrip("/"), Secret(api_key) if api_key else None,
-                          models, endpoints, timeouts)
+                          models, endpoints, res.timeouts, res.retries, res.cooldown)
 
 
 def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
@@ -327,7 +365,8 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
     if top is None:
         raise ConfigError(r.problems)
     server = _read_server(r, top.get("server"))
-    providers = _read_list(r, top.get("providers"), "providers", _read_provider)
+    providers = _read_list(r, top.get("providers"), "providers",
+                           lambda r, raw, path: _read_provider(r, raw, path, server.defaults))
     by_name = {p.name: p for p in providers}
     strategies = _read_list(r, top.get("strategies"), "strategies",
                             lambda r, raw, path: _read_strategy(r, raw, path, by_name))

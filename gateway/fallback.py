@@ -1,61 +1,121 @@
-"""One loop over the targets of a chain: try each, collect each failure, give up with all of them."""
+"""One loop over the targets of a chain: skip those cooling down, retry each as configured, collect
+each failure, give up with all of them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
+from gateway.breaker import Breakers
 from gateway.errors import AllProvidersFailed, GatewayError, RateLimited, UpstreamInvalidResponse, for_status
 from gateway.routing import Target
-from providers.base import Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamRejected
+from providers.base import CoolingDown, Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamRejected
 
 log = logging.getLogger("localrouter.fallback")
 
 Failures = list[tuple[Target, ProviderError]]
+T = TypeVar("T")
+
+BACKOFF_BASE = 0.2  # seconds before the first retry, doubled for each further one
+BACKOFF_CAP = 5.0
+MAX_RETRY_WAIT = 10.0  # an upstream asking to wait longer than this is left for the next target
+ATTEMPTS_HEADER = "x-localrouter-attempts"
+
+
+@dataclass(slots=True)
+class Served(Generic[T]):
+    target: Target
+    result: T
+    attempts: int  # upstream calls made, retries included
+
+
+def backoff(retry: int, exc: ProviderError) -> float | None:
+    """Seconds to wait before retry number ``retry`` (0-based), or None if retrying is pointless."""
+    if not exc.retryable:
+        return None
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** retry) * random.uniform(0.5, 1.0)  # jitter: no herd
+    if exc.retry_after is not None:
+        if exc.retry_after > MAX_RETRY_WAIT:
+            return None
+        delay = max(delay, exc.retry_after)
+    return delay
+
+
+async def _first_success(
+    providers: Mapping[str, Provider], breakers: Breakers, chain: tuple[Target, ...],
+    call: Callable[[Provider, Target], Awaitable[T]],
+) -> Served[T]:
+    failures: Failures = []
+    attempts = 0
+    for target in chain:
+        wait = breakers.blocked(target.id)
+        if wait is not None:
+            _failed(failures, target, CoolingDown(wait))
+            continue
+        provider = providers[target.provider]
+        retries = provider.config.retries
+        for retry in range(retries + 1):
+            attempts += 1
+            try:
+                result = await call(provider, target)
+            except ProviderError as exc:
+                opened = breakers.failed(target.id, provider.config.cooldown)
+                delay = backoff(retry, exc) if retry < retries and not opened else None
+                if delay is None:
+                    _failed(failures, target, exc)
+                    break
+                log.info("target %s failed (%s); retry %d/%d in %.2fs", target.id, exc.reason, retry + 1,
+                         retries, delay)
+                await asyncio.sleep(delay)
+                continue
+            except UpstreamRejected as exc:
+                breakers.abandoned(target.id)  # it answered: up, but says nothing about health
+                raise rejected(target, exc, attempts) from None
+            except BaseException:
+                breakers.abandoned(target.id)
+                raise
+            breakers.succeeded(target.id)
+            return Served(target, result, attempts)
+    raise exhausted(failures, attempts)
 
 
 async def complete(
-    providers: Mapping[str, Provider], chain: tuple[Target, ...], endpoint: str, body: dict[str, Any]
-) -> tuple[Target, dict[str, Any]]:
+    providers: Mapping[str, Provider], breakers: Breakers, chain: tuple[Target, ...], endpoint: str,
+    body: dict[str, Any],
+) -> Served[dict[str, Any]]:
     """The first target's answer that succeeds; a rejected request ends the loop at once."""
-    failures: Failures = []
-    for target in chain:
-        try:
-            return target, await providers[target.provider].infer(endpoint, body, target.model)
-        except ProviderError as exc:
-            _failed(failures, target, exc)
-        except UpstreamRejected as exc:
-            raise rejected(target, exc) from None
-    raise exhausted(failures)
+    async def call(provider: Provider, target: Target) -> dict[str, Any]:
+        return await provider.infer(endpoint, body, target.model)
+    return await _first_success(providers, breakers, chain, call)
+
+
+Opened = tuple[StreamBatch, AsyncIterator[StreamBatch]]
 
 
 async def open_stream(
-    providers: Mapping[str, Provider], chain: tuple[Target, ...], endpoint: str, body: dict[str, Any]
-) -> tuple[Target, StreamBatch, AsyncIterator[StreamBatch]]:
+    providers: Mapping[str, Provider], breakers: Breakers, chain: tuple[Target, ...], endpoint: str,
+    body: dict[str, Any],
+) -> Served[Opened]:
     """The first target whose stream yields a first batch: fallback is decided there, never later."""
-    failures: Failures = []
-    for target in chain:
-        stream = providers[target.provider].infer_stream(endpoint, body, target.model)
+    async def call(provider: Provider, target: Target) -> Opened:
+        stream = provider.infer_stream(endpoint, body, target.model)
         try:
             first = await anext(stream)
         except StopAsyncIteration:
-            _failed(failures, target, UpstreamInvalid("empty stream"))
-            continue
-        except ProviderError as exc:
-            _failed(failures, target, exc)
-            continue
-        except UpstreamRejected as exc:
-            raise rejected(target, exc) from None
+            raise UpstreamInvalid("empty stream") from None
         except BaseException:
             await stream.aclose()  # type: ignore[attr-defined]
             raise
         if not first.chunks:
-            _failed(failures, target, UpstreamInvalid("empty stream"))
-            continue
-        return target, first, stream
-    raise exhausted(failures)
+            await stream.aclose()  # type: ignore[attr-defined]
+            raise UpstreamInvalid("empty stream")
+        return first, stream
+    return await _first_success(providers, breakers, chain, call)
 
 
 def _failed(failures: Failures, target: Target, exc: ProviderError) -> None:
@@ -63,19 +123,24 @@ def _failed(failures: Failures, target: Target, exc: ProviderError) -> None:
     failures.append((target, exc))
 
 
-def rejected(target: Target, exc: UpstreamRejected) -> GatewayError:
+def rejected(target: Target, exc: UpstreamRejected, attempts: int) -> GatewayError:
     log.info("target %s rejected the request (%d): %s", target.id, exc.status, exc.message)
-    return for_status(exc.status, exc.message, param=exc.param, code=exc.code)
+    return for_status(exc.status, exc.message, param=exc.param, code=exc.code,
+                      headers={ATTEMPTS_HEADER: str(attempts)})
 
 
-def exhausted(failures: Failures) -> GatewayError:
-    """503 naming every target and why; 429 when all were rate limited; 502 when all were invalid."""
+def exhausted(failures: Failures, attempts: int) -> GatewayError:
+    """503 naming every target and why (with Retry-After when all are cooling down); 429 when all were
+    rate limited; 502 when all were invalid."""
     detail = "; ".join(f"{t.id}: {e.reason}" for t, e in failures)
     kinds = {e.kind for _, e in failures}
+    headers = {ATTEMPTS_HEADER: str(attempts)}
+    waits = [e.retry_after for _, e in failures if e.retry_after is not None]
     if kinds == {"rate_limited"}:
-        waits = [e.retry_after for _, e in failures if getattr(e, "retry_after", None) is not None]
-        retry = max(1, math.ceil(min(waits))) if waits else 1
-        return RateLimited(f"All providers are rate limited ({detail}).", headers={"Retry-After": str(retry)})
+        headers["Retry-After"] = str(max(1, math.ceil(min(waits))) if waits else 1)
+        return RateLimited(f"All providers are rate limited ({detail}).", headers=headers)
     if kinds == {"invalid"}:
-        return UpstreamInvalidResponse(f"Upstream provider returned an invalid response ({detail}).")
-    return AllProvidersFailed(f"All providers failed ({detail}).")
+        return UpstreamInvalidResponse(f"Upstream provider returned an invalid response ({detail}).", headers=headers)
+    if failures and all(isinstance(e, CoolingDown) for _, e in failures):
+        headers["Retry-After"] = str(max(1, math.ceil(min(waits))))
+    return AllProvidersFailed(f"All providers failed ({detail}).", headers=headers)

@@ -12,7 +12,7 @@ from aiohttp_apigami import docs, request_schema, response_schema
 
 from gateway import __version__, fallback, jsonx, schemas, sse
 from gateway.errors import InvalidRequest
-from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT
+from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, LIVE, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT
 from gateway.validation import validate
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -47,22 +47,28 @@ def _error_docs(*statuses: int) -> dict[int, dict[str, Any]]:
     return {s: {"schema": schemas.ErrorSchema, "description": _ERRORS[s]} for s in statuses}
 
 
-def _json(doc: Any, status: int = 200) -> web.Response:
-    return web.Response(body=jsonx.dumps(doc), status=status, content_type="application/json")
+def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=jsonx.dumps(doc), status=status, content_type="application/json", headers=headers)
 
 
-@docs(tags=["health"], summary="Health check (no authentication)")
+@docs(tags=["health"], summary="Health check (no authentication)",
+      parameters=[{"in": "query", "name": "detail", "required": False, "schema": {"type": "string", "enum": ["1"]},
+                   "description": "`1`: also list provider names and targets that failed lately or cool down"}])
 @response_schema(schemas.HealthSchema, 200)
 @public
 async def health(request: web.Request) -> web.Response:
     runtime = request[RUNTIME]
-    return _json({
+    doc: dict[str, Any] = {
         "status": "ok",
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app[STARTED_AT], 3),
         "providers": len(runtime.config.providers),
         "clients": len(runtime.clients),
-    })
+    }
+    if request.query.get("detail") in ("1", "true"):
+        doc["provider_names"] = [p.name for p in runtime.config.providers]
+        doc["targets"] = request.app[LIVE].breakers.snapshot()  # those that failed lately; no secrets
+    return _json(doc)
 
 
 @docs(tags=["openapi"], summary="This OpenAPI 3.0 document (no authentication)",
@@ -90,12 +96,22 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     if not chain:
         raise InvalidRequest(f"The model `{body['model']}` does not support {request.path}.",
                              param="model", code="unsupported_endpoint")
+    breakers = request.app[LIVE].breakers
     if body.get("stream") is True:
-        target, first, rest = await fallback.open_stream(providers, chain, endpoint, body)
-        return await sse.relay(request, target, first, rest, chat=endpoint == "chat")
-    target, doc = await fallback.complete(providers, chain, endpoint, body)
-    doc["model"] = target.id
-    return _json(doc)
+        opened = await fallback.open_stream(providers, breakers, chain, endpoint, body)
+        first, rest = opened.result
+        target, cooldown = opened.target, providers[opened.target.provider].config.cooldown
+        return await sse.relay(request, target, first, rest, chat=endpoint == "chat", headers=_served_headers(opened),
+                               on_failure=lambda: breakers.failed(target.id, cooldown))
+    served = await fallback.complete(providers, breakers, chain, endpoint, body)
+    served.result["model"] = served.target.id
+    return _json(served.result, headers=_served_headers(served))
+
+
+def _served_headers(served: fallback.Served[Any]) -> dict[str, str]:
+    """What happened, for debugging: which target answered, after how many upstream calls."""
+    return {"x-localrouter-provider": served.target.provider, "x-localrouter-model": served.target.id,
+            fallback.ATTEMPTS_HEADER: str(served.attempts)}
 
 
 @docs(tags=["inference"], summary="Create a chat completion", security=_AUTH,

@@ -15,6 +15,7 @@ from dataclasses import fields
 import aiohttp
 
 from gateway import config as gwconfig
+from gateway.breaker import Breakers
 from gateway.catalog import Catalog
 from gateway.clients import ClientRegistry
 from gateway.config import Config
@@ -57,6 +58,7 @@ class Live:
             log.info("no auth.signing_key (or %s): access tokens are valid on this process only, until it "
                      "stops", gwconfig.SIGNING_KEY_ENV)
         self.current = Runtime(config, session, self._fallback_key)
+        self.breakers = Breakers()  # per target id, kept across reloads
         self._stat = _stat(config.source)
         self._retired: set[asyncio.Task[None]] = set()
 

@@ -132,9 +132,19 @@ class EmbeddingListSchema(_Open):
     usage = fields.Nested(UsageSchema)
 
 
+class TargetHealthSchema(Schema):
+    target = fields.String(required=True)
+    state = fields.String(required=True, metadata={"enum": ["closed", "cooling_down", "half_open"]})
+    consecutive_failures = fields.Integer(required=True)
+    retry_in_seconds = fields.Float()
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"example": "ok"})
     version = fields.String(required=True)
     uptime_seconds = fields.Float(required=True)
     providers = fields.Integer(required=True, metadata={"description": "Configured providers."})
     clients = fields.Integer(required=True, metadata={"description": "Configured clients."})
+    provider_names = fields.List(fields.String(), metadata={"description": "With `detail=1`."})
+    targets = fields.List(fields.Nested(TargetHealthSchema), metadata={
+        "description": "With `detail=1`: targets that failed lately, cool down, or are being probed."})

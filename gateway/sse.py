@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -53,14 +53,15 @@ def _encode(batch: StreamBatch, model: str) -> bytes:
 
 
 async def relay(
-    request: web.Request, target: Target, first: StreamBatch, rest: AsyncIterator[StreamBatch], chat: bool
+    request: web.Request, target: Target, first: StreamBatch, rest: AsyncIterator[StreamBatch], chat: bool,
+    headers: dict[str, str], on_failure: Callable[[], object],
 ) -> web.StreamResponse:
     """Send the ``first`` batch and every later one, ``model`` set to the target that served them.
 
     After the first byte a failure can no longer change the status: it becomes one final error
-    event, then ``[DONE]``, and the stream ends cleanly.
+    event, then ``[DONE]``, and the stream ends cleanly (and counts against the target's health).
     """
-    resp = EventStreamResponse(headers=HEADERS)
+    resp = EventStreamResponse(headers={**HEADERS, **headers})
     try:
         await resp.prepare(request)
         if chat and first.chunks:
@@ -70,6 +71,7 @@ async def relay(
             await _send(resp, batch, target.id)
     except ProviderError as exc:
         log.warning("stream from %s failed mid-way: %s", target.id, exc.reason)
+        on_failure()
         await _end_with(resp, UpstreamInvalidResponse(
             f"The stream from {target.id} failed mid-way: {exc.reason}", code="stream_interrupted"))
     except ConnectionError:

@@ -22,10 +22,13 @@ class ProviderError(Exception):
     """A target failed in a way that allows the next target to be tried."""
 
     kind = "unavailable"
+    retry_after: float | None = None
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, retryable: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        #: worth trying the same target again (a refused api_key is not)
+        self.retryable = retryable
 
 
 class UpstreamUnavailable(ProviderError):
@@ -38,6 +41,14 @@ class UpstreamRateLimited(ProviderError):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+
+
+class CoolingDown(ProviderError):
+    """The target failed repeatedly and is skipped until its cooldown ends (it was not called)."""
+
+    def __init__(self, seconds_left: float) -> None:
+        super().__init__(f"cooling down after repeated failures ({seconds_left:.0f}s left)", retryable=False)
+        self.retry_after = seconds_left
 
 
 class UpstreamInvalid(ProviderError):

@@ -79,7 +79,8 @@ async def check_status(resp: aiohttp.ClientResponse, secret: str | None) -> None
     if status == 429:
         raise UpstreamRateLimited("rate limited (429)", retry_after(resp.headers))
     if status in (401, 403):
-        raise UpstreamUnavailable(f"refused the gateway's credentials ({status}); check the provider's api_key")
+        raise UpstreamUnavailable(f"refused the gateway's credentials ({status}); check the provider's api_key",
+                                  retryable=False)
     detail = f": {message[:200]}" if message else ""
     raise UpstreamUnavailable(f"answered {status}{detail}")
 
