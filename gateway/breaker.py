@@ -72,3 +72,21 @@ class Breakers:
             else:
                 out.append({"target": target, "state": "half_open", "consecutive_failures": state.failures})
         return out
+
+
+@dataclass(slots=True)
+class Verdict:
+    """How a stream that already started ends, reported to its target's breaker."""
+
+    breakers: Breakers
+    target: str
+    cooldown: Cooldown
+
+    def succeeded(self) -> None:
+        self.breakers.succeeded(self.target)
+
+    def failed(self) -> None:
+        self.breakers.failed(self.target, self.cooldown)
+
+    def abandoned(self) -> None:
+        self.breakers.abandoned(self.target)

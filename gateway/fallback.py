@@ -48,8 +48,9 @@ def backoff(retry: int, exc: ProviderError) -> float | None:
 
 async def _first_success(
     providers: Mapping[str, Provider], breakers: Breakers, chain: tuple[Target, ...],
-    call: Callable[[Provider, Target], Awaitable[T]],
+    call: Callable[[Provider, Target], Awaitable[T]], settled: bool = True,
 ) -> Served[T]:
+    """``settled``: a result is a success for the target's breaker (a stream is judged when it ends)."""
     failures: Failures = []
     attempts = 0
     for target in chain:
@@ -79,7 +80,8 @@ async def _first_success(
             except BaseException:
                 breakers.abandoned(target.id)
                 raise
-            breakers.succeeded(target.id)
+            if settled:
+                breakers.succeeded(target.id)
             return Served(target, result, attempts)
     raise exhausted(failures, attempts)
 
@@ -115,7 +117,7 @@ async def open_stream(
             await stream.aclose()  # type: ignore[attr-defined]
             raise UpstreamInvalid("empty stream")
         return first, stream
-    return await _first_success(providers, breakers, chain, call)
+    return await _first_success(providers, breakers, chain, call, settled=False)
 
 
 def _failed(failures: Failures, target: Target, exc: ProviderError) -> None:

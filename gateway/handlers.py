@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema, response_schema
 
 from gateway import __version__, fallback, jsonx, schemas, sse
+from gateway.breaker import Verdict
 from gateway.errors import InvalidRequest
 from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, LIVE, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT
 from gateway.validation import validate
@@ -100,9 +101,9 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     if body.get("stream") is True:
         opened = await fallback.open_stream(providers, breakers, chain, endpoint, body)
         first, rest = opened.result
-        target, cooldown = opened.target, providers[opened.target.provider].config.cooldown
-        return await sse.relay(request, target, first, rest, chat=endpoint == "chat", headers=_served_headers(opened),
-                               on_failure=lambda: breakers.failed(target.id, cooldown))
+        verdict = Verdict(breakers, opened.target.id, providers[opened.target.provider].config.cooldown)
+        return await sse.relay(request, opened.target, first, rest, chat=endpoint == "chat",
+                               headers=_served_headers(opened), verdict=verdict)
     served = await fallback.complete(providers, breakers, chain, endpoint, body)
     served.result["model"] = served.target.id
     return _json(served.result, headers=_served_headers(served))

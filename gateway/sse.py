@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from gateway import jsonx
+from gateway.breaker import Verdict
 from gateway.errors import GatewayError, InternalError, UpstreamInvalidResponse
 from gateway.routing import Target
 from providers.base import ProviderError, StreamBatch
@@ -54,7 +55,7 @@ def _encode(batch: StreamBatch, model: str) -> bytes:
 
 async def relay(
     request: web.Request, target: Target, first: StreamBatch, rest: AsyncIterator[StreamBatch], chat: bool,
-    headers: dict[str, str], on_failure: Callable[[], object],
+    headers: dict[str, str], verdict: Verdict,
 ) -> web.StreamResponse:
     """Send the ``first`` batch and every later one, ``model`` set to the target that served them.
 
@@ -62,6 +63,7 @@ async def relay(
     event, then ``[DONE]``, and the stream ends cleanly (and counts against the target's health).
     """
     resp = EventStreamResponse(headers={**HEADERS, **headers})
+    judged = False
     try:
         await resp.prepare(request)
         if chat and first.chunks:
@@ -69,9 +71,12 @@ async def relay(
         await _send(resp, first, target.id)
         async for batch in rest:
             await _send(resp, batch, target.id)
+        verdict.succeeded()
+        judged = True
     except ProviderError as exc:
         log.warning("stream from %s failed mid-way: %s", target.id, exc.reason)
-        on_failure()
+        verdict.failed()
+        judged = True
         await _end_with(resp, UpstreamInvalidResponse(
             f"The stream from {target.id} failed mid-way: {exc.reason}", code="stream_interrupted"))
     except ConnectionError:
@@ -80,6 +85,8 @@ async def relay(
         log.exception("unhandled error during a stream from %s", target.id)
         await _end_with(resp, InternalError("The server had an error while processing your request."))
     finally:
+        if not judged:  # the client left, or the gateway failed: nothing learnt about the target
+            verdict.abandoned()
         await rest.aclose()  # type: ignore[attr-defined]
     return resp
 
