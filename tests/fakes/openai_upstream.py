@@ -34,6 +34,7 @@ class Script:
     role_in_first: bool = True
     bad_chunk_after: int | None = None  # send a non-JSON event after this many events
     raw_stream: list[bytes] | None = None  # send exactly these pieces as the stream body
+    body_then: str | None = None  # non-stream: send the headers and half the body, then "stall" or "cut"
 
 
 @dataclass
@@ -97,10 +98,23 @@ class FakeOpenAI:
                 return _raw(script)
             if body.get("stream"):
                 return await self._stream(request, body, script)
+            if script.body_then:
+                return await self._partial(request, json.dumps(self._complete(request.path, body)).encode(), script)
             return web.json_response(self._complete(request.path, body), headers=script.headers)
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
+
+    async def _partial(self, request: web.Request, payload: bytes, script: Script) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = len(payload)
+        await resp.prepare(request)
+        await resp.write(payload[: len(payload) // 2])
+        if script.body_then == "cut":
+            request.transport.close()  # type: ignore[union-attr]
+        else:
+            await asyncio.sleep(3600)
+        return resp
 
     def _complete(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         base = {"id": "cmpl-1", "created": int(time.time()), "model": body["model"], "usage": USAGE}
