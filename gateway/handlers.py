@@ -28,6 +28,7 @@ _ERRORS = {
     503: "Every target in the fallback chain failed",
 }
 _AUTH = [{"bearerAuth": []}]
+_FLAGS = {"1": True, "true": True, "0": False, "false": False}
 
 
 def public(handler: H) -> H:
@@ -53,9 +54,10 @@ def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 
 
 @docs(tags=["health"], summary="Health check (no authentication)",
-      parameters=[{"in": "query", "name": "detail", "required": False, "schema": {"type": "string", "enum": ["1"]},
+      parameters=[{"in": "query", "name": "detail", "required": False, "schema": {"type": "string", "enum": list(_FLAGS)},
                    "description": "`1`: also list provider names and targets that failed lately or cool down"}])
 @response_schema(schemas.HealthSchema, 200)
+@response_schema(schemas.ErrorSchema, 400, description="An unknown value of `detail`")
 @public
 async def health(request: web.Request) -> web.Response:
     runtime = request[RUNTIME]
@@ -66,7 +68,10 @@ async def health(request: web.Request) -> web.Response:
         "providers": len(runtime.config.providers),
         "clients": len(runtime.clients),
     }
-    if request.query.get("detail") in ("1", "true"):
+    detail = request.query.get("detail", "0")
+    if detail not in _FLAGS:
+        raise InvalidRequest("'detail' must be 1 or 0.", param="detail")
+    if _FLAGS[detail]:
         doc["provider_names"] = [p.name for p in runtime.config.providers]
         doc["targets"] = request.app[LIVE].breakers.snapshot()  # those that failed lately; no secrets
     return _json(doc)

@@ -4,6 +4,7 @@ loaded through them, so the hot path pays nothing for the documentation."""
 from __future__ import annotations
 
 from marshmallow import INCLUDE, Schema, fields
+from marshmallow.validate import Length, OneOf, Range
 
 
 class _Open(Schema):
@@ -42,36 +43,44 @@ class UsageSchema(_Open):
     total_tokens = fields.Integer()
 
 
+# Request fields: what is declared here with a type, bounds or a length is also what the gateway
+# rejects with 400 before calling any upstream (gateway.validation compiles these schemas into its
+# checks). Optional fields accept null, as OpenAI does.
+
 class ChatMessageSchema(_Open):
     role = fields.String(required=True, metadata={"example": "user"})
     content = fields.Raw(allow_none=True, metadata={"description": "A string or an array of content parts."})
-    name = fields.String()
-    tool_calls = fields.List(fields.Dict())
-    tool_call_id = fields.String()
+    name = fields.String(allow_none=True)
+    tool_calls = fields.List(fields.Dict(), allow_none=True)
+    tool_call_id = fields.String(allow_none=True)
+
+
+def _model() -> fields.String:
+    return fields.String(required=True, validate=Length(min=1), metadata={
+        "description": "A `provider/model` id from `GET /models`, or `localrouter/auto`."})
 
 
 class _Sampling(_Open):
-    model = fields.String(required=True, metadata={
-        "description": "A `provider/model` id from `GET /models`, or `localrouter/auto`."})
-    temperature = fields.Float()
-    top_p = fields.Float()
-    max_tokens = fields.Integer()
-    stop = fields.Raw(metadata={"description": "A string or an array of up to 4 strings."})
-    stream = fields.Boolean(metadata={"description": "Answer as Server-Sent Events."})
-    stream_options = fields.Dict()
-    n = fields.Integer()
-    presence_penalty = fields.Float()
-    frequency_penalty = fields.Float()
-    seed = fields.Integer()
-    user = fields.String()
+    model = _model()
+    temperature = fields.Float(allow_none=True, validate=Range(0, 2))
+    top_p = fields.Float(allow_none=True, validate=Range(0, 1))
+    max_tokens = fields.Integer(allow_none=True, validate=Range(min=1))
+    stop = fields.Raw(allow_none=True, metadata={"description": "A string or an array of up to 4 strings."})
+    stream = fields.Boolean(allow_none=True, metadata={"description": "Answer as Server-Sent Events."})
+    stream_options = fields.Dict(allow_none=True)
+    n = fields.Integer(allow_none=True, validate=Range(1, 128))
+    presence_penalty = fields.Float(allow_none=True, validate=Range(-2, 2))
+    frequency_penalty = fields.Float(allow_none=True, validate=Range(-2, 2))
+    seed = fields.Integer(allow_none=True)
+    user = fields.String(allow_none=True)
 
 
 class ChatCompletionRequestSchema(_Sampling):
-    messages = fields.List(fields.Nested(ChatMessageSchema), required=True)
-    max_completion_tokens = fields.Integer()
-    tools = fields.List(fields.Dict())
-    tool_choice = fields.Raw()
-    response_format = fields.Dict()
+    messages = fields.List(fields.Nested(ChatMessageSchema), required=True, validate=Length(min=1))
+    max_completion_tokens = fields.Integer(allow_none=True, validate=Range(min=1))
+    tools = fields.List(fields.Dict(), allow_none=True)
+    tool_choice = fields.Raw(allow_none=True, metadata={"description": "`none`, `auto`, `required`, or an object."})
+    response_format = fields.Dict(allow_none=True)
 
 
 class ChatChoiceSchema(_Open):
@@ -91,8 +100,8 @@ class ChatCompletionSchema(_Open):
 
 class CompletionRequestSchema(_Sampling):
     prompt = fields.Raw(required=True, metadata={"description": "A string or an array of strings."})
-    echo = fields.Boolean()
-    suffix = fields.String()
+    echo = fields.Boolean(allow_none=True)
+    suffix = fields.String(allow_none=True)
 
 
 class CompletionChoiceSchema(_Open):
@@ -112,11 +121,11 @@ class CompletionSchema(_Open):
 
 
 class EmbeddingRequestSchema(_Open):
-    model = fields.String(required=True)
+    model = _model()
     input = fields.Raw(required=True, metadata={"description": "A string or an array of strings or tokens."})
-    encoding_format = fields.String()
-    dimensions = fields.Integer()
-    user = fields.String()
+    encoding_format = fields.String(allow_none=True, validate=OneOf(["float", "base64"]))
+    dimensions = fields.Integer(allow_none=True, validate=Range(min=1))
+    user = fields.String(allow_none=True)
 
 
 class EmbeddingSchema(_Open):

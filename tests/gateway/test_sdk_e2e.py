@@ -92,12 +92,12 @@ async def test_client_errors_raise_the_sdk_class(gw, key, model, error):
 
 async def test_upstream_400_is_bad_request_without_fallback(gw, upstreams):
     primary, backup = upstreams
-    primary.queue(Script(status=400, body={"error": {"message": "temperature too high", "type": "invalid_request_error",
-                                                        "param": "temperature", "code": None}}))
+    primary.queue(Script(status=400, body={"error": {"message": "logit_bias is wrong", "type": "invalid_request_error",
+                                                        "param": "logit_bias", "code": None}}))
     async with gw.sdk() as client:
         with pytest.raises(openai.BadRequestError) as info:
-            await client.chat.completions.create(model="openai/gpt-4o-mini", messages=MESSAGES, temperature=9)
-    assert info.value.body["message"] == "temperature too high" and info.value.body["param"] == "temperature"
+            await client.chat.completions.create(model="openai/gpt-4o-mini", messages=MESSAGES, logit_bias={"x": 500})
+    assert info.value.body["message"] == "logit_bias is wrong" and info.value.body["param"] == "logit_bias"
     assert backup.received == [r for r in backup.received if r.path.endswith("/models")]
 
 
