@@ -13,12 +13,12 @@ from aiohttp import web
 
 from gateway import handlers, oauth, openapi
 from gateway.config import Config
-from gateway.keys import CONFIG, LIVE, OPENAPI, STARTED_AT, TOKEN_THROTTLE
+from gateway.keys import CONFIG, LIVE, OPENAPI, STARTED_AT
 from gateway.runtime import Live
-from gateway.throttle import FailureThrottle
 from middlewares.auth import auth
 from middlewares.errors import errors
 from middlewares.permissions import permissions
+from middlewares.ratelimit import ratelimit
 from middlewares.security import response_headers, security
 
 PREFIXES = ("", "/v1")
@@ -26,12 +26,11 @@ PREFIXES = ("", "/v1")
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[errors, security, auth, permissions],
+        middlewares=[errors, security, auth, ratelimit, permissions],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
     app[STARTED_AT] = time.time()
-    app[TOKEN_THROTTLE] = FailureThrottle()
     routes = (*handlers.ROUTES, *oauth.ROUTES)
     for method, path, handler in routes:
         app.router.add_route(method, path, handler)

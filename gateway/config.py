@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from gateway.confreader import Reader
+from gateway.limits_config import Price, RateLimit, StateConfig, read_prices, read_rate_limits, read_state
 
 PROVIDER_TYPES = frozenset({"openai"})
 ENDPOINTS = ("chat", "completions", "embeddings")
@@ -97,6 +98,7 @@ class ProviderConfig:
     timeouts: Timeouts = Timeouts()
     retries: int = 0
     cooldown: Cooldown = Cooldown()
+    prices: Mapping[str, Price] = field(default_factory=dict)  # upstream model name -> USD per 1M tokens
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class StrategyConfig:
     allow: tuple[str, ...] = ()
     auto: tuple[str, ...] = ()
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rate_limits: tuple[RateLimit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ class Config:
     strategies: tuple[StrategyConfig, ...]
     clients: tuple[ClientConfig, ...]
     auth: AuthConfig = AuthConfig()
+    state: StateConfig = StateConfig()
     source: str = "<embedded default>"
     generated_secret: Secret | None = None
 
@@ -245,7 +249,7 @@ def _url_ok(r: Reader, url: str, path: str) -> bool:
 
 def _read_provider(r: Reader, raw: Any, path: str, defaults: Resilience) -> ProviderConfig | None:
     keys = {"name": True, "type": False, "base_url": True, "api_key": False, "models": False,
-            "endpoints": False, "timeouts": False, "retries": False, "cooldown": False}
+            "endpoints": False, "timeouts": False, "retries": False, "cooldown": False, "prices": False}
     m = r.mapping(raw, path, keys)
     if m is None:
         return None
@@ -268,10 +272,11 @@ def _read_provider(r: Reader, raw: Any, path: str, defaults: Resilience) -> Prov
             return e in ENDPOINTS
         endpoints = frozenset(r.strings(m["endpoints"], f"{path}.endpoints", known))
     res = _read_resilience(r, m, path, defaults)
+    prices = read_prices(r, m.get("prices"), f"{path}.prices")
     if not (name and ptype and base_url):
         return None
     return ProviderConfig(name, ptype, base_url.rstrip("/"), Secret(api_key) if api_key else None,
-                          models, endpoints, res.timeouts, res.retries, res.cooldown)
+                          models, endpoints, res.timeouts, res.retries, res.cooldown, prices)
 
 
 def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
@@ -290,7 +295,7 @@ def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: 
 def _read_strategy(
     r: Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig]
 ) -> StrategyConfig | None:
-    m = r.mapping(raw, path, {"name": True, "allow": False, "auto": False, "fallbacks": False})
+    m = r.mapping(raw, path, {"name": True, "allow": False, "auto": False, "fallbacks": False, "rate_limits": False})
     if m is None:
         return None
     name = r.name(m["name"], f"{path}.name") if "name" in m else None
@@ -307,7 +312,8 @@ def _read_strategy(
         for model, chain in raw_fb.items():
             if ref(str(model), f"{path}.fallbacks.{model}"):
                 fallbacks[str(model)] = r.strings(chain, f"{path}.fallbacks.{model}", ref)
-    return StrategyConfig(name, allow, auto, fallbacks) if name else None
+    limits = read_rate_limits(r, m.get("rate_limits"), f"{path}.rate_limits")
+    return StrategyConfig(name, allow, auto, fallbacks, limits) if name else None
 
 
 def _read_client(
@@ -361,7 +367,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
     """Turn a loaded YAML document into a :class:`Config`, or raise :class:`ConfigError`."""
     r = Reader(env)
     top = r.mapping(data, "", {"server": False, "providers": True, "strategies": True, "clients": True,
-                               "auth": False})
+                               "auth": False, "state": False})
     if top is None:
         raise ConfigError(r.problems)
     server = _read_server(r, top.get("server"))
@@ -374,7 +380,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
     clients = _read_list(r, top.get("clients"), "clients",
                          lambda r, raw, path: _read_client(r, raw, path, names, digests))
     auth = _read_auth(r, top.get("auth"), env)
-    cfg = Config(server, providers, strategies, clients, auth, source)
+    cfg = Config(server, providers, strategies, clients, auth, read_state(r, top.get("state")), source)
     if r.problems:
         raise ConfigError(r.problems)
     return cfg

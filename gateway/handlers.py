@@ -13,6 +13,7 @@ from aiohttp_apigami import docs, request_schema, response_schema
 from gateway import __version__, fallback, jsonx, schemas, sse
 from gateway.breaker import Verdict
 from gateway.errors import InvalidRequest
+from gateway.routing import Target
 from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, LIVE, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT
 from gateway.validation import validate
 
@@ -61,12 +62,14 @@ def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 @public
 async def health(request: web.Request) -> web.Response:
     runtime = request[RUNTIME]
+    state = request.app[LIVE].state.health()
     doc: dict[str, Any] = {
-        "status": "ok",
+        "status": "ok" if state["ok"] else "degraded",
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app[STARTED_AT], 3),
         "providers": len(runtime.config.providers),
         "clients": len(runtime.clients),
+        "state": state,
     }
     detail = request.query.get("detail", "0")
     if detail not in _FLAGS:
@@ -107,11 +110,23 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
         opened = await fallback.open_stream(providers, breakers, chain, endpoint, body)
         first, rest = opened.result
         verdict = Verdict(breakers, opened.target.id, providers[opened.target.provider].config.cooldown)
-        return await sse.relay(request, opened.target, first, rest, chat=endpoint == "chat",
-                               headers=_served_headers(opened), verdict=verdict)
+        seen: dict[str, Any] = {}
+        resp = await sse.relay(request, opened.target, first, rest, chat=endpoint == "chat",
+                               headers=_served_headers(opened), verdict=verdict, seen=seen)
+        _account(request, opened.target, seen.get("usage"))
+        return resp
     served = await fallback.complete(providers, breakers, chain, endpoint, body)
     served.result["model"] = served.target.id
+    _account(request, served.target, served.result.get("usage"))
     return _json(served.result, headers=_served_headers(served))
+
+
+def _account(request: web.Request, target: Target, usage: Any) -> None:
+    """Count what the answer used against the client's budgets."""
+    principal = request[PRINCIPAL]
+    if principal.policy.limits and isinstance(usage, dict):
+        price = request[RUNTIME].providers[target.provider].config.prices.get(target.model)
+        request.app[LIVE].limiter.record(principal.client.name, principal.policy.limits, usage, price)
 
 
 def _served_headers(served: fallback.Served[Any]) -> dict[str, str]:

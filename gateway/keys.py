@@ -7,18 +7,17 @@ from aiohttp import web
 from gateway.config import Config
 from gateway.routing import Principal, Target
 from gateway.runtime import Live, Runtime
-from gateway.throttle import FailureThrottle
 
 CONFIG = web.AppKey("config", Config)  # the config the app was created with (socket, body limit)
 STARTED_AT = web.AppKey("started_at", float)
 LIVE = web.AppKey("live", Live)
 OPENAPI = web.AppKey("openapi", bytes)
-TOKEN_THROTTLE = web.AppKey("token_throttle", FailureThrottle)
 
 RUNTIME = web.RequestKey("runtime", Runtime)  # the runtime this request started on
 PRINCIPAL = web.RequestKey("principal", Principal)
 BODY = web.RequestKey("body", dict)
 CHAIN = web.RequestKey("chain", tuple[Target, ...])
+RATE_HEADERS = web.RequestKey("rate_headers", dict)  # x-ratelimit-* for the answer
 
 # Handlers say what the middlewares owe them through attributes set in gateway.handlers.
 PUBLIC_ATTR = "__localrouter_public__"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import math
 import logging
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
@@ -16,7 +18,8 @@ from aiohttp import web
 from aiohttp_apigami import docs
 
 from gateway import jsonx
-from gateway.keys import PUBLIC_ATTR, RUNTIME, TOKEN_THROTTLE
+from gateway.keys import LIVE, PUBLIC_ATTR, RUNTIME
+from gateway.state import Check, State, StateUnavailable
 
 log = logging.getLogger("localrouter.oauth")
 
@@ -34,6 +37,33 @@ class OAuthError(Exception):
         body = {"error": self.error, "error_description": self.description}
         return web.Response(body=jsonx.dumps(body), status=self.status, content_type="application/json",
                             headers={**_NO_STORE, **self.headers})
+
+
+class Throttle:
+    """Failures per client_id, counted in the shared state so that every replica agrees: after
+    ``LIMIT`` failures within ``WINDOW`` seconds the client_id waits. If the state backend is down,
+    the throttle is skipped (the secret check itself still holds)."""
+
+    LIMIT, WINDOW = 5, 60.0
+
+    def __init__(self, state: State, client_id: str) -> None:
+        self._state = state
+        self._key = "oauth-failures:" + client_id[:200]
+
+    async def wait(self) -> int | None:
+        try:
+            admitted, (reading,) = await self._state.admit([Check(self._key, self.WINDOW, self.LIMIT)])
+        except StateUnavailable:
+            return None
+        return None if admitted else max(1, math.ceil(reading.retry_after or 1))
+
+    async def failed(self) -> None:
+        with contextlib.suppress(StateUnavailable):
+            await self._state.add([(self._key, self.WINDOW, 1.0)])
+
+    async def succeeded(self) -> None:
+        with contextlib.suppress(StateUnavailable):
+            await self._state.clear([self._key])
 
 
 def _invalid_request(description: str) -> OAuthError:
@@ -94,20 +124,20 @@ async def _grant(request: web.Request) -> web.Response:
     client_id, secret = basic if basic is not None else (params.get("client_id"), params.get("client_secret"))
     if not client_id or not secret:
         raise _invalid_request("client_id and client_secret are required.")
-    throttle = request.app[TOKEN_THROTTLE]
-    wait = throttle.retry_after(client_id)
+    throttle = Throttle(request.app[LIVE].state, client_id)
+    wait = await throttle.wait()
     if wait is not None:
         raise OAuthError(429, "slow_down", f"Too many failed attempts for this client; retry in {wait}s.",
                          {"Retry-After": str(wait)})
     clients = request[RUNTIME].clients
     principal = clients.check_credentials(client_id, secret)
     if principal is None or not principal.client.enabled:
-        throttle.failed(client_id)
+        await throttle.failed()
         log.info("token request refused for client_id %.64r", client_id)
         challenge = {"WWW-Authenticate": 'Basic realm="localrouter"'} if basic is not None else {}
         reason = "Client authentication failed." if principal is None else "This client is disabled."
         raise OAuthError(401, "invalid_client", reason, challenge)
-    throttle.succeeded(client_id)
+    await throttle.succeeded()
     token = clients.signer.issue(principal.client.name, principal.client.secret_sha256)
     body = {"access_token": token, "token_type": "Bearer", "expires_in": clients.signer.ttl}
     return web.Response(body=jsonx.dumps(body), content_type="application/json", headers=_NO_STORE)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from gateway.catalog import Catalog
 from gateway.config import AUTO_MODEL, ClientConfig, Config, StrategyConfig
 from gateway.errors import ModelNotFound, PermissionDenied
+from gateway.limits_config import RateLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class Policy:
     allow: re.Pattern[str]
     auto: tuple[Target, ...]
     fallbacks: Mapping[str, tuple[Target, ...]]
+    limits: tuple[RateLimit, ...] = ()
 
     @classmethod
     def compile(cls, s: StrategyConfig) -> Policy:
@@ -43,6 +45,7 @@ class Policy:
             re.compile(pattern),
             tuple(t for t in map(Target.parse, s.auto) if t),
             {m: tuple(t for t in map(Target.parse, chain) if t) for m, chain in s.fallbacks.items()},
+            s.rate_limits,
         )
 
     def allows(self, model_id: str) -> bool:

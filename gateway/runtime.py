@@ -19,7 +19,9 @@ from gateway.breaker import Breakers
 from gateway.catalog import Catalog
 from gateway.clients import ClientRegistry
 from gateway.config import Config
+from gateway.ratelimit import RateLimiter
 from gateway.routing import Router
+from gateway.state import make_state
 from gateway.tokens import TokenSigner
 from providers import ADAPTERS
 from providers.base import Provider
@@ -28,6 +30,7 @@ log = logging.getLogger("localrouter.reload")
 
 #: server settings that the listening socket or the app were built with: a reload cannot change them
 RESTART_ONLY = ("host", "port", "max_body_bytes", "upstream_connections")
+RESTART_ONLY_SECTIONS = ("state",)
 WATCH_INTERVAL = 1.0
 
 
@@ -59,6 +62,8 @@ class Live:
                      "stops", gwconfig.SIGNING_KEY_ENV)
         self.current = Runtime(config, session, self._fallback_key)
         self.breakers = Breakers()  # per target id, kept across reloads
+        self.state = make_state(config.state)  # budgets and throttles, kept across reloads
+        self.limiter = RateLimiter(self.state, config.state.fail_closed)
         self._stat = _stat(config.source)
         self._retired: set[asyncio.Task[None]] = set()
 
@@ -83,6 +88,9 @@ class Live:
         for f in fields(new.server):
             if f.name in RESTART_ONLY and getattr(new.server, f.name) != getattr(old.config.server, f.name):
                 log.warning("config reload: server.%s changed; it takes effect on restart", f.name)
+        for section in RESTART_ONLY_SECTIONS:
+            if getattr(new, section) != getattr(old.config, section):
+                log.warning("config reload: %s changed; it takes effect on restart", section)
         if new.server.internal_test_token and not old.config.server.internal_test_token:
             log.warning("config reload: server.internal_test_token is now on: the 'internal-test' token bypasses "
                         "every client restriction for callers on this host")
@@ -109,6 +117,8 @@ class Live:
     async def close(self) -> None:
         await self.current.close()
         await asyncio.gather(*self._retired, return_exceptions=True)
+        await self.limiter.drain()
+        await self.state.close()
 
 
 def _stat(path: str) -> tuple[int, int, int, int] | None:

@@ -149,11 +149,13 @@ class TargetHealthSchema(Schema):
 
 
 class HealthSchema(Schema):
-    status = fields.String(required=True, metadata={"example": "ok"})
+    status = fields.String(required=True, metadata={"example": "ok", "enum": ["ok", "degraded"]})
     version = fields.String(required=True)
     uptime_seconds = fields.Float(required=True)
     providers = fields.Integer(required=True, metadata={"description": "Configured providers."})
     clients = fields.Integer(required=True, metadata={"description": "Configured clients."})
+    state = fields.Dict(required=True, metadata={
+        "description": "The budget state backend: `{backend, ok}` (`status` is `degraded` while it is unreachable)."})
     provider_names = fields.List(fields.String(), metadata={"description": "With `detail=1`."})
     targets = fields.List(fields.Nested(TargetHealthSchema), metadata={
         "description": "With `detail=1`: targets that failed lately, cool down, or are being probed."})

@@ -46,18 +46,21 @@ def _first(chunk: dict[str, Any]) -> dict[str, Any]:
     return chunk
 
 
-def _encode(batch: StreamBatch, model: str) -> bytes:
+def _encode(batch: StreamBatch, model: str, seen: dict[str, Any]) -> bytes:
     for chunk in batch.chunks:
         chunk["model"] = model
+        if chunk.get("usage"):
+            seen["usage"] = chunk["usage"]
     data = b"data: " + b"\n\ndata: ".join(map(jsonx.dumps, batch.chunks)) + b"\n\n" if batch.chunks else b""
     return data + DONE if batch.done else data
 
 
 async def relay(
     request: web.Request, target: Target, first: StreamBatch, rest: AsyncIterator[StreamBatch], chat: bool,
-    headers: dict[str, str], verdict: Verdict,
+    headers: dict[str, str], verdict: Verdict, seen: dict[str, Any],
 ) -> web.StreamResponse:
-    """Send the ``first`` batch and every later one, ``model`` set to the target that served them.
+    """Send the ``first`` batch and every later one, ``model`` set to the target that served them;
+    ``seen["usage"]`` is the usage chunk's, once it went by.
 
     After the first byte a failure can no longer change the status: it becomes one final error
     event, then ``[DONE]``, and the stream ends cleanly (and counts against the target's health).
@@ -68,9 +71,9 @@ async def relay(
         await resp.prepare(request)
         if chat and first.chunks:
             _first(first.chunks[0])
-        await _send(resp, first, target.id)
+        await _send(resp, first, target.id, seen)
         async for batch in rest:
-            await _send(resp, batch, target.id)
+            await _send(resp, batch, target.id, seen)
         verdict.succeeded()
         judged = True
     except ProviderError as exc:
@@ -91,11 +94,11 @@ async def relay(
     return resp
 
 
-async def _send(resp: web.StreamResponse, batch: StreamBatch, model: str) -> None:
+async def _send(resp: web.StreamResponse, batch: StreamBatch, model: str, seen: dict[str, Any]) -> None:
     if batch.done:
-        await resp.write_eof(_encode(batch, model))  # the last events and the end in one write
+        await resp.write_eof(_encode(batch, model, seen))  # the last events and the end in one write
     else:
-        await resp.write(_encode(batch, model))
+        await resp.write(_encode(batch, model, seen))
 
 
 async def _end_with(resp: web.StreamResponse, err: GatewayError) -> None:

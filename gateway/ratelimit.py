@@ -1,0 +1,146 @@
+"""Per-client budgets: admit a request against its strategy's limits, then count what it used.
+
+Requests are counted when admitted. Tokens and cost are counted from each answer's usage (streams:
+the final usage chunk); a request is admitted while every window still has budget, so a client can
+overshoot a token or cost limit only by the requests it has in flight at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.errors import AllProvidersFailed, RateLimited
+from gateway.limits_config import Price, RateLimit
+from gateway.state import Check, Reading, State, StateUnavailable
+
+log = logging.getLogger("localrouter.ratelimit")
+
+#: the header suffix of each limit kind (OpenAI's names for requests and tokens)
+HEADER_NAMES = {"requests": "requests", "total_tokens": "tokens", "input_tokens": "input-tokens",
+                "output_tokens": "output-tokens", "cost_usd": "cost-usd"}
+_WARN_EVERY = 10.0
+
+
+def key(client: str, limit: RateLimit) -> str:
+    return f"rl:{client}:{limit.id}"
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's reset format: ``250ms``, ``6s``, ``1m30s``, ``2h0m0s``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    s = math.ceil(seconds)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h}h{m}m{s}s"
+    return f"{m}m{s}s" if m else f"{s}s"
+
+
+def _amount(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.6f}".rstrip("0")
+
+
+def headers_for(limits: tuple[RateLimit, ...], readings: list[Reading]) -> dict[str, str]:
+    """x-ratelimit-{limit,remaining,reset}-<kind>; of several limits of one kind, the tightest."""
+    tightest: dict[str, tuple[float, RateLimit, Reading]] = {}
+    for limit, reading in zip(limits, readings):
+        remaining = max(0.0, limit.amount - reading.used)
+        best = tightest.get(limit.kind)
+        if best is None or remaining < best[0]:
+            tightest[limit.kind] = (remaining, limit, reading)
+    out = {}
+    for kind, (remaining, limit, reading) in tightest.items():
+        name = HEADER_NAMES[kind]
+        out[f"x-ratelimit-limit-{name}"] = _amount(limit.amount)
+        out[f"x-ratelimit-remaining-{name}"] = _amount(remaining)
+        out[f"x-ratelimit-reset-{name}"] = duration(reading.reset)
+    return out
+
+
+def cost_usd(usage: Mapping[str, Any], price: Price | None) -> float | None:
+    """USD for one answer's usage; None when the price is unknown."""
+    if price is None:
+        return None
+    return (_tokens(usage, "prompt_tokens") * price.input_per_1m
+            + _tokens(usage, "completion_tokens") * price.output_per_1m) / 1_000_000
+
+
+def _tokens(usage: Mapping[str, Any], name: str) -> int:
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+class RateLimiter:
+    def __init__(self, state: State, fail_closed: bool) -> None:
+        self.state = state
+        self.fail_closed = fail_closed
+        self._warned = 0.0
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def admit(self, client: str, limits: tuple[RateLimit, ...]) -> dict[str, str]:
+        """The rate-limit headers of an admitted request; raises 429 (or 503 when failing closed)."""
+        checks = [Check(key(client, l), l.window, l.amount, 1.0 if l.kind == "requests" else 0.0) for l in limits]
+        try:
+            admitted, readings = await self.state.admit(checks)
+        except StateUnavailable as exc:
+            return self._unavailable(exc)
+        headers = headers_for(limits, readings)
+        if not admitted:
+            waits = [r.retry_after for r in readings if r.retry_after is not None]
+            retry = max(1, math.ceil(max(waits))) if waits else 1
+            over = ", ".join(f"{_amount(l.amount)} {l.kind.replace('_', ' ')} per {l.per}"
+                             for l, r in zip(limits, readings) if r.retry_after is not None)
+            raise RateLimited(f"Rate limit reached for this client ({over}). Retry in {retry}s.",
+                              code="rate_limit_exceeded", headers={**headers, "Retry-After": str(retry)})
+        return headers
+
+    def _unavailable(self, exc: StateUnavailable) -> dict[str, str]:
+        now = time.monotonic()
+        if now - self._warned > _WARN_EVERY:
+            self._warned = now
+            log.warning("rate limits not enforced: state backend unavailable (%s)%s", exc,
+                        "; refusing requests (state.fail_closed)" if self.fail_closed else "; failing open")
+        if self.fail_closed:
+            raise AllProvidersFailed("Rate limit state is unavailable; try again shortly.",
+                                     code="rate_limit_state_unavailable", headers={"Retry-After": "1"})
+        return {}
+
+    def record(self, client: str, limits: tuple[RateLimit, ...], usage: Mapping[str, Any] | None,
+               price: Price | None) -> None:
+        """Count an answer's tokens and cost against the limits that count them (in the background)."""
+        if not usage or not any(l.kind != "requests" for l in limits):
+            return
+        amounts = {"input_tokens": _tokens(usage, "prompt_tokens"), "output_tokens": _tokens(usage, "completion_tokens"),
+                   "total_tokens": _tokens(usage, "total_tokens")}
+        amounts["total_tokens"] = amounts["total_tokens"] or amounts["input_tokens"] + amounts["output_tokens"]
+        cost = cost_usd(usage, price)
+        items = []
+        for l in limits:
+            if l.kind == "cost_usd":
+                if cost is None:
+                    log.warning("no price for the model that served client %s: its cost is not counted", client)
+                elif cost > 0:
+                    items.append((key(client, l), l.window, cost))
+            elif l.kind != "requests" and amounts[l.kind] > 0:
+                items.append((key(client, l), l.window, float(amounts[l.kind])))
+        if items:
+            task = asyncio.get_running_loop().create_task(self._add(items))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _add(self, items: list[tuple[str, float, float]]) -> None:
+        try:
+            await self.state.add(items)
+        except StateUnavailable as exc:
+            log.warning("usage not counted: state backend unavailable (%s)", exc)
+
+    async def drain(self) -> None:
+        """Wait for usage still being counted (shutdown, tests)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
