@@ -138,13 +138,18 @@ def gateway_config(upstream: str, stream_upstream: str) -> str:
     return f"""
 server: {{host: 127.0.0.1, port: 0}}
 providers:
-  - {{name: openai, base_url: "{upstream}", api_key: sk-bench, models: [gpt-4o-mini, gpt-4o, text-embedding-3-small]}}
+  - {{name: openai, base_url: "{upstream}", api_key: sk-bench, models: [gpt-4o-mini, gpt-4o, text-embedding-3-small],
+      prices: {{gpt-4o-mini: {{input_per_1m: 0.15, output_per_1m: 0.6}}}}}}
   - {{name: streamer, base_url: "{stream_upstream}", api_key: sk-bench, models: [gpt-4o-mini]}}
   - {{name: backup, base_url: "{upstream}", models: [gpt-4o-mini, text-embedding-3-small]}}
   - {{name: groq, base_url: "{upstream}", api_key: gsk-bench, models: [llama-3.1-8b-instant], endpoints: [chat]}}
 strategies:
   - name: default
     allow: ["openai/*", "streamer/*", "backup/*", "groq/*"]
+    rate_limits:  # never reached here: the cost of checking and counting them is what is measured
+      - {{requests: 100000000, per: minute}}
+      - {{total_tokens: 10000000000, per: hour}}
+      - {{cost_usd: 1000000000, per: day}}
     auto: [openai/gpt-4o-mini, backup/gpt-4o-mini]
     fallbacks:
       openai/gpt-4o-mini: [backup/gpt-4o-mini, groq/llama-3.1-8b-instant]

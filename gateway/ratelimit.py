@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.errors import AllProvidersFailed, RateLimited
 from gateway.limits_config import Price, RateLimit
-from gateway.state import Check, Reading, State, StateUnavailable
+from gateway.state import Check, MemoryState, Reading, State, StateUnavailable
 
 log = logging.getLogger("localrouter.ratelimit")
 
@@ -35,6 +35,8 @@ def duration(seconds: float) -> str:
     if seconds < 1:
         return f"{max(0, round(seconds * 1000))}ms"
     s = math.ceil(seconds)
+    if s < 60:
+        return f"{s}s"
     h, rest = divmod(s, 3600)
     m, s = divmod(rest, 60)
     if h:
@@ -43,24 +45,42 @@ def duration(seconds: float) -> str:
 
 
 def _amount(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.6f}".rstrip("0")
+    whole = int(value)
+    return str(whole) if whole == value else f"{value:.6f}".rstrip("0")
 
 
-def headers_for(limits: tuple[RateLimit, ...], readings: list[Reading]) -> dict[str, str]:
-    """x-ratelimit-{limit,remaining,reset}-<kind>; of several limits of one kind, the tightest."""
-    tightest: dict[str, tuple[float, RateLimit, Reading]] = {}
-    for limit, reading in zip(limits, readings):
-        remaining = max(0.0, limit.amount - reading.used)
-        best = tightest.get(limit.kind)
-        if best is None or remaining < best[0]:
-            tightest[limit.kind] = (remaining, limit, reading)
-    out = {}
-    for kind, (remaining, limit, reading) in tightest.items():
-        name = HEADER_NAMES[kind]
-        out[f"x-ratelimit-limit-{name}"] = _amount(limit.amount)
-        out[f"x-ratelimit-remaining-{name}"] = _amount(remaining)
-        out[f"x-ratelimit-reset-{name}"] = duration(reading.reset)
-    return out
+class _Plan:
+    """What admitting one client under one set of limits takes, worked out once: the windows to check,
+    and for each header kind the limits it reports (the tightest of several of one kind)."""
+
+    __slots__ = ("limits", "checks", "headers")
+
+    def __init__(self, client: str, limits: tuple[RateLimit, ...]) -> None:
+        self.limits = limits
+        self.checks = [Check(key(client, l), l.window, l.amount, 1.0 if l.kind == "requests" else 0.0)
+                       for l in limits]
+        by_kind: dict[str, list[int]] = {}
+        for i, l in enumerate(limits):
+            by_kind.setdefault(l.kind, []).append(i)
+        self.headers = []
+        for kind, indexes in by_kind.items():
+            name = HEADER_NAMES[kind]
+            self.headers.append((tuple(indexes), f"x-ratelimit-limit-{name}", f"x-ratelimit-remaining-{name}",
+                                 f"x-ratelimit-reset-{name}"))
+
+    def headers_for(self, readings: list[Reading]) -> dict[str, str]:
+        """x-ratelimit-{limit,remaining,reset}-<kind>."""
+        checks = self.checks
+        out = {}
+        for indexes, limit_name, remaining_name, reset_name in self.headers:
+            i = indexes[0]
+            if len(indexes) > 1:
+                i = min(indexes, key=lambda j: checks[j].limit - readings[j].used)
+            limit, reading = checks[i].limit, readings[i]
+            out[limit_name] = _amount(limit)
+            out[remaining_name] = _amount(limit - reading.used if reading.used < limit else 0.0)
+            out[reset_name] = duration(reading.reset)
+        return out
 
 
 def cost_usd(usage: Mapping[str, Any], price: Price | None) -> float | None:
@@ -82,15 +102,30 @@ class RateLimiter:
         self.fail_closed = fail_closed
         self._warned = 0.0
         self._pending: set[asyncio.Task[None]] = set()
+        self._plans: dict[tuple[str, int], _Plan] = {}
+
+    def _plan(self, client: str, limits: tuple[RateLimit, ...]) -> _Plan:
+        # keyed by the identity of the policy's tuple (hashing its limits costs more than the lookup);
+        # the plan keeps the tuple alive, so an id is never reused while its plan is cached
+        plan = self._plans.get((client, id(limits)))
+        if plan is None or plan.limits is not limits:
+            if len(self._plans) > 100_000:  # only ever grows with reloads that change limits
+                self._plans.clear()
+            plan = self._plans[(client, id(limits))] = _Plan(client, limits)
+        return plan
 
     async def admit(self, client: str, limits: tuple[RateLimit, ...]) -> dict[str, str]:
         """The rate-limit headers of an admitted request; raises 429 (or 503 when failing closed)."""
-        checks = [Check(key(client, l), l.window, l.amount, 1.0 if l.kind == "requests" else 0.0) for l in limits]
+        plan = self._plan(client, limits)
+        checks = plan.checks
         try:
-            admitted, readings = await self.state.admit(checks)
+            if isinstance(self.state, MemoryState):
+                admitted, readings = self.state.admit_now(checks)
+            else:
+                admitted, readings = await self.state.admit(checks)
         except StateUnavailable as exc:
             return self._unavailable(exc)
-        headers = headers_for(limits, readings)
+        headers = plan.headers_for(readings)
         if not admitted:
             waits = [r.retry_after for r in readings if r.retry_after is not None]
             retry = max(1, math.ceil(max(waits))) if waits else 1
@@ -129,7 +164,9 @@ class RateLimiter:
                     items.append((key(client, l), l.window, cost))
             elif l.kind != "requests" and amounts[l.kind] > 0:
                 items.append((key(client, l), l.window, float(amounts[l.kind])))
-        if items:
+        if items and isinstance(self.state, MemoryState):
+            self.state.add_now(items)  # nothing to wait for: no task
+        elif items:
             task = asyncio.get_running_loop().create_task(self._add(items))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)

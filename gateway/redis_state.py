@@ -19,7 +19,7 @@ from gateway.state import BUCKETS, Check, Reading, State, StateUnavailable
 
 log = logging.getLogger("localrouter.state")
 
-# gateway.state.evaluate, in Lua. ARGV: for each key, window, limit, consume.
+# gateway.state._Window.judge, in Lua. ARGV: for each key, window, limit, consume.
 ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000

@@ -10,8 +10,8 @@ instead of resetting on the boundary. Each backend answers the same two question
 from __future__ import annotations
 
 import abc
-import math
 import time
+from collections import deque
 from dataclasses import dataclass
 
 BUCKETS = 60
@@ -28,7 +28,7 @@ class Check:
     consume: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per window per request, and frozen init is slow
 class Reading:
     used: float  # after this admission
     retry_after: float | None  # seconds until this window admits again (None: it admits now)
@@ -60,29 +60,52 @@ class State(abc.ABC):
         return None
 
 
-def evaluate(buckets: dict[int, float], check: Check, now: float) -> tuple[bool, Reading, int]:
-    """Trim ``buckets`` to the window, and judge ``check`` at ``now``; also the current bucket index.
+class _Window:
+    """The buckets of one window in time order, with their running total: O(1) per request."""
 
-    The Lua script in gateway/redis_state.py is this same function, line for line.
-    """
-    width = check.window / BUCKETS
-    idx = math.floor(now / width)
-    oldest = idx - BUCKETS + 1
-    for k in [k for k in buckets if k < oldest]:
-        del buckets[k]
-    used = sum(buckets.values())
-    ok = used + check.consume <= check.limit if check.consume > 0 else used < check.limit
-    retry = None
-    if not ok:
-        need, freed = used + check.consume - check.limit, 0.0
-        for k in sorted(buckets):
-            freed += buckets[k]
-            if freed >= need if check.consume > 0 else freed > need:
-                retry = (k + BUCKETS) * width - now
-                break
-    newest = max(buckets) if buckets else None
-    reset = (newest + BUCKETS) * width - now if newest is not None else 0.0
-    return ok, Reading(used, retry, reset), idx
+    __slots__ = ("entries", "total", "touched")
+
+    def __init__(self) -> None:
+        self.entries: deque[list[float]] = deque()  # [bucket index, amount]
+        self.total = 0.0
+        self.touched = 0.0
+
+    def trim(self, oldest: int) -> None:
+        entries = self.entries
+        while entries and entries[0][0] < oldest:
+            self.total -= entries.popleft()[1]
+        if not entries:
+            self.total = 0.0  # no float drift survives an empty window
+
+    def add(self, idx: int, amount: float, now: float) -> None:
+        entries = self.entries
+        if entries and entries[-1][0] == idx:
+            entries[-1][1] += amount
+        else:
+            entries.append([idx, amount])
+        self.total += amount
+        self.touched = now
+
+    def judge(self, check: Check, now: float) -> tuple[bool, Reading, int]:
+        """Judge ``check`` at ``now`` (trimming what left the window); also the current bucket index.
+
+        The Lua script in gateway/redis_state.py is this same computation over a Redis hash.
+        """
+        width = check.window / BUCKETS
+        idx = int(now // width)
+        self.trim(idx - BUCKETS + 1)
+        used = self.total
+        ok = used + check.consume <= check.limit if check.consume > 0 else used < check.limit
+        retry = None
+        if not ok:
+            need, freed = used + check.consume - check.limit, 0.0
+            for k, amount in self.entries:
+                freed += amount
+                if freed >= need if check.consume > 0 else freed > need:
+                    retry = (k + BUCKETS) * width - now
+                    break
+        reset = (self.entries[-1][0] + BUCKETS) * width - now if self.entries else 0.0
+        return ok, Reading(used, retry, reset), idx
 
 
 class MemoryState(State):
@@ -92,48 +115,55 @@ class MemoryState(State):
     backend = "memory"
 
     def __init__(self, max_keys: int = 100_000) -> None:
-        self._windows: dict[str, dict[int, float]] = {}
-        self._touched: dict[str, float] = {}
+        self._windows: dict[str, _Window] = {}
         self._max_keys = max_keys
 
     async def admit(self, checks: list[Check]) -> tuple[bool, list[Reading]]:
+        return self.admit_now(checks)
+
+    def admit_now(self, checks: list[Check]) -> tuple[bool, list[Reading]]:
+        """``admit`` without a round trip to wait for."""
         now = time.time()
-        results = [evaluate(self._windows.get(c.key, {}), c, now) for c in checks]
+        windows = [self._window(c.key, now) for c in checks]
+        results = [w.judge(c, now) for w, c in zip(windows, checks)]
         admitted = all(ok for ok, _, _ in results)
+        if not admitted:
+            return False, [reading for _, reading, _ in results]
         readings = []
-        for check, (_, reading, idx) in zip(checks, results):
-            if admitted and check.consume > 0:
-                self._count(check.key, idx, check.consume, now)
-                width = check.window / BUCKETS
-                reading = Reading(reading.used + check.consume, None, (idx + BUCKETS) * width - now)
+        for window, check, (_, reading, idx) in zip(windows, checks, results):
+            if check.consume > 0:
+                window.add(idx, check.consume, now)
+                reading = Reading(reading.used + check.consume, None, (idx + BUCKETS) * check.window / BUCKETS - now)
             readings.append(reading)
-        return admitted, readings
+        return True, readings
 
     async def add(self, items: list[tuple[str, float, float]]) -> None:
+        self.add_now(items)
+
+    def add_now(self, items: list[tuple[str, float, float]]) -> None:
+        """``add`` without a round trip to wait for: memory answers at once."""
         now = time.time()
         for key, window, amount in items:
-            self._count(key, math.floor(now / (window / BUCKETS)), amount, now)
+            self._window(key, now).add(int(now // (window / BUCKETS)), amount, now)
 
     async def clear(self, keys: list[str]) -> None:
         for key in keys:
             self._windows.pop(key, None)
-            self._touched.pop(key, None)
 
-    def _count(self, key: str, idx: int, amount: float, now: float) -> None:
-        buckets = self._windows.get(key)
-        if buckets is None:
+    def _window(self, key: str, now: float) -> _Window:
+        window = self._windows.get(key)
+        if window is None:
             if len(self._windows) >= self._max_keys:
                 self._prune(now)
-            buckets = self._windows[key] = {}
-        buckets[idx] = buckets.get(idx, 0.0) + amount
-        self._touched[key] = now
+            window = self._windows[key] = _Window()
+            window.touched = now
+        return window
 
     def _prune(self, now: float) -> None:
-        for key in [k for k, t in self._touched.items() if t < now - 86400]:
-            del self._windows[key], self._touched[key]
+        for key in [k for k, w in self._windows.items() if w.touched < now - 86400]:
+            del self._windows[key]
         while len(self._windows) >= self._max_keys:
-            key = next(iter(self._windows))
-            del self._windows[key], self._touched[key]
+            del self._windows[next(iter(self._windows))]
 
 
 def make_state(config) -> State:  # type: ignore[no-untyped-def]
