@@ -22,7 +22,14 @@ import yaml
 from gateway.confreader import Reader
 from gateway.limits_config import Price, RateLimit, StateConfig, read_prices, read_rate_limits, read_state
 
-PROVIDER_TYPES = frozenset({"openai"})
+#: each wire format, and its default base_url (written the way the provider's own SDK takes it)
+PROVIDER_TYPES = {
+    "openai": None,  # any OpenAI-compatible server: base_url required
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "ollama": "http://127.0.0.1:11434",
+    "azure": None,  # https://{resource}.openai.azure.com
+}
 ENDPOINTS = ("chat", "completions", "embeddings")
 AUTO_MODEL = "localrouter/auto"
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -99,6 +106,9 @@ class ProviderConfig:
     retries: int = 0
     cooldown: Cooldown = Cooldown()
     prices: Mapping[str, Price] = field(default_factory=dict)  # upstream model name -> USD per 1M tokens
+    api_version: str | None = None  # azure: the api-version query parameter
+    deployments: Mapping[str, str] = field(default_factory=dict)  # azure: model name -> deployment name
+    default_max_tokens: int = 4096  # anthropic: max_tokens is required upstream; sent when the client omits it
 
 
 @dataclass(frozen=True)
@@ -248,8 +258,9 @@ def _url_ok(r: Reader, url: str, path: str) -> bool:
 
 
 def _read_provider(r: Reader, raw: Any, path: str, defaults: Resilience) -> ProviderConfig | None:
-    keys = {"name": True, "type": False, "base_url": True, "api_key": False, "models": False,
-            "endpoints": False, "timeouts": False, "retries": False, "cooldown": False, "prices": False}
+    keys = {"name": True, "type": False, "base_url": False, "api_key": False, "models": False,
+            "endpoints": False, "timeouts": False, "retries": False, "cooldown": False, "prices": False,
+            "api_version": False, "deployments": False, "default_max_tokens": False}
     m = r.mapping(raw, path, keys)
     if m is None:
         return None
@@ -259,9 +270,14 @@ def _read_provider(r: Reader, raw: Any, path: str, defaults: Resilience) -> Prov
     ptype = r.string(m.get("type", "openai"), f"{path}.type")
     if ptype is not None and ptype not in PROVIDER_TYPES:
         r.problem(f"{path}.type", f"unknown provider type {ptype!r} (known: {', '.join(sorted(PROVIDER_TYPES))})")
-    base_url = r.string(m["base_url"], f"{path}.base_url") if "base_url" in m else None
+    base_url = r.string(m["base_url"], f"{path}.base_url") if "base_url" in m else PROVIDER_TYPES.get(ptype or "")
+    if base_url is None and "base_url" not in m and ptype in PROVIDER_TYPES:
+        r.problem(f"{path}.base_url", f"required for type {ptype}")
     if base_url is not None and not _url_ok(r, base_url, f"{path}.base_url"):
         base_url = None
+    extra = _read_type_options(r, m, path, ptype)
+    if ptype == "azure" and "models" not in m and not extra.get("deployments"):
+        r.problem(path, "type azure needs `models` or `deployments` (Azure has no model list to discover)")
     api_key = r.string(m["api_key"], f"{path}.api_key") if m.get("api_key") is not None else None
     models = r.strings(m["models"], f"{path}.models") if "models" in m else None
     endpoints = frozenset(ENDPOINTS)
@@ -276,7 +292,31 @@ def _read_provider(r: Reader, raw: Any, path: str, defaults: Resilience) -> Prov
     if not (name and ptype and base_url):
         return None
     return ProviderConfig(name, ptype, base_url.rstrip("/"), Secret(api_key) if api_key else None,
-                          models, endpoints, res.timeouts, res.retries, res.cooldown, prices)
+                          models, endpoints, res.timeouts, res.retries, res.cooldown, prices, **extra)
+
+
+def _read_type_options(r: Reader, m: Mapping[str, Any], path: str, ptype: str | None) -> dict[str, Any]:
+    """The keys only one provider type takes."""
+    out: dict[str, Any] = {}
+    own = {"api_version": "azure", "deployments": "azure", "default_max_tokens": "anthropic"}
+    for key, owner in own.items():
+        if key in m and ptype != owner:
+            r.problem(f"{path}.{key}", f"only for type {owner}")
+    if ptype == "azure":
+        out["api_version"] = r.string(m["api_version"], f"{path}.api_version") if "api_version" in m else None
+        if "api_version" not in m:
+            r.problem(f"{path}.api_version", "required for type azure (e.g. 2024-10-21)")
+        deployments = m.get("deployments") or {}
+        if not isinstance(deployments, dict):
+            r.problem(f"{path}.deployments", "expected a mapping of model name to deployment name")
+        else:
+            out["deployments"] = {str(k): v for k, v in ((k, r.string(v, f"{path}.deployments.{k}"))
+                                                          for k, v in deployments.items()) if v}
+    if ptype == "anthropic" and "default_max_tokens" in m:
+        value = r.number(m["default_max_tokens"], f"{path}.default_max_tokens", integer=True)
+        if value is not None:
+            out["default_max_tokens"] = value
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:

@@ -13,10 +13,10 @@ import aiohttp
 from gateway import jsonx
 from gateway.config import ProviderConfig
 from providers import http, sse
+from providers.listing import get_json
 from providers.base import ModelInfo, Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamUnavailable
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
-MODELS_TIMEOUT = 30.0
 RESULT_KEY = {"chat": "choices", "completions": "choices", "embeddings": "data"}
 
 
@@ -34,16 +34,8 @@ class OpenAICompatProvider(Provider):
                           True: http.client_timeout(config.timeouts, True)}
 
     async def list_models(self) -> list[ModelInfo]:
-        url = f"{self.config.base_url}/models"
-        t = self.config.timeouts
-        timeout = aiohttp.ClientTimeout(total=min(t.total, MODELS_TIMEOUT), sock_connect=t.connect)
-        try:
-            async with self.session.get(url, headers=self._headers, timeout=timeout) as resp:
-                await http.check_status(resp, self._secret)
-                doc = await http.read_json(resp)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise UpstreamUnavailable(f"cannot list models ({type(exc).__name__})") from None
-        items = doc.get("data") if isinstance(doc, dict) else None
+        doc = await get_json(self, f"{self.config.base_url}/models", self._headers)
+        items = doc.get("data")
         if not isinstance(items, list):
             raise UpstreamInvalid("model list has no 'data' array")
         return [ModelInfo(str(m["id"]), m.get("created") if isinstance(m.get("created"), int) else None)
@@ -83,9 +75,12 @@ class OpenAICompatProvider(Provider):
             resp.release()
         raise UpstreamInvalid("stream ended without [DONE]")
 
+    def _url(self, endpoint: str, model: str) -> str:
+        return self._urls[endpoint]
+
     async def _send(self, endpoint: str, payload: dict[str, Any], stream: bool) -> aiohttp.ClientResponse:
-        return await http.send(self.session, self._urls[endpoint], jsonx.dumps(payload), self._headers,
-                               self.config.timeouts, self._timeouts[stream])
+        return await http.send(self.session, self._url(endpoint, payload["model"]), jsonx.dumps(payload),
+                               self._headers, self.config.timeouts, self._timeouts[stream])
 
 
 def _batch(events: list[bytes]) -> tuple[StreamBatch, ProviderError | None]:

@@ -46,6 +46,36 @@ class EventReader:
         self._guard.close()
 
 
+class LineReader:
+    """Newline-delimited JSON (Ollama's streams): the complete lines of each read, as one batch."""
+
+    __slots__ = ("_guard", "_buf", "_eof")
+
+    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
+        self._guard = _IdleGuard(resp, idle)
+        self._buf = b""
+        self._eof = False
+
+    async def batch(self) -> list[bytes] | None:
+        while not self._eof:
+            chunk = await self._guard.read()
+            if not chunk:
+                self._eof = True
+                last = self._buf.strip()
+                return [last] if last else None
+            lines = (self._buf + chunk).split(b"\n")
+            self._buf = lines.pop()
+            if len(self._buf) > MAX_EVENT_BYTES:
+                raise UpstreamInvalid("stream line too large")
+            batch = [line for line in (raw.strip() for raw in lines) if line]
+            if batch:
+                return batch
+        return None
+
+    def close(self) -> None:
+        self._guard.close()
+
+
 def _blocks(text: bytes) -> list[bytes]:
     """Split into event blocks; the last item is the unfinished rest."""
     if b"\r" in text:

@@ -85,7 +85,7 @@ clients:
     for expected in [
         "server.prot: unknown key",
         "server.port: must be <= 65535",
-        "providers[1].type: unknown provider type 'magic' (known: openai)",
+        "providers[1].type: unknown provider type 'magic' (known: anthropic, azure, gemini, ollama, openai)",
         "providers[1].base_url: not a URL",
         "providers[1].timeouts.conect: unknown key",
         "providers[2].name: duplicate name 'openai'",

@@ -1,0 +1,233 @@
+"""Anthropic's Messages API (``POST {base_url}/v1/messages``) behind OpenAI's chat completions.
+
+What does not translate: ``n > 1``, ``logprobs``, audio are refused (400); ``presence_penalty``,
+``frequency_penalty``, ``seed``, ``logit_bias`` have no equivalent and are not sent;
+``response_format`` other than text is refused. ``max_tokens`` is required upstream: the client's
+``max_tokens`` / ``max_completion_tokens``, else the provider's ``default_max_tokens`` (4096).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers.base import ModelInfo, UpstreamInvalid, UpstreamRateLimited, UpstreamUnavailable
+from providers import translate as tr
+from providers.listing import get_json
+from providers.translating import StreamTranslator, TranslatingProvider
+
+VERSION = "2023-06-01"
+TYPE = "anthropic"
+FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
+          "pause_turn": "stop", "refusal": "content_filter", "model_context_window_exceeded": "length"}
+
+
+class AnthropicProvider(TranslatingProvider):
+    capabilities = frozenset({"chat"})
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "anthropic-version": VERSION}
+        if self._secret is not None:
+            headers["x-api-key"] = self._secret
+        return headers
+
+    def url(self, endpoint: str, model: str, stream: bool, body: dict[str, Any]) -> str:
+        return self.config.base_url + "/v1/messages"
+
+    async def list_models(self) -> list[ModelInfo]:
+        doc = await get_json(self, self.config.base_url + "/v1/models?limit=1000", self.headers())
+        return [ModelInfo(str(m["id"])) for m in doc.get("data", []) if isinstance(m, dict) and m.get("id")]
+
+    def payload(self, endpoint: str, body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+        tr.check_common(TYPE, body)
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
+            raise tr.unsupported(TYPE, "response_format", f"response_format {fmt.get('type')!r}")
+        system, messages = _messages(body.get("messages") or [])
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or self.config.default_max_tokens
+        out: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages}
+        if system:
+            out["system"] = system
+        for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p")):
+            if body.get(ours) is not None:
+                out[theirs] = body[ours]
+        stops = tr.stop_list(body.get("stop"))
+        if stops:
+            out["stop_sequences"] = stops
+        if isinstance(body.get("user"), str):
+            out["metadata"] = {"user_id": body["user"]}
+        tools = body.get("tools")
+        choice = body.get("tool_choice")
+        if tools and choice != "none":
+            out["tools"] = [_tool(t, f"tools[{i}]") for i, t in enumerate(tools)]
+            if choice is not None:
+                out["tool_choice"] = _tool_choice(choice, body.get("parallel_tool_calls"))
+            elif body.get("parallel_tool_calls") is False:
+                out["tool_choice"] = {"type": "auto", "disable_parallel_tool_use": True}
+        if stream:
+            out["stream"] = True
+        return out
+
+    def answer(self, endpoint: str, doc: Any, model: str) -> dict[str, Any]:
+        if doc.get("type") == "error":
+            raise UpstreamInvalid("error object in a 200 answer")
+        text, calls = [], []
+        for block in doc["content"]:
+            if block["type"] == "text":
+                text.append(block["text"])
+            elif block["type"] == "tool_use":
+                calls.append(tr.tool_call(None, block["id"], block["name"], block.get("input")))
+        use = doc.get("usage") or {}
+        return tr.answer(doc.get("id") or tr.completion_id(), model, "".join(text), calls,
+                         FINISH.get(doc.get("stop_reason"), "stop"), _usage(use))
+
+    def translator(self, model: str) -> StreamTranslator:
+        return _Stream(model)
+
+
+def _usage(use: dict[str, Any]) -> dict[str, int]:
+    prompt = sum(use.get(k) or 0 for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+                 if isinstance(use.get(k), int))
+    return tr.usage(prompt, use.get("output_tokens"))
+
+
+def _tool(tool: Any, param: str) -> dict[str, Any]:
+    if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(
+            tool.get("function"), dict) or not isinstance(tool["function"].get("name"), str):
+        raise tr.invalid(param, f"'{param}' must be a function tool with a name.")
+    fn = tool["function"]
+    out = {"name": fn["name"], "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+    if fn.get("description"):
+        out["description"] = fn["description"]
+    return out
+
+
+def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any]:
+    if choice == "auto":
+        out: dict[str, Any] = {"type": "auto"}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
+        out = {"type": "tool", "name": choice["function"]["name"]}
+    else:
+        raise tr.invalid("tool_choice", "'tool_choice' must be none, auto, required or a named function.")
+    if parallel is False:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def _content(content: Any, param: str) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise tr.invalid(param, f"'{param}' must be a string or an array of content parts.")
+    blocks = []
+    for i, part in enumerate(content):
+        p = f"{param}[{i}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            blocks.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            url = tr.image_url_of(part, p)
+            inline = tr.data_url(url, p)
+            source = ({"type": "base64", "media_type": inline[0], "data": inline[1]} if inline
+                      else {"type": "url", "url": url})
+            blocks.append({"type": "image", "source": source})
+        else:
+            raise tr.unsupported(TYPE, p, f"Content part type {kind!r}")
+    return blocks
+
+
+def _messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """System text apart; user/assistant turns with tool calls and results as blocks, same roles merged."""
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+
+    def push(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+
+    for i, m in enumerate(messages):
+        role, param = m.get("role"), f"messages[{i}]"
+        if role in ("system", "developer"):
+            system.append(tr.text_of(m.get("content"), f"{param}.content"))
+        elif role == "user":
+            push("user", _content(m.get("content"), f"{param}.content"))
+        elif role == "assistant":
+            blocks = _content(m.get("content"), f"{param}.content")
+            for j, call in enumerate(m.get("tool_calls") or []):
+                name = (call.get("function") or {}).get("name") if isinstance(call, dict) else None
+                if not isinstance(name, str) or not isinstance(call.get("id"), str):
+                    raise tr.invalid(f"{param}.tool_calls[{j}]", "A tool call needs an id and a function name.")
+                blocks.append({"type": "tool_use", "id": call["id"], "name": name,
+                               "input": tr.arguments_of(call, f"{param}.tool_calls[{j}]")})
+            push("assistant", blocks)
+        elif role == "tool":
+            if not isinstance(m.get("tool_call_id"), str):
+                raise tr.invalid(f"{param}.tool_call_id", "A tool message needs its tool_call_id.")
+            push("user", [{"type": "tool_result", "tool_use_id": m["tool_call_id"],
+                           "content": tr.text_of(m.get("content"), f"{param}.content")}])
+        else:
+            raise tr.unsupported(TYPE, f"{param}.role", f"Message role {role!r}")
+    return "\n\n".join(s for s in system if s), out
+
+
+class _Stream(StreamTranslator):
+    """message_start, content_block_start/delta/stop (text, tool_use with partial JSON), message_delta,
+    message_stop, ping, error."""
+
+    def __init__(self, model: str) -> None:
+        self.chunks = tr.Chunks(model)
+        self.tools: dict[int, int] = {}  # content block index -> tool_calls index
+        self.prompt = 0
+        self.output = 0
+
+    def feed(self, event: Any) -> list[dict[str, Any]]:
+        kind = event["type"]
+        if kind == "message_start":
+            message = event["message"]
+            self.chunks.id = message.get("id") or self.chunks.id
+            use = message.get("usage") or {}
+            self.prompt = _usage(use)["prompt_tokens"]
+            self.output = use.get("output_tokens") or 0
+            return [self.chunks.delta({"role": "assistant", "content": ""})]
+        if kind == "content_block_start":
+            block = event["content_block"]
+            if block["type"] == "tool_use":
+                index = self.tools[event["index"]] = len(self.tools)
+                call = tr.tool_call(index, block["id"], block["name"], "")
+                return [self.chunks.delta({"tool_calls": [call]})]
+            if block["type"] == "text" and block.get("text"):
+                return [self.chunks.delta({"content": block["text"]})]
+            return []
+        if kind == "content_block_delta":
+            delta = event["delta"]
+            if delta["type"] == "text_delta":
+                return [self.chunks.delta({"content": delta["text"]})]
+            if delta["type"] == "input_json_delta":
+                index = self.tools[event["index"]]
+                return [self.chunks.delta({"tool_calls": [{"index": index, "function": {
+                    "arguments": delta.get("partial_json", "")}}]})]
+            return []  # thinking and signature deltas have no OpenAI equivalent
+        if kind == "message_delta":
+            use = event.get("usage") or {}
+            if isinstance(use.get("output_tokens"), int):
+                self.output = use["output_tokens"]
+            if isinstance(use.get("input_tokens"), int):
+                self.prompt = _usage(use)["prompt_tokens"]
+            reason = (event.get("delta") or {}).get("stop_reason")
+            return [self.chunks.delta({}, FINISH.get(reason, "stop"))] if reason else []
+        if kind == "message_stop":
+            self.done = True
+            return [self.chunks.usage(tr.usage(self.prompt, self.output))]
+        if kind == "error":
+            err = event.get("error") or {}
+            if err.get("type") == "rate_limit_error":
+                raise UpstreamRateLimited("rate limited (in stream)")
+            raise UpstreamUnavailable(f"error in stream: {str(err.get('message') or err)[:200]}")
+        return []  # ping, content_block_stop, and event types added later

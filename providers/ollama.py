@@ -1,0 +1,175 @@
+"""Ollama's native API (``/api/chat``, ``/api/embed``, NDJSON streams, models from ``/api/tags``),
+for what its OpenAI shim lacks: ``options`` and ``keep_alive`` in the request body pass through.
+
+OpenAI parameters map to ``options`` (temperature, top_p, seed, stop, max_tokens -> num_predict,
+presence/frequency penalties); an ``options`` object the client sends is merged over them.
+``response_format`` json_object / json_schema -> ``format``. What does not translate: ``n > 1`` and
+``logprobs`` are refused; images must be data URLs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers import translate as tr
+from providers.base import ModelInfo, UpstreamUnavailable
+from providers.listing import get_json
+from providers.translating import StreamTranslator, TranslatingProvider
+
+TYPE = "ollama"
+FINISH = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
+OPTIONS = (("temperature", "temperature"), ("top_p", "top_p"), ("seed", "seed"),
+           ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty"))
+
+
+class OllamaProvider(TranslatingProvider):
+    capabilities = frozenset({"chat", "embeddings"})
+    stream_format = "ndjson"
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self._secret is not None:  # an Ollama behind an authenticating proxy
+            headers["Authorization"] = f"Bearer {self._secret}"
+        return headers
+
+    def url(self, endpoint: str, model: str, stream: bool, body: dict[str, Any]) -> str:
+        return self.config.base_url + ("/api/embed" if endpoint == "embeddings" else "/api/chat")
+
+    async def list_models(self) -> list[ModelInfo]:
+        doc = await get_json(self, self.config.base_url + "/api/tags", self.headers())
+        return [ModelInfo(str(m.get("model") or m["name"])) for m in doc.get("models", [])
+                if isinstance(m, dict) and (m.get("model") or m.get("name"))]
+
+    def payload(self, endpoint: str, body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": model}
+        if body.get("keep_alive") is not None:
+            out["keep_alive"] = body["keep_alive"]
+        if endpoint == "embeddings":
+            value = body.get("input")
+            if not (isinstance(value, str) or isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise tr.unsupported(TYPE, "input", "Embedding input other than strings (token arrays)")
+            out["input"] = value
+            if isinstance(body.get("dimensions"), int):
+                out["dimensions"] = body["dimensions"]
+            return out
+        tr.check_common(TYPE, body)
+        out["messages"] = _messages(body.get("messages") or [])
+        out["stream"] = stream
+        options = {theirs: body[ours] for ours, theirs in OPTIONS if body.get(ours) is not None}
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        if max_tokens:
+            options["num_predict"] = max_tokens
+        stops = tr.stop_list(body.get("stop"))
+        if stops:
+            options["stop"] = stops
+        if isinstance(body.get("options"), dict):
+            options.update(body["options"])
+        if options:
+            out["options"] = options
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") == "json_object":
+            out["format"] = "json"
+        elif isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            out["format"] = (fmt.get("json_schema") or {}).get("schema") or "json"
+        elif isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
+            raise tr.unsupported(TYPE, "response_format", f"response_format {fmt.get('type')!r}")
+        if body.get("tools") and body.get("tool_choice") != "none":
+            out["tools"] = body["tools"]
+        return out
+
+    def answer(self, endpoint: str, doc: Any, model: str) -> dict[str, Any]:
+        if endpoint == "embeddings":
+            vectors = doc["embeddings"]
+            if not isinstance(vectors, list) or not all(isinstance(v, list) for v in vectors):
+                raise ValueError("embeddings")
+            tokens = doc.get("prompt_eval_count") if isinstance(doc.get("prompt_eval_count"), int) else 0
+            return {"object": "list", "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                    "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
+        if doc.get("error"):
+            raise UpstreamUnavailable(f"error: {str(doc['error'])[:200]}")
+        message = doc["message"]
+        calls = [tr.tool_call(None, c.get("id") or tr.call_id(), c["function"]["name"], c["function"].get("arguments"))
+                 for c in message.get("tool_calls") or []]
+        finish = "tool_calls" if calls else FINISH.get(doc.get("done_reason") or "stop", "stop")
+        return tr.answer(tr.completion_id(), model, message.get("content") or "", calls, finish,
+                         tr.usage(doc.get("prompt_eval_count"), doc.get("eval_count")))
+
+    def translator(self, model: str) -> StreamTranslator:
+        return _Stream(model)
+
+
+def _images(content: list[Any], param: str) -> tuple[str, list[str]]:
+    text, images = [], []
+    for i, part in enumerate(content):
+        p = f"{param}[{i}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            text.append(part["text"])
+        elif kind == "image_url":
+            inline = tr.data_url(tr.image_url_of(part, p), p)
+            if inline is None:
+                raise tr.unsupported(TYPE, p, "An image by http URL (send it as a data URL)")
+            images.append(inline[1])
+        else:
+            raise tr.unsupported(TYPE, p, f"Content part type {kind!r}")
+    return "".join(text), images
+
+
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    names: dict[str, str] = {}
+    for i, m in enumerate(messages):
+        role, param = m.get("role"), f"messages[{i}]"
+        content = m.get("content")
+        item: dict[str, Any] = {"role": "system" if role == "developer" else role}
+        if role not in ("system", "developer", "user", "assistant", "tool"):
+            raise tr.unsupported(TYPE, f"{param}.role", f"Message role {role!r}")
+        if isinstance(content, list):
+            item["content"], images = _images(content, f"{param}.content")
+            if images:
+                item["images"] = images
+        else:
+            item["content"] = content if isinstance(content, str) else ""
+        if role == "assistant" and m.get("tool_calls"):
+            calls = []
+            for j, call in enumerate(m["tool_calls"]):
+                name = (call.get("function") or {}).get("name") if isinstance(call, dict) else None
+                if not isinstance(name, str):
+                    raise tr.invalid(f"{param}.tool_calls[{j}]", "A tool call needs a function name.")
+                if isinstance(call.get("id"), str):
+                    names[call["id"]] = name
+                calls.append({"function": {"name": name, "arguments": tr.arguments_of(call, f"{param}.tool_calls[{j}]")}})
+            item["tool_calls"] = calls
+        if role == "tool" and names.get(m.get("tool_call_id")):
+            item["tool_name"] = names[m["tool_call_id"]]
+        out.append(item)
+    return out
+
+
+class _Stream(StreamTranslator):
+    def __init__(self, model: str) -> None:
+        self.chunks = tr.Chunks(model)
+        self.started = False
+        self.calls = 0
+
+    def feed(self, event: Any) -> list[dict[str, Any]]:
+        if event.get("error"):
+            raise UpstreamUnavailable(f"error in stream: {str(event['error'])[:200]}")
+        out = []
+        if not self.started:
+            self.started = True
+            out.append(self.chunks.delta({"role": "assistant", "content": ""}))
+        message = event.get("message") or {}
+        if message.get("content"):
+            out.append(self.chunks.delta({"content": message["content"]}))
+        for c in message.get("tool_calls") or []:
+            call = tr.tool_call(self.calls, c.get("id") or tr.call_id(), c["function"]["name"],
+                                c["function"].get("arguments"))
+            self.calls += 1
+            out.append(self.chunks.delta({"tool_calls": [call]}))
+        if event.get("done"):
+            finish = "tool_calls" if self.calls else FINISH.get(event.get("done_reason") or "stop", "stop")
+            out += [self.chunks.delta({}, finish),
+                    self.chunks.usage(tr.usage(event.get("prompt_eval_count"), event.get("eval_count")))]
+            self.done = True
+        return out

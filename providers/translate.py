@@ -1,0 +1,150 @@
+"""Pieces every translating adapter needs: OpenAI chunks and answers, data URLs, tool arguments,
+and the 400 for a feature an upstream cannot honour."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import uuid
+from typing import Any
+
+from gateway import jsonx
+from providers.base import UpstreamRejected
+
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def unsupported(provider_type: str, param: str, what: str) -> UpstreamRejected:
+    """The request asks for something this upstream cannot do: a clear 400, never a silent drop."""
+    return UpstreamRejected(400, f"{what} is not supported by {provider_type} providers.", param=param,
+                            code="unsupported_parameter")
+
+
+def invalid(param: str, message: str) -> UpstreamRejected:
+    return UpstreamRejected(400, message, param=param, code="invalid_value")
+
+
+def check_common(provider_type: str, body: dict[str, Any], *, n: bool = False, logprobs: bool = False) -> None:
+    """Features that change the shape of the answer: refused unless the upstream has them."""
+    if not n and isinstance(body.get("n"), int) and body["n"] > 1:
+        raise unsupported(provider_type, "n", "More than one choice (n > 1)")
+    if not logprobs and (body.get("logprobs") or body.get("top_logprobs")):
+        raise unsupported(provider_type, "logprobs", "logprobs")
+    for key in ("audio", "prediction"):
+        if body.get(key):
+            raise unsupported(provider_type, key, f"'{key}'")
+    modalities = body.get("modalities")
+    if isinstance(modalities, list) and any(m != "text" for m in modalities):
+        raise unsupported(provider_type, "modalities", "Output modalities other than text")
+
+
+def stop_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return value
+    raise invalid("stop", "'stop' must be a string or an array of strings.")
+
+
+def text_of(content: Any, param: str) -> str:
+    """The text of a message whose content is a string or an array of text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                out.append(part["text"])
+            else:
+                raise invalid(param, f"'{param}' may only hold text parts here.")
+        return "".join(out)
+    raise invalid(param, f"'{param}' must be a string or an array of content parts.")
+
+
+def data_url(url: str, param: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a ``data:`` URL; None for any other URL."""
+    if not url.startswith("data:"):
+        return None
+    header, sep, data = url[5:].partition(",")
+    if not sep or not header.endswith(";base64"):
+        raise invalid(param, "Image data URLs must be base64: data:<media type>;base64,<data>.")
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(param, "The image data URL does not hold valid base64.") from None
+    return header[: -len(";base64")] or "application/octet-stream", data
+
+
+def image_url_of(part: dict[str, Any], param: str) -> str:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url:
+        raise invalid(param, f"'{param}.image_url.url' is required.")
+    return url
+
+
+def arguments_of(call: dict[str, Any], param: str) -> Any:
+    """A tool call's arguments (a JSON text in OpenAI's format) as a value."""
+    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    raw = function.get("arguments", "{}")
+    if isinstance(raw, dict):
+        return raw
+    try:
+        return jsonx.loads(raw or "{}")
+    except (ValueError, TypeError):
+        raise invalid(param, f"'{param}.function.arguments' must be a JSON object text.") from None
+
+
+def call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def tool_call(index: int | None, id_: str, name: str, arguments: Any) -> dict[str, Any]:
+    args = arguments if isinstance(arguments, str) else jsonx.dumps(arguments if arguments is not None else {}).decode()
+    call: dict[str, Any] = {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
+    if index is not None:
+        call = {"index": index, **call}
+    return call
+
+
+def usage(prompt: Any, completion: Any) -> dict[str, int]:
+    p = prompt if isinstance(prompt, int) else 0
+    c = completion if isinstance(completion, int) else 0
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def answer(id_: str, model: str, content: str | None, tool_calls: list[dict[str, Any]], finish: str | None,
+           use: dict[str, int]) -> dict[str, Any]:
+    """An OpenAI chat.completion."""
+    message: dict[str, Any] = {"role": "assistant", "content": content if content or not tool_calls else None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {"id": id_, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": use}
+
+
+class Chunks:
+    """OpenAI chat.completion.chunk objects for one stream: same id, created and model in each."""
+
+    def __init__(self, model: str, id_: str | None = None) -> None:
+        self.id = id_ or completion_id()
+        self.created = int(time.time())
+        self.model = model
+
+    def delta(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+    def usage(self, use: dict[str, int]) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [], "usage": use}

@@ -1,0 +1,118 @@
+"""The frame of every adapter whose upstream speaks its own wire format (Anthropic, Gemini, Ollama):
+send, classify failures, and turn answers and streams into OpenAI's shapes. A subclass says only how
+to build its request and how to read its answers."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from gateway import jsonx
+from gateway.config import ProviderConfig
+from providers import http, sse
+from providers.base import Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamUnavailable
+
+
+class StreamTranslator(abc.ABC):
+    """One stream's state: each upstream event in, the OpenAI chunks it stands for out."""
+
+    done = False
+
+    @abc.abstractmethod
+    def feed(self, event: Any) -> list[dict[str, Any]]:
+        """Raise :class:`ProviderError` for an error event; set ``done`` at the upstream's end."""
+
+
+class TranslatingProvider(Provider):
+    #: "sse" or "ndjson"
+    stream_format = "sse"
+
+    def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
+        super().__init__(config, session)
+        self._secret = config.api_key.reveal() if config.api_key is not None else None
+        self._timeouts = {False: http.client_timeout(config.timeouts, False),
+                          True: http.client_timeout(config.timeouts, True)}
+
+    @abc.abstractmethod
+    def headers(self) -> dict[str, str]: ...
+
+    @abc.abstractmethod
+    def url(self, endpoint: str, model: str, stream: bool, body: dict[str, Any]) -> str: ...
+
+    @abc.abstractmethod
+    def payload(self, endpoint: str, body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+        """The upstream's request; raises UpstreamRejected (400) for what it cannot honour."""
+
+    @abc.abstractmethod
+    def answer(self, endpoint: str, doc: Any, model: str) -> dict[str, Any]:
+        """The OpenAI answer for the upstream's; KeyError/TypeError/ValueError mean a malformed answer."""
+
+    @abc.abstractmethod
+    def translator(self, model: str) -> StreamTranslator: ...
+
+    async def _post(self, endpoint: str, body: dict[str, Any], model: str, stream: bool) -> aiohttp.ClientResponse:
+        payload = self.payload(endpoint, body, model, stream)
+        return await http.send(self.session, self.url(endpoint, model, stream, body), jsonx.dumps(payload),
+                               self.headers(), self.config.timeouts, self._timeouts[stream])
+
+    async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
+        resp = await self._post(endpoint, body, model, stream=False)
+        try:
+            await http.check_status(resp, self._secret)
+            doc = await http.read_json(resp)
+        finally:
+            resp.release()
+        try:
+            return self.answer(endpoint, doc, model)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise UpstreamInvalid(f"unexpected answer shape ({type(exc).__name__})") from None
+
+    async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
+        resp = await self._post(endpoint, body, model, stream=True)
+        reader: sse.EventReader | sse.LineReader = (
+            sse.EventReader(resp, self.config.timeouts.idle) if self.stream_format == "sse"
+            else sse.LineReader(resp, self.config.timeouts.idle))
+        try:
+            await http.check_status(resp, self._secret)
+            ctype = resp.content_type
+            if self.stream_format == "sse" and ctype != "text/event-stream":  # NDJSON comes under several names
+                raise UpstreamInvalid(f"expected an event stream, got {ctype or 'no content type'}")
+            translator = self.translator(model)
+            while (events := await reader.batch()) is not None:
+                chunks: list[dict[str, Any]] = []
+                failure: ProviderError | None = None
+                for data in events:
+                    try:
+                        chunks.extend(translator.feed(_event(data)))
+                    except ProviderError as exc:
+                        failure = exc
+                        break
+                    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                        failure = UpstreamInvalid("malformed stream event")
+                        break
+                    if translator.done:
+                        break
+                if chunks or translator.done:
+                    yield StreamBatch(chunks, done=translator.done and failure is None)
+                if failure is not None:
+                    raise failure
+                if translator.done:
+                    return
+        finally:
+            reader.close()
+            resp.release()
+        raise UpstreamInvalid("stream ended before its end event")
+
+
+def _event(data: bytes) -> Any:
+    try:
+        return jsonx.loads(data)
+    except ValueError:
+        raise UpstreamInvalid("malformed stream event") from None
+
+
+def stream_error(message: Any) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"error in stream: {str(message)[:200]}")
