@@ -12,6 +12,7 @@ from aiohttp_apigami import docs, request_schema, response_schema
 
 from gateway import __version__, fallback, jsonx, schemas, sse
 from gateway.breaker import Verdict
+from gateway.config import AUTO_MODEL
 from gateway.errors import InvalidRequest
 from gateway.routing import Target
 from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, LIVE, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT
@@ -101,8 +102,10 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     body = request[BODY]
     validate(endpoint, body)
     providers = request[RUNTIME].providers
-    chain = tuple(t for t in request[CHAIN] if providers[t.provider].supports(endpoint))
-    if not chain:
+    requested = request[CHAIN]
+    chain = tuple(t for t in requested if providers[t.provider].supports(endpoint))
+    # the model asked for must serve the endpoint itself; its fallbacks that cannot are skipped
+    if not chain or (body["model"] != AUTO_MODEL and chain[0] is not requested[0]):
         raise InvalidRequest(f"The model `{body['model']}` does not support {request.path}.",
                              param="model", code="unsupported_endpoint")
     breakers = request.app[LIVE].breakers

@@ -16,6 +16,7 @@ from gateway import config as gwconfig
 from gateway.app import create_app
 from tests import leakcheck
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.wire import WireFake
 
 ALICE = "lr-alice-secret-0123456789abcdef"
 BOB = "lr-bob-secret-0123456789abcdefgh"
@@ -85,6 +86,21 @@ async def fake_upstream() -> AsyncIterator[Callable[..., Awaitable[FakeOpenAI]]]
 
     async def start(name: str = "fake", **kwargs: Any) -> FakeOpenAI:
         fake = await FakeOpenAI(name, **kwargs).start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        await fake.stop()
+
+
+@pytest.fixture
+async def wire_fake() -> AsyncIterator[Callable[..., Awaitable[WireFake]]]:
+    """A fake upstream of any wire format (tests/fakes/wire.py), stopped after the test."""
+    started: list[WireFake] = []
+
+    async def start(kind: str, name: str = "up") -> WireFake:
+        fake = await WireFake(kind, name).start()
         started.append(fake)
         return fake
 

@@ -12,7 +12,8 @@ from tests.procs import ROOT, run, start_serve, stop, write_config
 
 
 def test_check_config_summarises_a_good_file_without_secrets():
-    env = {"OPENAI_API_KEY": "sk-must-not-print", "ALICE_SECRET": "lr-alice-must-not-print", "GROQ_API_KEY": "g"}
+    env = {"OPENAI_API_KEY": "sk-must-not-print", "ALICE_SECRET": "lr-alice-must-not-print", "GROQ_API_KEY": "g",
+           "ANTHROPIC_API_KEY": "sk-ant-must-not-print", "GEMINI_API_KEY": "g", "AZURE_OPENAI_API_KEY": "z"}
     out = run("check-config", "-c", "deploy/localrouter.example.yaml", env=env)
     assert out.returncode == 0, out.stderr
     assert "config OK" in out.stdout
