@@ -7,16 +7,19 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
+from typing import IO
 
 import aiohttp
 from aiohttp import web
 
 from gateway import handlers, oauth, openapi
 from gateway.config import Config
-from gateway.keys import CONFIG, LIVE, OPENAPI, STARTED_AT
+from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, STARTED_AT
+from gateway.observe import Observer
 from gateway.runtime import Live
 from middlewares.auth import auth
 from middlewares.errors import errors
+from middlewares.observe import observe
 from middlewares.permissions import permissions
 from middlewares.ratelimit import ratelimit
 from middlewares.security import response_headers, security
@@ -24,12 +27,14 @@ from middlewares.security import response_headers, security
 PREFIXES = ("", "/v1")
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Application:
+    """``access_out``: where the access log goes (default: stdout)."""
     app = web.Application(
-        middlewares=[errors, security, auth, ratelimit, permissions],
+        middlewares=[observe, errors, security, auth, ratelimit, permissions],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
+    app[OBSERVER] = Observer(config, access_out)
     app[STARTED_AT] = time.time()
     routes = (*handlers.ROUTES, *oauth.ROUTES)
     for method, path, handler in routes:
@@ -50,6 +55,7 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
         live = Live(config, session)
         app[LIVE] = live
         live.current.start()
+        app[OBSERVER].start()
         watcher = asyncio.get_running_loop().create_task(live.watch()) if os.path.isfile(config.source) else None
         try:
             yield
@@ -59,3 +65,4 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             await live.close()
+            await app[OBSERVER].close()

@@ -8,6 +8,7 @@ expands from the environment given to :func:`load`; an unset variable is a probl
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import secrets
@@ -20,6 +21,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from gateway.confreader import Reader
+from gateway.observe_config import (
+    LoggingConfig, MetricsConfig, UsageConfig, read_logging, read_metrics, read_usage,
+)
 from gateway.limits_config import Price, RateLimit, StateConfig, read_prices, read_rate_limits, read_state
 
 #: each wire format, and its default base_url (written the way the provider's own SDK takes it)
@@ -144,6 +148,8 @@ class ServerConfig:
     watch_config: bool = True
     #: timeouts, retries and cooldown for providers that do not set their own
     defaults: Resilience = Resilience()
+    #: peers (addresses or CIDR networks) whose X-Forwarded-For and X-Request-ID are believed
+    trusted_proxies: tuple[str, ...] = ()
 
 
 MIN_SIGNING_KEY_LENGTH = 32
@@ -167,6 +173,9 @@ class Config:
     clients: tuple[ClientConfig, ...]
     auth: AuthConfig = AuthConfig()
     state: StateConfig = StateConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    usage: UsageConfig = UsageConfig()
     source: str = "<embedded default>"
     generated_secret: Secret | None = None
 
@@ -204,6 +213,15 @@ def _read_server(r: Reader, raw: Any) -> ServerConfig:
     for key in ("internal_test_token", "watch_config"):
         if key in m:
             values[key] = r.boolean(m[key], f"server.{key}")
+    if "trusted_proxies" in m:
+        def network(value: str, p: str) -> bool:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                r.problem(p, f"not an address or network: {value!r}")
+                return False
+            return True
+        values["trusted_proxies"] = r.strings(m["trusted_proxies"], "server.trusted_proxies", network)
     if "allowed_hosts" in m:
         values["allowed_hosts"] = tuple(h.lower() for h in r.strings(m["allowed_hosts"], "server.allowed_hosts"))
     if "cors_origins" in m:
@@ -407,7 +425,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
     """Turn a loaded YAML document into a :class:`Config`, or raise :class:`ConfigError`."""
     r = Reader(env)
     top = r.mapping(data, "", {"server": False, "providers": True, "strategies": True, "clients": True,
-                               "auth": False, "state": False})
+                               "auth": False, "state": False, "logging": False, "metrics": False, "usage": False})
     if top is None:
         raise ConfigError(r.problems)
     server = _read_server(r, top.get("server"))
@@ -420,7 +438,9 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
     clients = _read_list(r, top.get("clients"), "clients",
                          lambda r, raw, path: _read_client(r, raw, path, names, digests))
     auth = _read_auth(r, top.get("auth"), env)
-    cfg = Config(server, providers, strategies, clients, auth, read_state(r, top.get("state")), source)
+    cfg = Config(server, providers, strategies, clients, auth, read_state(r, top.get("state")),
+                 read_logging(r, top.get("logging")), read_metrics(r, top.get("metrics")),
+                 read_usage(r, top.get("usage")), source)
     if r.problems:
         raise ConfigError(r.problems)
     return cfg

@@ -7,11 +7,13 @@ import asyncio
 import logging
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from gateway.breaker import Breakers
+from gateway.exchange import Exchange
 from gateway.errors import AllProvidersFailed, GatewayError, RateLimited, UpstreamInvalidResponse, for_status
 from gateway.routing import Target
 from providers.base import CoolingDown, Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamRejected
@@ -48,23 +50,29 @@ def backoff(retry: int, exc: ProviderError) -> float | None:
 
 async def _first_success(
     providers: Mapping[str, Provider], breakers: Breakers, chain: tuple[Target, ...],
-    call: Callable[[Provider, Target], Awaitable[T]], settled: bool = True,
+    call: Callable[[Provider, Target], Awaitable[T]], trace: Exchange, settled: bool = True,
 ) -> Served[T]:
-    """``settled``: a result is a success for the target's breaker (a stream is judged when it ends)."""
+    """``settled``: a result is a success for the target's breaker (a stream is judged when it ends).
+    ``trace`` gets each failure, the attempts and the time spent waiting on upstreams."""
     failures: Failures = []
     attempts = 0
     for target in chain:
         wait = breakers.blocked(target.id)
         if wait is not None:
             _failed(failures, target, CoolingDown(wait))
+            trace.failures.append((target.id, target.provider, "cooling_down"))
             continue
         provider = providers[target.provider]
         retries = provider.config.retries
         for retry in range(retries + 1):
             attempts += 1
+            trace.attempts = attempts
+            began = time.perf_counter()
             try:
                 result = await call(provider, target)
             except ProviderError as exc:
+                trace.upstream_seconds += time.perf_counter() - began
+                trace.failures.append((target.id, target.provider, exc.kind))
                 opened = breakers.failed(target.id, provider.config.cooldown)
                 delay = backoff(retry, exc) if retry < retries and not opened else None
                 if delay is None:
@@ -75,11 +83,14 @@ async def _first_success(
                 await asyncio.sleep(delay)
                 continue
             except UpstreamRejected as exc:
+                trace.upstream_seconds += time.perf_counter() - began
                 breakers.abandoned(target.id)  # it answered: up, but says nothing about health
                 raise rejected(target, exc, attempts) from None
             except BaseException:
                 breakers.abandoned(target.id)
                 raise
+            trace.upstream_seconds += time.perf_counter() - began
+            trace.target = target
             if settled:
                 breakers.succeeded(target.id)
             return Served(target, result, attempts)
@@ -88,12 +99,12 @@ async def _first_success(
 
 async def complete(
     providers: Mapping[str, Provider], breakers: Breakers, chain: tuple[Target, ...], endpoint: str,
-    body: dict[str, Any],
+    body: dict[str, Any], trace: Exchange,
 ) -> Served[dict[str, Any]]:
     """The first target's answer that succeeds; a rejected request ends the loop at once."""
     async def call(provider: Provider, target: Target) -> dict[str, Any]:
         return await provider.infer(endpoint, body, target.model)
-    return await _first_success(providers, breakers, chain, call)
+    return await _first_success(providers, breakers, chain, call, trace)
 
 
 Opened = tuple[StreamBatch, AsyncIterator[StreamBatch]]
@@ -101,7 +112,7 @@ Opened = tuple[StreamBatch, AsyncIterator[StreamBatch]]
 
 async def open_stream(
     providers: Mapping[str, Provider], breakers: Breakers, chain: tuple[Target, ...], endpoint: str,
-    body: dict[str, Any],
+    body: dict[str, Any], trace: Exchange,
 ) -> Served[Opened]:
     """The first target whose stream yields a first batch: fallback is decided there, never later."""
     async def call(provider: Provider, target: Target) -> Opened:
@@ -117,7 +128,7 @@ async def open_stream(
             await stream.aclose()  # type: ignore[attr-defined]
             raise UpstreamInvalid("empty stream")
         return first, stream
-    return await _first_success(providers, breakers, chain, call, settled=False)
+    return await _first_success(providers, breakers, chain, call, trace, settled=False)
 
 
 def _failed(failures: Failures, target: Target, exc: ProviderError) -> None:

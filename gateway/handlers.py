@@ -3,6 +3,7 @@ the chain of targets is resolved (see the middlewares); a handler only forwards.
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -13,9 +14,12 @@ from aiohttp_apigami import docs, request_schema, response_schema
 from gateway import __version__, fallback, jsonx, schemas, sse
 from gateway.breaker import Verdict
 from gateway.config import AUTO_MODEL
-from gateway.errors import InvalidRequest
+from gateway.errors import AuthenticationFailed, InvalidRequest, NotFound
 from gateway.routing import Target
-from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, LIVE, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT
+from gateway.keys import (
+    BODY, CHAIN, ENDPOINT_ATTR, EXCHANGE, LIVE, OBSERVER, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT,
+)
+from gateway.ratelimit import cost_usd
 from gateway.validation import validate
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -24,7 +28,7 @@ _ERRORS = {
     400: "The request is malformed, or the upstream rejected it",
     401: "Missing or invalid client secret",
     403: "The client's strategy does not allow this model",
-    404: "No provider serves this model",
+    404: "No provider serves this model (or, for /generation, no such request of this client)",
     429: "Every target in the chain is rate limited (see Retry-After)",
     502: "The upstream returned an invalid response",
     503: "Every target in the fallback chain failed",
@@ -109,26 +113,42 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
         raise InvalidRequest(f"The model `{body['model']}` does not support {request.path}.",
                              param="model", code="unsupported_endpoint")
     breakers = request.app[LIVE].breakers
+    x = request[EXCHANGE]
     if body.get("stream") is True:
-        opened = await fallback.open_stream(providers, breakers, chain, endpoint, body)
+        x.stream = True
+        opened = await fallback.open_stream(providers, breakers, chain, endpoint, body, x)
         first, rest = opened.result
+        x.ttfb = x.since_start()
         verdict = Verdict(breakers, opened.target.id, providers[opened.target.provider].config.cooldown)
         seen: dict[str, Any] = {}
-        resp = await sse.relay(request, opened.target, first, rest, chat=endpoint == "chat",
-                               headers=_served_headers(opened), verdict=verdict, seen=seen)
+        metrics = request.app[OBSERVER].metrics
+        if metrics is not None:
+            metrics.streams.inc()
+        try:
+            resp = await sse.relay(request, opened.target, first, rest, chat=endpoint == "chat",
+                                   headers=_served_headers(opened), verdict=verdict, seen=seen)
+        finally:
+            if metrics is not None:
+                metrics.streams.dec()
         _account(request, opened.target, seen.get("usage"))
         return resp
-    served = await fallback.complete(providers, breakers, chain, endpoint, body)
+    served = await fallback.complete(providers, breakers, chain, endpoint, body, x)
     served.result["model"] = served.target.id
     _account(request, served.target, served.result.get("usage"))
+    if request.app[OBSERVER].bodies:
+        x.response_body = served.result
     return _json(served.result, headers=_served_headers(served))
 
 
 def _account(request: web.Request, target: Target, usage: Any) -> None:
-    """Count what the answer used against the client's budgets."""
+    """Note what the answer used and cost, and count it against the client's budgets."""
+    if not isinstance(usage, dict):
+        return
+    x = request[EXCHANGE]
+    price = request[RUNTIME].providers[target.provider].config.prices.get(target.model)
+    x.usage, x.cost_usd = usage, cost_usd(usage, price)
     principal = request[PRINCIPAL]
-    if principal.policy.limits and isinstance(usage, dict):
-        price = request[RUNTIME].providers[target.provider].config.prices.get(target.model)
+    if principal.policy.limits:
         request.app[LIVE].limiter.record(principal.client.name, principal.policy.limits, usage, price)
 
 
@@ -167,6 +187,39 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     return await _forward(request, "embeddings")
 
 
+@docs(tags=["observability"], summary="Prometheus metrics (bearer `metrics.token` when configured)",
+      responses={200: {"description": "The Prometheus text format"}, 401: {"description": "Wrong or no token"},
+                 404: {"description": "Metrics are turned off"}})
+@public
+async def metrics(request: web.Request) -> web.Response:
+    observer = request.app[OBSERVER]
+    if observer.metrics is None:
+        raise NotFound("Metrics are turned off (metrics.enabled).")
+    token = request[RUNTIME].config.metrics.token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise AuthenticationFailed("/metrics needs 'Authorization: Bearer <metrics.token>'.")
+    return web.Response(body=observer.metrics.render(), content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+@docs(tags=["observability"], summary="One of this client's requests: model, provider, tokens, cost",
+      security=_AUTH, parameters=[{"in": "query", "name": "id", "required": True, "schema": {"type": "string"},
+                                    "description": "The request's `X-Request-ID`"}],
+      responses=_error_docs(400, 401, 404))
+@response_schema(schemas.GenerationSchema, 200)
+async def generation(request: web.Request) -> web.Response:
+    record_id = request.query.get("id")
+    if not record_id:
+        raise InvalidRequest("'id' is required: the X-Request-ID of one of your requests.", param="id")
+    writer = request.app[OBSERVER].usage
+    record = writer.get(record_id) if writer is not None else None
+    if record is None or record.client != request[PRINCIPAL].client.name:  # another client's: not found
+        raise NotFound(f"No request with id {record_id[:100]!r} for this client.", param="id")
+    return _json({"object": "generation", **record.public()})
+
+
 ROUTES = (
     ("GET", "/health", health),
     ("GET", "/openapi.json", openapi),
@@ -174,4 +227,6 @@ ROUTES = (
     ("POST", "/chat/completions", chat_completions),
     ("POST", "/completions", completions),
     ("POST", "/embeddings", embeddings),
+    ("GET", "/metrics", metrics),
+    ("GET", "/generation", generation),
 )

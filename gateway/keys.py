@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.config import Config
+from gateway.exchange import Exchange
+from gateway.observe import Observer
 from gateway.routing import Principal, Target
 from gateway.runtime import Live, Runtime
 
@@ -12,7 +14,9 @@ CONFIG = web.AppKey("config", Config)  # the config the app was created with (so
 STARTED_AT = web.AppKey("started_at", float)
 LIVE = web.AppKey("live", Live)
 OPENAPI = web.AppKey("openapi", bytes)
+OBSERVER = web.AppKey("observer", Observer)
 
+EXCHANGE = web.RequestKey("exchange", Exchange)  # what is known about this request, for logs and metrics
 RUNTIME = web.RequestKey("runtime", Runtime)  # the runtime this request started on
 PRINCIPAL = web.RequestKey("principal", Principal)
 BODY = web.RequestKey("body", dict)

@@ -159,3 +159,23 @@ class HealthSchema(Schema):
     provider_names = fields.List(fields.String(), metadata={"description": "With `detail=1`."})
     targets = fields.List(fields.Nested(TargetHealthSchema), metadata={
         "description": "With `detail=1`: targets that failed lately, cool down, or are being probed."})
+
+
+class GenerationSchema(Schema):
+    object = fields.String(required=True, metadata={"example": "generation"})
+    id = fields.String(required=True)
+    ts = fields.Float(required=True)
+    client = fields.String(required=True)
+    endpoint = fields.String(required=True)
+    model_requested = fields.String(allow_none=True)
+    model = fields.String(allow_none=True, metadata={"description": "The `provider/model` that served it."})
+    provider = fields.String(allow_none=True)
+    stream = fields.Boolean(required=True)
+    status = fields.Integer(required=True)
+    prompt_tokens = fields.Integer(required=True)
+    completion_tokens = fields.Integer(required=True)
+    total_tokens = fields.Integer(required=True)
+    cost_usd = fields.Float(allow_none=True, metadata={"description": "null: the model has no price"})
+    duration_ms = fields.Float(required=True)
+    ttfb_ms = fields.Float(allow_none=True)
+    attempts = fields.Integer(required=True)

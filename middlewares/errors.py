@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from gateway.errors import GatewayError, InternalError, for_status, render_bytes
-from gateway.keys import CONFIG
+from gateway.keys import CONFIG, EXCHANGE
 
 log = logging.getLogger("localrouter.errors")
 
@@ -35,20 +35,29 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Gatewa
     return for_status(exc.status, message, headers=headers)
 
 
+def _answer(request: web.Request, err: GatewayError) -> web.Response:
+    """The error answer, its message ending with the request id (as OpenAI's do), its code noted."""
+    x = request.get(EXCHANGE)
+    if x is not None:
+        x.error_code = err.code
+        err.message = f"{err.message} (request id: {x.id})"
+    return render(err)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except GatewayError as err:
-        return render(err)
+        return _answer(request, err)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return render(_from_http_exception(request, exc))
+        return _answer(request, _from_http_exception(request, exc))
     except ConnectionError:
         # the client went away; nobody will read an answer (499: nginx's "client closed request")
         log.info("client disconnected during %s %s", request.method, request.path)
         return web.Response(status=CLIENT_CLOSED)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return render(InternalError("The server had an error while processing your request."))
+        return _answer(request, InternalError("The server had an error while processing your request."))

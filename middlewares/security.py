@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.errors import InvalidRequest
-from gateway.keys import LIVE, RATE_HEADERS
+from gateway.keys import EXCHANGE, LIVE, RATE_HEADERS
 
 _ALLOW_METHODS = "GET, POST, OPTIONS"
 _ALLOW_HEADERS = "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, X-Request-ID, X-Stainless-*"
@@ -58,6 +58,9 @@ async def response_headers(request: web.Request, response: web.StreamResponse) -
     """on_response_prepare: every answer, errors and streams included, right before its headers go out."""
     headers = response.headers
     headers["X-Content-Type-Options"] = "nosniff"
+    x = request.get(EXCHANGE)
+    if x is not None:
+        headers["X-Request-ID"] = x.id
     rate = request.get(RATE_HEADERS)
     if rate:
         headers.update(rate)

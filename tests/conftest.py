@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -41,6 +43,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 class Gateway:
+    access: AccessLines
+
     def __init__(self, runner: web.AppRunner) -> None:
         self.runner = runner
         host, port = runner.addresses[0][:2]
@@ -109,19 +113,41 @@ async def wire_fake() -> AsyncIterator[Callable[..., Awaitable[WireFake]]]:
         await fake.stop()
 
 
+class AccessLines(io.RawIOBase):
+    """Where a test gateway's access log goes: parsed lines kept for the test, and seen by the leak check."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        for raw in bytes(data).decode().splitlines():
+            leakcheck.LINES.append(raw)
+            self.lines.append(json.loads(raw))
+        return len(data)
+
+
 @pytest.fixture
-async def start_gateway() -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[Gateway]]]:
+async def start_gateway(tmp_path_factory) -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[Gateway]]]:
     runners: list[web.AppRunner] = []
 
     async def start(data: dict[str, Any] | Path, env: dict[str, str] | None = None, host: str = "127.0.0.1") -> Gateway:
-        """A gateway on ``data`` (a config dict, or the path of a config file it reloads from)."""
+        """A gateway on ``data`` (a config dict, or the path of a config file it reloads from); usage records
+        go to a temporary directory unless the config says where."""
         env = ENV if env is None else env
+        if isinstance(data, dict) and "usage" not in data:
+            data = {**data, "usage": {"path": str(tmp_path_factory.mktemp("usage") / "usage.db")}}
         cfg = gwconfig.load(data, env) if isinstance(data, Path) else gwconfig.parse(data, env)
-        runner = web.AppRunner(create_app(cfg), handler_cancellation=True, access_log=None)
+        access = AccessLines()
+        runner = web.AppRunner(create_app(cfg, access), handler_cancellation=True, access_log=None)
         await runner.setup()
         runners.append(runner)
         await web.TCPSite(runner, host, 0).start()
-        return Gateway(runner)
+        gw = Gateway(runner)
+        gw.access = access
+        return gw
 
     yield start
     for runner in runners:

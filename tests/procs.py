@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -28,7 +29,9 @@ def write_config(tmp_path: Path, data: dict) -> Path:
     return path
 
 
-async def start_serve(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None):
+async def start_serve(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+    """``serve`` in ``cwd`` (default: a fresh temporary directory, where its usage records go)."""
+    cwd = cwd or Path(tempfile.mkdtemp(prefix="localrouter-serve-"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "serve", "--port", "0", *args, cwd=cwd,
         env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)

@@ -88,6 +88,7 @@ def matrix_config(primary, backup) -> dict:
 async def matrix(upstreams, start_gateway):
     primary, backup = upstreams
     gw = await start_gateway(matrix_config(primary, backup))
+    baseline = asyncio.all_tasks()  # the gateway's own long-lived tasks (log and usage writers, ...)
     yield gw, primary, backup
     # nothing left behind: no upstream connection in use, no stream open upstream, no stray task
     connector = gw.app[LIVE].current.providers["primary"].session.connector
@@ -95,13 +96,15 @@ async def matrix(upstreams, start_gateway):
         while connector._acquired or primary.open_streams or backup.open_streams:  # in-use connections
             await asyncio.sleep(0.05)
     async with asyncio.timeout(5):
-        while len(asyncio.all_tasks()) > 1 + _server_tasks():
+        while _stray(baseline):
             await asyncio.sleep(0.05)
 
 
-def _server_tasks() -> int:
-    """Tasks that belong to idle servers (the fake upstreams' and the gateway's keep-alive handlers)."""
-    return sum(1 for t in asyncio.all_tasks() if "RequestHandler" in repr(t.get_coro()) and "start" in repr(t))
+def _stray(baseline: set[asyncio.Task]) -> list[asyncio.Task]:
+    """Tasks started during the test that are still running, but for idle keep-alive connection handlers."""
+    current = asyncio.current_task()
+    return [t for t in asyncio.all_tasks() - baseline
+            if t is not current and not ("RequestHandler" in repr(t.get_coro()) and "start" in repr(t))]
 
 
 def target(fault: Fault) -> str:

@@ -22,6 +22,7 @@ BACKUP_CHAT = {**CHAT, "model": "backup/gpt-4o-mini"}
 
 
 def write(path: Path, data: dict) -> None:
+    data = {"usage": {"path": str(path.parent / "usage.db")}, **data}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump(data))
     tmp.replace(path)  # atomic, as config management tools write files

@@ -97,7 +97,7 @@ async def test_upstream_400_is_bad_request_without_fallback(gw, upstreams):
     async with gw.sdk() as client:
         with pytest.raises(openai.BadRequestError) as info:
             await client.chat.completions.create(model="openai/gpt-4o-mini", messages=MESSAGES, logit_bias={"x": 500})
-    assert info.value.body["message"] == "logit_bias is wrong" and info.value.body["param"] == "logit_bias"
+    assert info.value.body["message"].startswith("logit_bias is wrong") and info.value.body["param"] == "logit_bias"
     assert backup.received == [r for r in backup.received if r.path.endswith("/models")]
 
 

@@ -1,0 +1,85 @@
+"""Everything known about one request, filled in as it goes, and read once it is over: by the access
+log, the metrics and the usage records (gateway.observe)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from gateway.routing import Target
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+ENDPOINTS = {"/chat/completions": "chat", "/completions": "completions", "/embeddings": "embeddings",
+             "/models": "models", "/health": "health", "/oauth/token": "oauth", "/metrics": "metrics",
+             "/generation": "generation", "/openapi.json": "openapi"}
+
+
+@dataclass(slots=True)
+class Exchange:
+    id: str
+    started: float  # perf_counter
+    wall: float  # time.time()
+    method: str
+    path: str
+    endpoint: str  # a bounded label: chat, completions, embeddings, models, ..., other
+    remote: str
+    client: str | None = None
+    model_requested: str | None = None
+    target: Target | None = None
+    attempts: int = 0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (target id, provider, kind)
+    upstream_seconds: float = 0.0
+    stream: bool = False
+    usage: dict[str, Any] | None = None
+    cost_usd: float | None = None
+    ttfb: float | None = None  # seconds to the first byte of a stream
+    status: int = 0
+    error_code: str | None = None
+    request_body: Any = None  # only kept when logging.bodies is on
+    response_body: Any = None
+
+    def since_start(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def endpoint_of(path: str) -> str:
+    return ENDPOINTS.get(path.removeprefix("/v1") or "/", "other")
+
+
+def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in n for n in networks)
+
+
+def client_address(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
+    """The peer, or, when the peer is a trusted proxy, the nearest untrusted address it forwards for."""
+    peer = request.remote or ""
+    if not trusted or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def request_id(request: web.Request, trusted_peer: bool) -> str:
+    given = request.headers.get("X-Request-ID")
+    if trusted_peer and given and _REQUEST_ID.match(given):
+        return given
+    return "req_" + uuid.uuid4().hex
+
+
+def start(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Exchange:
+    peer_trusted = bool(trusted) and _in(request.remote or "", trusted)
+    return Exchange(request_id(request, peer_trusted), time.perf_counter(), time.time(), request.method,
+                    request.path, endpoint_of(request.path), client_address(request, trusted))

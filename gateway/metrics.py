@@ -1,0 +1,78 @@
+"""Prometheus metrics (prometheus-client), one registry per app. Label values stay bounded: clients and
+models come from the config (a model label is a configured or discovered ``provider/model`` the request
+resolved to, else ``none``), endpoints and failure kinds from fixed sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from gateway.exchange import Exchange
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+INFERENCE = frozenset({"chat", "completions", "embeddings"})
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.requests = Counter("localrouter_requests", "Requests answered", ["endpoint", "status", "client", "model",
+                                                                             "provider"], registry=r)
+        self.duration = Histogram("localrouter_request_duration_seconds", "Time to the end of the answer",
+                                  ["endpoint", "stream"], buckets=LATENCY_BUCKETS, registry=r)
+        self.ttfb = Histogram("localrouter_time_to_first_byte_seconds", "Streams: time to the first event",
+                              ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
+        self.overhead = Histogram("localrouter_overhead_seconds",
+                                  "Non-stream answers: total time minus the time spent waiting on upstreams",
+                                  ["endpoint"], buckets=OVERHEAD_BUCKETS, registry=r)
+        self.tokens = Counter("localrouter_tokens", "Tokens used", ["client", "model", "provider", "direction"],
+                              registry=r)
+        self.cost = Counter("localrouter_cost_usd", "Cost of the answers whose model has a price",
+                            ["client", "model", "provider"], registry=r)
+        self.fallbacks = Counter("localrouter_fallbacks", "Targets given up on within a request, and why",
+                                 ["target", "reason"], registry=r)
+        self.upstream_errors = Counter("localrouter_upstream_errors", "Failed upstream attempts",
+                                       ["provider", "kind"], registry=r)
+        self.rate_limited = Counter("localrouter_rate_limited", "Requests refused by a client rate limit",
+                                    ["client"], registry=r)
+        self.streams = Gauge("localrouter_streams_in_flight", "Streams being relayed now", registry=r)
+        self._children: dict[tuple[Any, ...], Any] = {}  # labels() is slow: each child is looked up once
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe(self, x: Exchange) -> None:
+        client = x.client or "none"
+        model = x.target.id if x.target else "none"
+        provider = x.target.provider if x.target else "none"
+        self._child(self.requests, x.endpoint, str(x.status), client, model, provider).inc()
+        if x.endpoint not in INFERENCE:
+            return
+        elapsed = x.since_start()
+        self._child(self.duration, x.endpoint, "true" if x.stream else "false").observe(elapsed)
+        if x.stream and x.ttfb is not None:
+            self._child(self.ttfb, x.endpoint).observe(x.ttfb)
+        elif not x.stream and x.target is not None:
+            self._child(self.overhead, x.endpoint).observe(max(0.0, elapsed - x.upstream_seconds))
+        for target, prov, kind in x.failures:
+            self._child(self.fallbacks, target, kind).inc()
+            if kind != "cooling_down":
+                self._child(self.upstream_errors, prov, kind).inc()
+        if x.usage:
+            for direction, key in (("input", "prompt_tokens"), ("output", "completion_tokens")):
+                value = x.usage.get(key)
+                if isinstance(value, int) and value > 0:
+                    self._child(self.tokens, client, model, provider, direction).inc(value)
+        if x.cost_usd:
+            self._child(self.cost, client, model, provider).inc(x.cost_usd)
+        if x.status == 429 and x.error_code == "rate_limit_exceeded":
+            self._child(self.rate_limited, client).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,190 @@
+"""Usage records: who used which model through which provider, how many tokens, at what cost.
+
+Requests hand records to :class:`UsageWriter`, which keeps them in memory (bounded) and writes them
+in batches from a thread of its own, so the hot path never waits on disk. The store is an interface
+(:class:`UsageStore`) with SQLite behind it; its SQL is plain enough for a PostgreSQL store to follow
+for multi-replica deployments.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass, fields
+from typing import Any
+
+log = logging.getLogger("localrouter.usage")
+
+GROUPS = {"client": "client", "model": "model", "provider": "provider",
+          "day": "strftime('%Y-%m-%d', ts, 'unixepoch')"}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    id: str
+    ts: float
+    client: str
+    endpoint: str
+    model_requested: str | None
+    model: str | None
+    provider: str | None
+    stream: bool
+    status: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: float | None  # None: the model has no price (unknown, not zero)
+    duration_ms: float
+    ttfb_ms: float | None
+    attempts: int
+
+    def public(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class UsageStore(abc.ABC):
+    @abc.abstractmethod
+    def write(self, records: list[UsageRecord]) -> None: ...
+
+    @abc.abstractmethod
+    def get(self, record_id: str) -> UsageRecord | None: ...
+
+    @abc.abstractmethod
+    def summary(self, since: float, by: str) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None:
+        return None
+
+
+_COLUMNS = [f.name for f in fields(UsageRecord)]
+
+
+class SQLiteStore(UsageStore):
+    """One SQLite file. Used from one thread at a time (the writer's, or the CLI's)."""
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS usage (id TEXT PRIMARY KEY, ts REAL NOT NULL, client TEXT NOT NULL, "
+                "endpoint TEXT NOT NULL, model_requested TEXT, model TEXT, provider TEXT, stream INTEGER NOT NULL, "
+                "status INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
+                "total_tokens INTEGER NOT NULL, cost_usd REAL, duration_ms REAL NOT NULL, ttfb_ms REAL, "
+                "attempts INTEGER NOT NULL)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS usage_client_ts ON usage (client, ts)")
+
+    def write(self, records: list[UsageRecord]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(f"INSERT OR REPLACE INTO usage ({', '.join(_COLUMNS)}) VALUES "
+                                     f"({', '.join('?' * len(_COLUMNS))})", (astuple(r) for r in records))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def get(self, record_id: str) -> UsageRecord | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE id = ?", (record_id,)).fetchone()
+        return _record(row) if row else None
+
+    def summary(self, since: float, by: str) -> list[dict[str, Any]]:
+        key = GROUPS[by]
+        sql = (f"SELECT {key} AS k, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens), "
+               "SUM(cost_usd), SUM(cost_usd IS NULL AND total_tokens > 0), SUM(status >= 400) "
+               f"FROM usage WHERE ts >= ? GROUP BY k ORDER BY {'k' if by == 'day' else 'SUM(total_tokens) DESC, k'}")
+        with self._lock:
+            rows = self._db.execute(sql, (since,)).fetchall()
+        return [{by: k, "requests": n, "prompt_tokens": p or 0, "completion_tokens": c or 0, "total_tokens": t or 0,
+                 "cost_usd": cost, "unpriced_requests": unpriced or 0, "errors": errors or 0}
+                for k, n, p, c, t, cost, unpriced, errors in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _record(row: Iterable[Any]) -> UsageRecord:
+    values = dict(zip(_COLUMNS, row))
+    values["stream"] = bool(values["stream"])
+    return UsageRecord(**values)
+
+
+class UsageWriter:
+    """Takes records on the event loop, writes them in batches from a thread; at most ``max_pending``
+    wait in memory (beyond that the oldest are dropped, counted and logged: memory stays bounded)."""
+
+    def __init__(self, store: UsageStore, interval: float = 0.5, batch: int = 1000,
+                 max_pending: int = 100_000) -> None:
+        self.store = store
+        self._interval, self._batch = interval, batch
+        self._pending: deque[UsageRecord] = deque(maxlen=max_pending)
+        self._by_id: dict[str, UsageRecord] = {}
+        self.dropped = 0
+        self.written = 0
+        self.peak_pending = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    def add(self, record: UsageRecord) -> None:
+        if len(self._pending) == self._pending.maxlen:
+            oldest = self._pending[0]
+            self._by_id.pop(oldest.id, None)
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning("usage records dropped: the store does not keep up (%d so far)", self.dropped)
+        self._pending.append(record)
+        self._by_id[record.id] = record
+        if len(self._pending) > self.peak_pending:
+            self.peak_pending = len(self._pending)
+
+    def get(self, record_id: str) -> UsageRecord | None:
+        """A record, written or still waiting."""
+        return self._by_id.get(record_id) or self.store.get(record_id)
+
+    async def flush(self) -> None:
+        while self._pending:
+            batch = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
+            try:
+                await asyncio.to_thread(self.store.write, batch)
+                self.written += len(batch)
+            except (sqlite3.Error, OSError) as exc:
+                log.error("usage records not written (%d): %s", len(batch), exc)
+            for record in batch:
+                self._by_id.pop(record.id, None)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+        self.store.close()
+
+
+def since_seconds(text: str, now: float | None = None) -> float:
+    """``7d``, ``12h``, ``30m``, ``90s`` -> the timestamp that long ago."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise ValueError(f"expected a duration like 7d, 12h or 30m, not {text!r}")
+    return (time.time() if now is None else now) - int(text[:-1]) * units[text[-1]]

@@ -1,0 +1,37 @@
+"""The outermost layer: give every request an id, time it, and account for it once it is answered
+(metrics, access log line, usage record), whatever the answer was."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from gateway import exchange as ex
+from gateway.keys import BODY, EXCHANGE, OBSERVER, PRINCIPAL
+
+CLIENT_CLOSED = 499
+
+
+@web.middleware
+async def observe(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    observer = request.app[OBSERVER]
+    x = request[EXCHANGE] = ex.start(request, observer.trusted)
+    try:
+        response = await handler(request)  # its X-Request-ID header is set as it is sent (security)
+        x.status = response.status
+        return response
+    except asyncio.CancelledError:  # the client went away and aiohttp cancelled the handler
+        x.status = CLIENT_CLOSED
+        raise
+    finally:
+        principal = request.get(PRINCIPAL)
+        if principal is not None:
+            x.client = principal.client.name
+        body = request.get(BODY)
+        if body is not None:
+            model = body.get("model")
+            x.model_requested = model if isinstance(model, str) else None
+            if observer.bodies:
+                x.request_body = body
+        observer.finish(x)
