@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
 import signal
 import sys
@@ -32,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and summarise it")
     check.add_argument("-c", "--config", help="YAML config (default: ./localrouter.yaml, else built-in)")
     sub.add_parser("new-secret", help="print a fresh client secret and the line to put in the config")
+    usage = sub.add_parser("usage", help="who used what: a summary of the usage records")
+    usage.add_argument("-c", "--config", help="YAML config whose usage.path to read (default as for serve)")
+    usage.add_argument("--db", help="the usage SQLite file (overrides the config's usage.path)")
+    usage.add_argument("--since", default="7d", help="how far back: 30m, 12h, 7d, 4w (default 7d)")
+    usage.add_argument("--by", default="client", choices=["client", "model", "provider", "day"])
+    usage.add_argument("--json", action="store_true", help="JSON rows instead of a table")
     return parser
 
 
@@ -47,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "new-secret":
         print(new_secret())
         return 0
+    if args.command == "usage" and args.db:
+        return usage_report(args.db, args)
     try:
         cfg = config.resolve(args.config)
     except config.ConfigError as exc:
@@ -57,7 +66,55 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(summary(cfg))
         return 0
+    if args.command == "usage":
+        if cfg.usage.path is None:
+            print("usage records are off in this config (usage.path: null)", file=sys.stderr)
+            return 2
+        return usage_report(cfg.usage.path, args)
     return serve(cfg, args)
+
+
+def usage_report(path: str, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gateway.usage import SQLiteStore, since_seconds
+
+    try:
+        since = since_seconds(args.since)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not Path(path).is_file():
+        print(f"no usage records at {path}", file=sys.stderr)
+        return 2
+    store = SQLiteStore(path)
+    try:
+        rows = store.summary(since, args.by)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(usage_table(rows, args.by))
+    return 0
+
+
+def usage_table(rows: list[dict[str, Any]], by: str) -> str:
+    columns = [by, "requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "unpriced", "errors"]
+    def cost(row: dict[str, Any]) -> str:
+        return "-" if row["cost_usd"] is None else f"{row['cost_usd']:.6f}"
+    body = [[str(r[by]), str(r["requests"]), str(r["prompt_tokens"]), str(r["completion_tokens"]),
+             str(r["total_tokens"]), cost(r), str(r["unpriced_requests"]), str(r["errors"])] for r in rows]
+    totals = ["total", *(str(sum(r[k] for r in rows)) for k in ("requests", "prompt_tokens", "completion_tokens",
+                                                                  "total_tokens")),
+              f"{sum(r['cost_usd'] or 0 for r in rows):.6f}", str(sum(r["unpriced_requests"] for r in rows)),
+              str(sum(r["errors"] for r in rows))]
+    table = [columns, *body, totals]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    def fmt(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+    lines = [fmt(columns), "  ".join("-" * w for w in widths), *(fmt(r) for r in body), fmt(totals)]
+    return "\n".join(lines)
 
 
 def summary(cfg: config.Config) -> str:

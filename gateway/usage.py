@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -135,6 +136,7 @@ class UsageWriter:
         self.written = 0
         self.peak_pending = 0
         self._task: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -169,15 +171,17 @@ class UsageWriter:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            await self.flush()
+            self._flushing = asyncio.ensure_future(self.flush())
+            await asyncio.shield(self._flushing)  # a cancel stops the loop, never a batch half-written
 
     async def close(self) -> None:
+        """Write what is pending, then close the store."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
+        if self._flushing is not None:
+            await self._flushing
         await self.flush()
         self.store.close()
 

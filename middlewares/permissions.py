@@ -32,10 +32,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 async def permissions(request: web.Request, handler: web.Handler) -> web.StreamResponse:
     if getattr(request.match_info.handler, ENDPOINT_ATTR, None) is None:
         return await handler(request)
-    body = await read_json_object(request)
+    body = request[BODY] = await read_json_object(request)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
     request[CHAIN] = await request[RUNTIME].router.chain(request[PRINCIPAL].policy, model)
-    request[BODY] = body
     return await handler(request)

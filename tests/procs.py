@@ -34,7 +34,8 @@ async def start_serve(*args: str, cwd: Path | None = None, env: dict[str, str] |
     cwd = cwd or Path(tempfile.mkdtemp(prefix="localrouter-serve-"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "serve", "--port", "0", *args, cwd=cwd,
-        env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},  # the tree under test, whatever is installed
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     lines = []
     async with asyncio.timeout(20):
         while True:

@@ -95,9 +95,12 @@ async def matrix(upstreams, start_gateway):
     async with asyncio.timeout(5):
         while connector._acquired or primary.open_streams or backup.open_streams:  # in-use connections
             await asyncio.sleep(0.05)
-    async with asyncio.timeout(5):
-        while _stray(baseline):
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(5):
+            while _stray(baseline):
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"tasks left running: {[repr(t.get_coro()) for t in _stray(baseline)]}") from None
 
 
 def _stray(baseline: set[asyncio.Task]) -> list[asyncio.Task]:

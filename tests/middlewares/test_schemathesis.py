@@ -30,6 +30,7 @@ def _config(upstream_url: str) -> gwconfig.Config:
                        "models": ["gpt-4o-mini", "text-embedding-3-small"]}],
         "strategies": [{"name": "default", "allow": ["*"], "auto": ["openai/gpt-4o-mini"]}],
         "clients": [{"name": "alice", "secret": ALICE, "strategy": "default"}],
+        "usage": {"path": None}, "logging": {"access": False},
     }, {})
 
 
