@@ -122,14 +122,18 @@ def python(*args: str) -> list[str]:
 
 def start_gateway(workdir: Path, config_text: str, name: str = "gateway") -> Server:
     path = workdir / f"{name}.yaml"
+    if "\nusage:" not in config_text:  # usage records in the scratch directory, not the repository
+        config_text += f"\nusage: {{path: {workdir / (name + '-usage.db')}}}\n"
     path.write_text(config_text)
     port = free_port()
     return Server(name, pinned(PROXY_CPU, python("-m", "gateway", "serve", "-c", str(path), "--port", str(port),
                                                  "--log-level", "WARNING")), port, workdir)
 
 
-def gateway_config(upstream: str, stream_upstream: str) -> str:
-    """A realistic config: several providers, strategies and clients; fallbacks; auth on."""
+def gateway_config(upstream: str, stream_upstream: str, quiet: bool = False) -> str:
+    """A realistic config: several providers, strategies and clients; fallbacks; auth on; rate limits,
+    metrics, the access log (to a file) and usage records on. ``quiet``: the last three off, to measure
+    what observability costs."""
     from gateway.config import hash_secret
 
     clients = "\n".join(
@@ -160,6 +164,13 @@ strategies:
 clients:
   - {{name: bench, secret: {SECRET}, strategy: default}}
 {clients}
+""" + (QUIET if quiet else "")
+
+
+QUIET = """
+logging: {access: false}
+metrics: {enabled: false}
+usage: {path: null}
 """
 
 
@@ -222,8 +233,9 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int, round
                                                        f"http://127.0.0.1:{nginx_port}", "--port", str(bare_port))),
                       bare_port, workdir)
         gateway = start_gateway(workdir, gateway_config(upstream, stream_upstream))
+        quiet = start_gateway(workdir, gateway_config(upstream, stream_upstream, quiet=True), "gateway-quiet")
         targets = {"direct": (nginx_port, "", False, None), "bare": (bare_port, "", False, bare),
-                   "gateway": (gateway.port, "gw", True, gateway)}
+                   "gateway": (gateway.port, "gw", True, gateway), "quiet": (quiet.port, "gw", True, quiet)}
         try:
             for kind in kinds:
                 runs: dict[str, list[Result]] = {name: [] for name in targets}
@@ -245,6 +257,7 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int, round
             peak = gateway.memory_kib("VmHWM")
         finally:
             gateway.stop()
+            quiet.stop()
             bare.stop()
     finally:
         nginx.terminate()
@@ -323,7 +336,7 @@ def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Na
         f"- command: `python -m bench --seconds {args.seconds} --rounds {args.rounds} --connections {args.connections}`",
         "- placement: wrk and nginx pinned to CPU 0, the proxy under test alone on CPU 1 (taskset)",
         f"- load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per run after {args.warmup} s "
-        f"warm-up, {args.rounds} rounds alternating direct, bare proxy and gateway; each cell is its least disturbed "
+        f"warm-up, {args.rounds} rounds alternating direct, bare proxy, gateway and gateway with observability off; each cell is its least disturbed "
         "round (highest req/s); upstream: nginx returning fixed bodies; everything on this one machine", "",
         "`cpu us/req` is the proxy process's own CPU time per request, the figure least moved by the",
         "other processes sharing the machine; the ratios are from this one run of the harness.", "",
@@ -340,6 +353,11 @@ def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Na
             cpu = f"{r.cpu_us:.0f}" if r.cpu_us is not None else "-"
             lines.append(f"| {kind} | {name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {cpu} | {r.errors} "
                          f"| {ratios} |")
+    lines += ["", "Observability (metrics, JSON access log, usage records) on vs off, same gateway config otherwise:", ""]
+    for kind in (k for k in KINDS if (k, "quiet") in results):
+        on, off = results[(kind, "gateway")], results[(kind, "quiet")]
+        lines.append(f"- {kind}: {on.rps:.0f} req/s on, {off.rps:.0f} off: costs {(1 - on.rps / off.rps) * 100:.1f}% "
+                     f"of throughput ({(on.cpu_us or 0) - (off.cpu_us or 0):.0f} us of CPU per request)")
     lines += ["", f"Gateway peak RSS over the whole throughput run: {peak_kib / 1024:.1f} MiB.", ""]
     if streams:
         lines += [

@@ -4,6 +4,7 @@ log, the metrics and the usage records (gateway.observe)."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 import time
 import uuid
@@ -72,14 +73,24 @@ def client_address(request: web.Request, trusted: tuple[ipaddress.IPv4Network | 
     return hops[0] if hops else peer
 
 
+# Ids are unique, not secret (a client can only read its own records): a random prefix per process and a
+# counter cost far less than a uuid4 per request.
+_PREFIX = "req_" + uuid.uuid4().hex[:12]
+_COUNTER = itertools.count(1)
+
+
 def request_id(request: web.Request, trusted_peer: bool) -> str:
-    given = request.headers.get("X-Request-ID")
-    if trusted_peer and given and _REQUEST_ID.match(given):
-        return given
-    return "req_" + uuid.uuid4().hex
+    if trusted_peer:
+        given = request.headers.get("X-Request-ID")
+        if given and _REQUEST_ID.match(given):
+            return given
+    return f"{_PREFIX}{next(_COUNTER):010x}"
 
 
 def start(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Exchange:
     peer_trusted = bool(trusted) and _in(request.remote or "", trusted)
+    if not trusted:  # the common case, kept short: the peer is the client
+        return Exchange(request_id(request, False), time.perf_counter(), time.time(), request.method,
+                        request.path, endpoint_of(request.path), request.remote or "")
     return Exchange(request_id(request, peer_trusted), time.perf_counter(), time.time(), request.method,
                     request.path, endpoint_of(request.path), client_address(request, trusted))

@@ -39,6 +39,7 @@ class Metrics:
                                     ["client"], registry=r)
         self.streams = Gauge("localrouter_streams_in_flight", "Streams being relayed now", registry=r)
         self._children: dict[tuple[Any, ...], Any] = {}  # labels() is slow: each child is looked up once
+        # (bounded like the labels: endpoints x statuses x clients x targets)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -47,32 +48,50 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def _bundle(self, x: Exchange) -> tuple[Any, ...]:
+        """The children one kind of request updates, looked up once per kind (one dict lookup per request)."""
+        key = (x.endpoint, x.status, x.client, x.target, x.stream)
+        bundle = self._children.get(key)
+        if bundle is None:
+            client = x.client or "none"
+            model = x.target.id if x.target else "none"
+            provider = x.target.provider if x.target else "none"
+            requests = self.requests.labels(x.endpoint, str(x.status), client, model, provider)
+            if x.endpoint not in INFERENCE:
+                bundle = self._children[key] = (requests, None, None, None, None, None, None)
+                return bundle
+            bundle = self._children[key] = (
+                requests, self.duration.labels(x.endpoint, "true" if x.stream else "false"),
+                self.ttfb.labels(x.endpoint), self.overhead.labels(x.endpoint),
+                self.tokens.labels(client, model, provider, "input"), self.tokens.labels(client, model, provider,
+                                                                                        "output"),
+                self.cost.labels(client, model, provider))
+        return bundle
+
     def observe(self, x: Exchange) -> None:
-        client = x.client or "none"
-        model = x.target.id if x.target else "none"
-        provider = x.target.provider if x.target else "none"
-        self._child(self.requests, x.endpoint, str(x.status), client, model, provider).inc()
+        requests, duration, ttfb, overhead, tokens_in, tokens_out, cost = self._bundle(x)
+        requests.inc()
         if x.endpoint not in INFERENCE:
             return
         elapsed = x.since_start()
-        self._child(self.duration, x.endpoint, "true" if x.stream else "false").observe(elapsed)
+        duration.observe(elapsed)
         if x.stream and x.ttfb is not None:
-            self._child(self.ttfb, x.endpoint).observe(x.ttfb)
+            ttfb.observe(x.ttfb)
         elif not x.stream and x.target is not None:
-            self._child(self.overhead, x.endpoint).observe(max(0.0, elapsed - x.upstream_seconds))
+            overhead.observe(max(0.0, elapsed - x.upstream_seconds))
         for target, prov, kind in x.failures:
             self._child(self.fallbacks, target, kind).inc()
             if kind != "cooling_down":
                 self._child(self.upstream_errors, prov, kind).inc()
         if x.usage:
-            for direction, key in (("input", "prompt_tokens"), ("output", "completion_tokens")):
+            for child, key in ((tokens_in, "prompt_tokens"), (tokens_out, "completion_tokens")):
                 value = x.usage.get(key)
                 if isinstance(value, int) and value > 0:
-                    self._child(self.tokens, client, model, provider, direction).inc(value)
+                    child.inc(value)
         if x.cost_usd:
-            self._child(self.cost, client, model, provider).inc(x.cost_usd)
+            cost.inc(x.cost_usd)
         if x.status == 429 and x.error_code == "rate_limit_exceeded":
-            self._child(self.rate_limited, client).inc()
+            self._child(self.rate_limited, x.client or "none").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -103,6 +103,8 @@ class RateLimiter:
         self._warned = 0.0
         self._pending: set[asyncio.Task[None]] = set()
         self._plans: dict[tuple[str, int], _Plan] = {}
+        # memory answers at once: no coroutine, no task (an isinstance on the ABC costs more than this flag)
+        self._memory: MemoryState | None = state if isinstance(state, MemoryState) else None
 
     def _plan(self, client: str, limits: tuple[RateLimit, ...]) -> _Plan:
         # keyed by the identity of the policy's tuple (hashing its limits costs more than the lookup);
@@ -119,8 +121,8 @@ class RateLimiter:
         plan = self._plan(client, limits)
         checks = plan.checks
         try:
-            if isinstance(self.state, MemoryState):
-                admitted, readings = self.state.admit_now(checks)
+            if self._memory is not None:
+                admitted, readings = self._memory.admit_now(checks)
             else:
                 admitted, readings = await self.state.admit(checks)
         except StateUnavailable as exc:
@@ -164,8 +166,8 @@ class RateLimiter:
                     items.append((key(client, l), l.window, cost))
             elif l.kind != "requests" and amounts[l.kind] > 0:
                 items.append((key(client, l), l.window, float(amounts[l.kind])))
-        if items and isinstance(self.state, MemoryState):
-            self.state.add_now(items)  # nothing to wait for: no task
+        if items and self._memory is not None:
+            self._memory.add_now(items)  # nothing to wait for: no task
         elif items:
             task = asyncio.get_running_loop().create_task(self._add(items))
             self._pending.add(task)

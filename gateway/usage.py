@@ -26,7 +26,7 @@ GROUPS = {"client": "client", "model": "model", "provider": "provider",
           "day": "strftime('%Y-%m-%d', ts, 'unixepoch')"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per request, and a frozen init costs several times more
 class UsageRecord:
     id: str
     ts: float
