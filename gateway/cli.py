@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import logging
-import signal
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from gateway import __version__, config
-from gateway.app import create_app
-from gateway.keys import LIVE
 
 log = logging.getLogger("localrouter")
 
@@ -30,6 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (overrides server.host)")
     serve.add_argument("--port", type=int, help="port to bind (overrides server.port; 0 picks one)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--workers", type=int, default=1, help="processes on the one port (needs state.backend: "
+                       "redis so that limits are shared, unless --allow-per-process-limits)")
+    serve.add_argument("--allow-per-process-limits", action="store_true",
+                       help="with --workers > 1 and the memory state: each worker keeps its own budgets")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for workers
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     check = sub.add_parser("check-config", help="validate a config file and summarise it")
     check.add_argument("-c", "--config", help="YAML config (default: ./localrouter.yaml, else built-in)")
     sub.add_parser("new-secret", help="print a fresh client secret and the line to put in the config")
@@ -50,6 +51,7 @@ def new_secret() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     if args.command == "new-secret":
         print(new_secret())
@@ -71,12 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             print("usage records are off in this config (usage.path: null)", file=sys.stderr)
             return 2
         return usage_report(cfg.usage.path, args)
-    return serve(cfg, args)
+    return serve(cfg, args, argv)
 
 
 def usage_report(path: str, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from gateway.usage import SQLiteStore, since_seconds
 
     try:
@@ -135,18 +135,51 @@ def summary(cfg: config.Config) -> str:
     return "\n".join(lines)
 
 
-def serve(cfg: config.Config, args: argparse.Namespace) -> int:
+def serve(cfg: config.Config, args: argparse.Namespace, argv: list[str]) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host = args.host or cfg.server.host
     port = cfg.server.port if args.port is None else args.port
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        if cfg.state.backend != "redis" and not args.allow_per_process_limits:
+            print(f"refusing --workers {args.workers} with state.backend: {cfg.state.backend}: every worker would "
+                  "keep its own rate limits and token throttle, so clients would get N times their budget. Use "
+                  "state.backend: redis, or --allow-per-process-limits if that is what you want.", file=sys.stderr)
+            return 2
+        if not Path(cfg.source).is_file():
+            print("--workers needs a config file (-c): the workers read it themselves", file=sys.stderr)
+            return 2
+        from gateway.workers import Supervisor
+
+        return Supervisor(_worker_argv(argv), args.workers, host, port).run()
     if cfg.generated_secret is not None:
         print("No client configured: generated a secret for client 'default' (shown once; set "
               f"LOCALROUTER_SECRET to choose it):\n  {cfg.generated_secret.reveal()}", flush=True)
-    if cfg.server.internal_test_token:
+    if cfg.server.internal_test_token and args.ready_fd is None:
         print("WARNING: server.internal_test_token is on: the 'internal-test' token bypasses every client "
               "restriction for callers on this host. Turn it off outside development.", file=sys.stderr, flush=True)
-    _run(_serve(cfg, host, port))
+    from gateway.server import serve as serve_app
+
+    _run(serve_app(cfg, host, port, reuse_port=args.reuse_port, ready_fd=args.ready_fd))
     return 0
+
+
+def _worker_argv(argv: list[str]) -> list[str]:
+    """The supervisor's own arguments minus those it sets for each worker."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--workers", "--host", "--port"):
+            skip = True
+            continue
+        if arg.startswith(("--workers=", "--host=", "--port=")) or arg == "--allow-per-process-limits":
+            continue
+        out.append(arg)
+    return out
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
@@ -159,25 +192,3 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         pass
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(main)
-
-
-async def _serve(cfg: config.Config, host: str, port: int) -> None:
-    app = create_app(cfg)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
-        gc.freeze()  # what startup built lives forever: keep it out of every later collection
-        for address in runner.addresses:
-            shown = f"[{address[0]}]" if ":" in address[0] else address[0]
-            print(f"LocalRouter Gateway {__version__} listening on http://{shown}:{address[1]}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, app[LIVE].reload)
-        await stop.wait()
-        log.info("shutting down")
-    finally:
-        await runner.cleanup()

@@ -146,6 +146,10 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     #: reload when the config file changes (SIGHUP always reloads)
     watch_config: bool = True
+    #: on SIGTERM: seconds /health answers 503 "draining" while still serving (load balancers notice),
+    drain_seconds: float = 0.0
+    #: then seconds in-flight requests and streams get to finish after the listener closes
+    shutdown_timeout: float = 30.0
     #: timeouts, retries and cooldown for providers that do not set their own
     defaults: Resilience = Resilience()
     #: peers (addresses or CIDR networks) whose X-Forwarded-For and X-Request-ID are believed
@@ -202,6 +206,9 @@ def _read_server(r: Reader, raw: Any) -> ServerConfig:
         values["port"] = r.number(m["port"], "server.port", integer=True, minimum=0)
         if values["port"] is not None and values["port"] > 65535:
             r.problem("server.port", "must be <= 65535")
+    for key in ("drain_seconds", "shutdown_timeout"):
+        if key in m:
+            values[key] = r.number(m[key], f"server.{key}", minimum=0)
     if "max_body_bytes" in m:
         values["max_body_bytes"] = r.number(m["max_body_bytes"], "server.max_body_bytes", integer=True, minimum=1024)
     if "upstream_connections" in m:

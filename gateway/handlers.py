@@ -4,6 +4,7 @@ the chain of targets is resolved (see the middlewares); a handler only forwards.
 from __future__ import annotations
 
 import hmac
+import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from gateway.config import AUTO_MODEL
 from gateway.errors import AuthenticationFailed, InvalidRequest, NotFound
 from gateway.routing import Target
 from gateway.keys import (
-    BODY, CHAIN, ENDPOINT_ATTR, EXCHANGE, LIVE, OBSERVER, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT,
+    BODY, CHAIN, DRAINING, ENDPOINT_ATTR, EXCHANGE, LIVE, OBSERVER, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT,
 )
 from gateway.ratelimit import cost_usd
 from gateway.validation import validate
@@ -64,12 +65,14 @@ def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) ->
                    "description": "`1`: also list provider names and targets that failed lately or cool down"}])
 @response_schema(schemas.HealthSchema, 200)
 @response_schema(schemas.ErrorSchema, 400, description="An unknown value of `detail`")
+@response_schema(schemas.HealthSchema, 503, description="Draining: shutting down, take it out of rotation")
 @public
 async def health(request: web.Request) -> web.Response:
     runtime = request[RUNTIME]
     state = request.app[LIVE].state.health()
+    draining = request.app.get(DRAINING)
     doc: dict[str, Any] = {
-        "status": "ok" if state["ok"] else "degraded",
+        "status": "draining" if draining is not None and draining.active else "ok" if state["ok"] else "degraded",
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app[STARTED_AT], 3),
         "providers": len(runtime.config.providers),
@@ -82,7 +85,8 @@ async def health(request: web.Request) -> web.Response:
     if _FLAGS[detail]:
         doc["provider_names"] = [p.name for p in runtime.config.providers]
         doc["targets"] = request.app[LIVE].breakers.snapshot()  # those that failed lately; no secrets
-    return _json(doc)
+        doc["pid"] = os.getpid()  # which worker answered
+    return _json(doc, status=503 if doc["status"] == "draining" else 200)
 
 
 @docs(tags=["openapi"], summary="This OpenAPI 3.0 document (no authentication)",

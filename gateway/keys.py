@@ -15,6 +15,7 @@ STARTED_AT = web.AppKey("started_at", float)
 LIVE = web.AppKey("live", Live)
 OPENAPI = web.AppKey("openapi", bytes)
 OBSERVER = web.AppKey("observer", Observer)
+DRAINING = web.AppKey("draining", object)  # gateway.server.Draining: .active once SIGTERM came
 
 EXCHANGE = web.RequestKey("exchange", Exchange)  # what is known about this request, for logs and metrics
 RUNTIME = web.RequestKey("runtime", Runtime)  # the runtime this request started on

@@ -4,9 +4,10 @@ resolved to, else ``none``), endpoints and failure kinds from fixed sets."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from gateway.exchange import Exchange
 
@@ -37,7 +38,8 @@ class Metrics:
                                        ["provider", "kind"], registry=r)
         self.rate_limited = Counter("localrouter_rate_limited", "Requests refused by a client rate limit",
                                     ["client"], registry=r)
-        self.streams = Gauge("localrouter_streams_in_flight", "Streams being relayed now", registry=r)
+        self.streams = Gauge("localrouter_streams_in_flight", "Streams being relayed now", registry=r,
+                             multiprocess_mode="livesum")
         self._children: dict[tuple[Any, ...], Any] = {}  # labels() is slow: each child is looked up once
         # (bounded like the labels: endpoints x statuses x clients x targets)
 
@@ -94,4 +96,9 @@ class Metrics:
             self._child(self.rate_limited, x.client or "none").inc()
 
     def render(self) -> bytes:
+        """This process's metrics; under ``serve --workers`` (PROMETHEUS_MULTIPROC_DIR), all workers' summed."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)

@@ -149,7 +149,8 @@ class TargetHealthSchema(Schema):
 
 
 class HealthSchema(Schema):
-    status = fields.String(required=True, metadata={"example": "ok", "enum": ["ok", "degraded"]})
+    status = fields.String(required=True, metadata={"example": "ok", "enum": ["ok", "degraded", "draining"]})
+    pid = fields.Integer(metadata={"description": "With `detail=1`: the worker process that answered."})
     version = fields.String(required=True)
     uptime_seconds = fields.Float(required=True)
     providers = fields.Integer(required=True, metadata={"description": "Configured providers."})
