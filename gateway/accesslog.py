@@ -1,7 +1,9 @@
 """The access log: one JSON line per request, written in batches off the request path.
 
-Lines are buffered and flushed every ``interval`` seconds (or at ``limit`` bytes), so a request never
-waits on a slow stdout. Never a secret; never a prompt or answer unless ``logging.bodies`` is on.
+Lines are buffered and written every ``interval`` seconds from a thread, so neither a request nor the
+event loop ever waits on a slow or blocked stdout (a full pipe, a stalled log driver); past ``cap``
+bytes waiting, new lines are dropped and counted instead of growing memory. Never a secret; never a
+prompt or answer unless ``logging.bodies`` is on.
 """
 
 from __future__ import annotations
@@ -40,41 +42,48 @@ def line(x: Exchange, bodies: bool) -> dict[str, Any]:
 
 
 class AccessLog:
-    def __init__(self, out: IO[bytes] | None = None, interval: float = 0.2, limit: int = 64 * 1024) -> None:
+    def __init__(self, out: IO[bytes] | None = None, interval: float = 0.2, cap: int = 16 * 1024 * 1024) -> None:
         self._out = out if out is not None else sys.stdout.buffer
-        self._interval, self._limit = interval, limit
+        self._interval, self._cap = interval, cap
         self._buf: list[bytes] = []
         self._size = 0
+        self.dropped = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._flusher())
 
     def write(self, doc: dict[str, Any]) -> None:
+        if self._size >= self._cap:
+            self.dropped += 1
+            if self.dropped % 10_000 == 1:
+                log.warning("access log lines dropped: stdout does not keep up (%d so far)", self.dropped)
+            return
         data = orjson.dumps(doc, default=str) + b"\n"
         self._buf.append(data)
         self._size += len(data)
-        if self._size >= self._limit:
-            self.flush()
 
-    def flush(self) -> None:
-        if not self._buf:
-            return
+    def _take(self) -> bytes:
         data, self._buf, self._size = b"".join(self._buf), [], 0
+        return data
+
+    def _write(self, data: bytes) -> None:
         try:
             self._out.write(data)
             self._out.flush()
-        except (OSError, ValueError) as exc:  # a closed or broken stdout must not break requests
+        except (OSError, ValueError) as exc:  # a closed or broken stdout must not break anything
             log.warning("access log not written: %s", exc)
 
     async def _flusher(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            self.flush()
+            if self._buf:
+                await asyncio.shield(asyncio.to_thread(self._write, self._take()))
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self.flush()
+        if self._buf:
+            self._write(self._take())

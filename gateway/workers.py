@@ -98,6 +98,9 @@ class Supervisor:
 
     def _wait_all(self) -> int:
         codes = [proc.wait() for proc in self.procs.values()]
+        for proc, code in zip(self.procs.values(), codes):
+            if code != 0:
+                print(f"worker {proc.pid} exited with {code}", file=sys.stderr, flush=True)
         self.reserved.close()
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         return 0 if all(code == 0 for code in codes) else 1
