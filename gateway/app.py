@@ -51,7 +51,9 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
     """The one shared upstream session, and the live runtime built on it (reloaded on a config change)."""
     config = app[CONFIG]
     connector = aiohttp.TCPConnector(limit=config.server.upstream_connections, ttl_dns_cache=300)
-    async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
+    # No cookie jar: upstream cookies must never be shared between clients (and filtering them costs time).
+    async with aiohttp.ClientSession(connector=connector, raise_for_status=False,
+                                     cookie_jar=aiohttp.DummyCookieJar()) as session:
         live = Live(config, session)
         app[LIVE] = live
         live.current.start()
