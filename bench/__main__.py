@@ -144,7 +144,8 @@ server: {{host: 127.0.0.1, port: 0}}
 providers:
   - {{name: openai, base_url: "{upstream}", api_key: sk-bench, models: [gpt-4o-mini, gpt-4o, text-embedding-3-small],
       prices: {{gpt-4o-mini: {{input_per_1m: 0.15, output_per_1m: 0.6}}}}}}
-  - {{name: streamer, base_url: "{stream_upstream}", api_key: sk-bench, models: [gpt-4o-mini]}}
+  - {{name: streamer, base_url: "{stream_upstream}", api_key: sk-bench, models: [gpt-4o-mini],
+      prices: {{gpt-4o-mini: {{input_per_1m: 0.15, output_per_1m: 0.6}}}}}}
   - {{name: backup, base_url: "{upstream}", models: [gpt-4o-mini, text-embedding-3-small]}}
   - {{name: groq, base_url: "{upstream}", api_key: gsk-bench, models: [llama-3.1-8b-instant], endpoints: [chat]}}
 strategies:

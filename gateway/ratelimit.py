@@ -103,6 +103,7 @@ class RateLimiter:
         self._warned = 0.0
         self._pending: set[asyncio.Task[None]] = set()
         self._plans: dict[tuple[str, int], _Plan] = {}
+        self._unpriced_warned: set[str] = set()
         # memory answers at once: no coroutine, no task (an isinstance on the ABC costs more than this flag)
         self._memory: MemoryState | None = state if isinstance(state, MemoryState) else None
 
@@ -161,7 +162,10 @@ class RateLimiter:
         for l in limits:
             if l.kind == "cost_usd":
                 if cost is None:
-                    log.warning("no price for the model that served client %s: its cost is not counted", client)
+                    if client not in self._unpriced_warned:  # once per client, not per request
+                        self._unpriced_warned.add(client)
+                        log.warning("client %s has a cost limit but was served by a model without a price: that "
+                                    "cost is not counted (set providers[].prices)", client)
                 elif cost > 0:
                     items.append((key(client, l), l.window, cost))
             elif l.kind != "requests" and amounts[l.kind] > 0:
