@@ -21,7 +21,7 @@ from middlewares.auth import auth
 from middlewares.errors import errors
 from middlewares.observe import observe
 from middlewares.permissions import permissions
-from middlewares.ratelimit import ratelimit
+from middlewares.rate_limit import ratelimit
 from middlewares.security import response_headers, security
 
 PREFIXES = ("", "/v1")
