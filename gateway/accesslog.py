@@ -29,7 +29,7 @@ def line(x: Exchange, bodies: bool) -> dict[str, Any]:
         "model": x.target.id if x.target else None, "provider": x.target.provider if x.target else None,
         "status": x.status, "attempts": x.attempts, "stream": x.stream,
         "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-        "cost_usd": x.cost_usd, "duration_ms": round(x.since_start() * 1000, 3),
+        "cost_usd": x.cost_usd, "duration_ms": round(x.duration * 1000, 3),
         "ttfb_ms": round(x.ttfb * 1000, 3) if x.ttfb is not None else None,
     }
     if x.error_code:

@@ -42,6 +42,7 @@ class Exchange:
     ttfb: float | None = None  # seconds to the first byte of a stream
     status: int = 0
     error_code: str | None = None
+    duration: float = 0.0  # seconds, set once when the answer is done (gateway.observe)
     request_body: Any = None  # only kept when logging.bodies is on
     response_body: Any = None
 

@@ -75,7 +75,7 @@ class Metrics:
         requests.inc()
         if x.endpoint not in INFERENCE:
             return
-        elapsed = x.since_start()
+        elapsed = x.duration
         duration.observe(elapsed)
         if x.stream and x.ttfb is not None:
             ttfb.observe(x.ttfb)

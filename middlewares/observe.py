@@ -9,8 +9,7 @@ from aiohttp import web
 
 from gateway import exchange as ex
 from gateway.keys import BODY, EXCHANGE, OBSERVER, PRINCIPAL
-
-CLIENT_CLOSED = 499
+from middlewares.errors import CLIENT_CLOSED
 
 
 @web.middleware

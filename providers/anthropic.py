@@ -43,7 +43,7 @@ class AnthropicProvider(TranslatingProvider):
         if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
             raise tr.unsupported(TYPE, "response_format", f"response_format {fmt.get('type')!r}")
         system, messages = _messages(body.get("messages") or [])
-        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or self.config.default_max_tokens
+        max_tokens = tr.max_tokens(body) or self.config.default_max_tokens
         out: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages}
         if system:
             out["system"] = system
@@ -142,16 +142,8 @@ def _content(content: Any, param: str) -> list[dict[str, Any]]:
 def _messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """System text apart; user/assistant turns with tool calls and results as blocks, same roles merged."""
     system: list[str] = []
-    out: list[dict[str, Any]] = []
-
-    def push(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
-
+    turns = tr.Turns("content")
+    push = turns.push
     for i, m in enumerate(messages):
         role, param = m.get("role"), f"messages[{i}]"
         if role in ("system", "developer"):
@@ -161,9 +153,7 @@ def _messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]
         elif role == "assistant":
             blocks = _content(m.get("content"), f"{param}.content")
             for j, call in enumerate(m.get("tool_calls") or []):
-                name = (call.get("function") or {}).get("name") if isinstance(call, dict) else None
-                if not isinstance(name, str) or not isinstance(call.get("id"), str):
-                    raise tr.invalid(f"{param}.tool_calls[{j}]", "A tool call needs an id and a function name.")
+                name = tr.call_name(call, f"{param}.tool_calls[{j}]", need_id=True)
                 blocks.append({"type": "tool_use", "id": call["id"], "name": name,
                                "input": tr.arguments_of(call, f"{param}.tool_calls[{j}]")})
             push("assistant", blocks)
@@ -174,7 +164,7 @@ def _messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]
                            "content": tr.text_of(m.get("content"), f"{param}.content")}])
         else:
             raise tr.unsupported(TYPE, f"{param}.role", f"Message role {role!r}")
-    return "\n\n".join(s for s in system if s), out
+    return "\n\n".join(s for s in system if s), turns.out
 
 
 class _Stream(StreamTranslator):

@@ -58,7 +58,7 @@ class GeminiProvider(TranslatingProvider):
                              ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty")):
             if body.get(ours) is not None:
                 config[theirs] = body[ours]
-        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        max_tokens = tr.max_tokens(body)
         if max_tokens:
             config["maxOutputTokens"] = max_tokens
         stops = tr.stop_list(body.get("stop"))
@@ -180,17 +180,9 @@ def _parts(content: Any, param: str) -> list[dict[str, Any]]:
 
 def _contents(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     system: list[str] = []
-    out: list[dict[str, Any]] = []
+    turns = tr.Turns("parts")
+    push = turns.push
     names: dict[str, str] = {}  # tool call id -> function name: Gemini's responses go by name
-
-    def push(role: str, parts: list[dict[str, Any]]) -> None:
-        if not parts:
-            return
-        if out and out[-1]["role"] == role:
-            out[-1]["parts"].extend(parts)
-        else:
-            out.append({"role": role, "parts": parts})
-
     for i, m in enumerate(messages):
         role, param = m.get("role"), f"messages[{i}]"
         if role in ("system", "developer"):
@@ -200,9 +192,7 @@ def _contents(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]
         elif role == "assistant":
             parts = _parts(m.get("content"), f"{param}.content")
             for j, call in enumerate(m.get("tool_calls") or []):
-                name = (call.get("function") or {}).get("name") if isinstance(call, dict) else None
-                if not isinstance(name, str):
-                    raise tr.invalid(f"{param}.tool_calls[{j}]", "A tool call needs a function name.")
+                name = tr.call_name(call, f"{param}.tool_calls[{j}]")
                 if isinstance(call.get("id"), str):
                     names[call["id"]] = name
                 parts.append({"functionCall": {"name": name, "args": tr.arguments_of(call, f"{param}.tool_calls[{j}]")}})
@@ -215,7 +205,7 @@ def _contents(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]
                 "result": tr.text_of(m.get("content"), f"{param}.content")}}}])
         else:
             raise tr.unsupported(TYPE, f"{param}.role", f"Message role {role!r}")
-    return "\n\n".join(s for s in system if s), out
+    return "\n\n".join(s for s in system if s), turns.out
 
 
 class _Stream(StreamTranslator):

@@ -56,7 +56,7 @@ class OllamaProvider(TranslatingProvider):
         out["messages"] = _messages(body.get("messages") or [])
         out["stream"] = stream
         options = {theirs: body[ours] for ours, theirs in OPTIONS if body.get(ours) is not None}
-        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        max_tokens = tr.max_tokens(body)
         if max_tokens:
             options["num_predict"] = max_tokens
         stops = tr.stop_list(body.get("stop"))
@@ -133,9 +133,7 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if role == "assistant" and m.get("tool_calls"):
             calls = []
             for j, call in enumerate(m["tool_calls"]):
-                name = (call.get("function") or {}).get("name") if isinstance(call, dict) else None
-                if not isinstance(name, str):
-                    raise tr.invalid(f"{param}.tool_calls[{j}]", "A tool call needs a function name.")
+                name = tr.call_name(call, f"{param}.tool_calls[{j}]")
                 if isinstance(call.get("id"), str):
                     names[call["id"]] = name
                 calls.append({"function": {"name": name, "arguments": tr.arguments_of(call, f"{param}.tool_calls[{j}]")}})

@@ -25,19 +25,29 @@ class EventReader:
         self._buf = b""
         self._eof = False
 
+    @staticmethod
+    def _split(text: bytes) -> list[bytes]:
+        """The complete units of ``text``, then the unfinished rest as the last item."""
+        return _blocks(text)
+
+    @staticmethod
+    def _item(unit: bytes) -> bytes | None:
+        """What a unit carries (None: nothing, e.g. a comment or a blank line)."""
+        return _data(unit)
+
     async def batch(self) -> list[bytes] | None:
         """The next non-empty batch, or None at the end of the stream."""
         while not self._eof:
             chunk = await self._guard.read()
             if not chunk:
                 self._eof = True
-                last = _data(self._buf)
+                last = self._item(self._buf)
                 return [last] if last is not None else None
-            blocks = _blocks(self._buf + chunk)
-            self._buf = blocks.pop()
+            units = self._split(self._buf + chunk)
+            self._buf = units.pop()
             if len(self._buf) > MAX_EVENT_BYTES:
                 raise UpstreamInvalid("stream event too large")
-            batch = [data for data in map(_data, blocks) if data is not None]
+            batch = [item for item in map(self._item, units) if item is not None]
             if batch:
                 return batch
         return None
@@ -46,34 +56,18 @@ class EventReader:
         self._guard.close()
 
 
-class LineReader:
+class LineReader(EventReader):
     """Newline-delimited JSON (Ollama's streams): the complete lines of each read, as one batch."""
 
-    __slots__ = ("_guard", "_buf", "_eof")
+    __slots__ = ()
 
-    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
-        self._guard = _IdleGuard(resp, idle)
-        self._buf = b""
-        self._eof = False
+    @staticmethod
+    def _split(text: bytes) -> list[bytes]:
+        return text.split(b"\n")
 
-    async def batch(self) -> list[bytes] | None:
-        while not self._eof:
-            chunk = await self._guard.read()
-            if not chunk:
-                self._eof = True
-                last = self._buf.strip()
-                return [last] if last else None
-            lines = (self._buf + chunk).split(b"\n")
-            self._buf = lines.pop()
-            if len(self._buf) > MAX_EVENT_BYTES:
-                raise UpstreamInvalid("stream line too large")
-            batch = [line for line in (raw.strip() for raw in lines) if line]
-            if batch:
-                return batch
-        return None
-
-    def close(self) -> None:
-        self._guard.close()
+    @staticmethod
+    def _item(unit: bytes) -> bytes | None:
+        return unit.strip() or None
 
 
 def _blocks(text: bytes) -> list[bytes]:

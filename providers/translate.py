@@ -100,6 +100,35 @@ def arguments_of(call: dict[str, Any], param: str) -> Any:
         raise invalid(param, f"'{param}.function.arguments' must be a JSON object text.") from None
 
 
+def call_name(call: Any, param: str, need_id: bool = False) -> str:
+    """The function name of an assistant tool call in the history (and check its id when the format needs it)."""
+    name = (call.get("function") or {}).get("name") if isinstance(call, dict) else None
+    if not isinstance(name, str) or need_id and not isinstance(call.get("id"), str):
+        raise invalid(param, "A tool call needs an id and a function name." if need_id
+                      else "A tool call needs a function name.")
+    return name
+
+
+def max_tokens(body: dict[str, Any]) -> Any:
+    return body.get("max_completion_tokens") or body.get("max_tokens")
+
+
+class Turns:
+    """Upstream turns with consecutive same-role items merged (``key``: "content" or "parts")."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.out: list[dict[str, Any]] = []
+
+    def push(self, role: str, items: list[dict[str, Any]]) -> None:
+        if not items:
+            return
+        if self.out and self.out[-1]["role"] == role:
+            self.out[-1][self.key].extend(items)
+        else:
+            self.out.append({"role": role, self.key: items})
+
+
 def call_id() -> str:
     return "call_" + uuid.uuid4().hex[:24]
 

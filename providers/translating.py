@@ -72,7 +72,7 @@ class TranslatingProvider(Provider):
 
     async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
         resp = await self._post(endpoint, body, model, stream=True)
-        reader: sse.EventReader | sse.LineReader = (
+        reader = (
             sse.EventReader(resp, self.config.timeouts.idle) if self.stream_format == "sse"
             else sse.LineReader(resp, self.config.timeouts.idle))
         try:
