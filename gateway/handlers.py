@@ -127,13 +127,13 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
         seen: dict[str, Any] = {}
         metrics = request.app[OBSERVER].metrics
         if metrics is not None:
-            metrics.streams.inc()
+            metrics.streams[0] += 1
         try:
             resp = await sse.relay(request, opened.target, first, rest, chat=endpoint == "chat",
                                    headers=_served_headers(opened), verdict=verdict, seen=seen)
         finally:
             if metrics is not None:
-                metrics.streams.dec()
+                metrics.streams[0] -= 1
         _account(request, opened.target, seen.get("usage"))
         return resp
     served = await fallback.complete(providers, breakers, chain, endpoint, body, x)

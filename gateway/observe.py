@@ -18,12 +18,14 @@ class Observer:
     def __init__(self, config: Config, access_out=None) -> None:  # type: ignore[no-untyped-def]
         self.config = config
         self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in config.server.trusted_proxies)
-        self.metrics = Metrics() if config.metrics.enabled else None
+        self.metrics = Metrics.from_env() if config.metrics.enabled else None
         self.access = AccessLog(access_out) if config.logging.access else None
         self.bodies = config.logging.bodies
         self.usage = UsageWriter(SQLiteStore(config.usage.path)) if config.usage.path else None
 
     def start(self) -> None:
+        if self.metrics is not None:
+            self.metrics.start()
         if self.access is not None:
             self.access.start()
         if self.usage is not None:
@@ -42,6 +44,8 @@ class Observer:
             log.exception("could not account for request %s", x.id)
 
     async def close(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.close()
         if self.access is not None:
             await self.access.close()
         if self.usage is not None:

@@ -2,8 +2,8 @@
 
 The supervisor reserves the port, starts each worker as ``serve`` with the same arguments, forwards
 SIGTERM/SIGINT (graceful drain in every worker) and SIGHUP (reload), restarts a worker that dies,
-and exits 0 once every worker has exited 0. Metrics of all workers are aggregated through
-prometheus-client's multiprocess mode (a directory the supervisor creates and removes).
+and exits 0 once every worker has exited 0. Each worker snapshots its metrics into a directory the
+supervisor creates and removes, and a scrape on any worker sums them (gateway.metrics).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import tempfile
 import time
 
 from gateway import __version__
+from gateway.metrics import METRICS_DIR_ENV
 
 RESTART_BACKOFF = 1.0
 
@@ -41,7 +42,7 @@ class Supervisor:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.stopping = False
         # tokens must verify on every worker: without a configured key, one random key for all of them
-        self.env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir}
+        self.env = {**os.environ, METRICS_DIR_ENV: self.metrics_dir}
         self.env.setdefault("LOCALROUTER_SIGNING_KEY", secrets.token_urlsafe(32))
 
     def _start(self, slot: int) -> None:
@@ -76,7 +77,6 @@ class Supervisor:
             for slot, proc in list(self.procs.items()):
                 if proc.poll() is not None and not self.stopping:
                     print(f"worker {proc.pid} exited ({proc.returncode}); restarting it", file=sys.stderr, flush=True)
-                    self._mark_dead(proc.pid)
                     time.sleep(RESTART_BACKOFF)
                     try:
                         self._start(slot)
@@ -104,8 +104,3 @@ class Supervisor:
         self.reserved.close()
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         return 0 if all(code == 0 for code in codes) else 1
-
-    def _mark_dead(self, pid: int) -> None:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid, self.metrics_dir)

@@ -58,10 +58,16 @@ async def test_two_workers_share_the_port_and_one_budget(tmp_path, upstreams, re
             for _ in range(10):
                 async with http.get(url + "/v1/models", headers=bearer(token)) as resp:
                     assert resp.status == 200
-            async with http.get(url + "/metrics") as resp:  # every worker's requests, summed
-                text = await resp.text()
-        served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                     if line.startswith("localrouter_requests_total{") and 'endpoint="chat"' in line)
+        # every worker's requests, summed; the other worker's part is its last snapshot (at most 1 s old)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            for _ in range(30):
+                async with http.get(url + "/metrics") as resp:
+                    text = await resp.text()
+                served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                             if line.startswith("localrouter_requests_total{") and 'endpoint="chat"' in line)
+                if served >= 60:
+                    break
+                await asyncio.sleep(0.1)
         assert served == 60
     finally:
         assert await stop(proc) == 0

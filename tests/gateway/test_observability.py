@@ -9,6 +9,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway import metrics as m
 from gateway.observe import Observer
 from gateway.usage import SQLiteStore, UsageRecord, UsageWriter
 from tests.conftest import ALICE, BOB, bearer, sse_events, standard_config
@@ -98,6 +99,50 @@ async def test_metrics_token_and_switch(upstreams, start_gateway, http):
     off = await start_gateway(standard_config(*upstreams, metrics={"enabled": False}))
     async with http.get(off.url + "/metrics") as resp:
         assert resp.status == 404
+
+
+def test_histogram_buckets_are_inclusive_and_cumulative():
+    metrics = m.Metrics()
+    cell = metrics.cell(m.DURATION, "chat", "false")
+    for seconds in (0.005, 0.0051, 0.01, 400.0):  # on a bound, just above it, on the next, above all
+        m.observe_into(cell, m.LATENCY_BUCKETS, seconds)
+    found = samples(metrics.render().decode())
+    bucket = "localrouter_request_duration_seconds_bucket"
+    assert value(found, bucket, endpoint="chat", stream="false", le="0.005") == 1
+    assert value(found, bucket, endpoint="chat", stream="false", le="0.01") == 3
+    assert value(found, bucket, endpoint="chat", stream="false", le="300.0") == 3
+    assert value(found, bucket, endpoint="chat", stream="false", le="+Inf") == 4
+    assert value(found, "localrouter_request_duration_seconds_count", endpoint="chat", stream="false") == 4
+    assert value(found, "localrouter_request_duration_seconds_sum", endpoint="chat",
+                 stream="false") == pytest.approx(400.0201)
+
+
+def test_workers_snapshots_are_summed_and_a_dead_workers_gauge_dropped(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    other = m.Metrics(str(tmp_path))  # stands for a live worker: this test process's parent is alive
+    other.cell(m.REQUESTS, "chat", "200", "alice", "openai/gpt-4o-mini", "openai")[0] = 5
+    other.cell(m.TOKENS, "alice", "openai/gpt-4o-mini", "openai", "input")[0] = 70
+    m.observe_into(other.cell(m.DURATION, "chat", "false"), m.LATENCY_BUCKETS, 0.02)
+    other.streams[0] = 2
+    for pid in (dead_pid, __import__("os").getppid()):
+        (tmp_path / f"worker-{pid}.json").write_bytes(
+            __import__("orjson").dumps({"pid": pid, "values": {name: [[list(k), c] for k, c in series.items()]
+                                                               for name, series in other.values.items()}}))
+    (tmp_path / "worker-garbage.json").write_text("{not json")
+    mine = m.Metrics(str(tmp_path))
+    mine.cell(m.REQUESTS, "chat", "200", "alice", "openai/gpt-4o-mini", "openai")[0] = 1
+    mine.streams[0] = 1
+    found = samples(mine.render().decode())
+    assert value(found, "localrouter_requests_total", endpoint="chat", status="200", client="alice",
+                 model="openai/gpt-4o-mini", provider="openai") == 11  # 1 + 5 (alive) + 5 (dead: it happened)
+    assert value(found, "localrouter_tokens_total", client="alice", model="openai/gpt-4o-mini", provider="openai",
+                 direction="input") == 140
+    assert value(found, "localrouter_request_duration_seconds_count", endpoint="chat", stream="false") == 2
+    assert value(found, "localrouter_streams_in_flight") == 3  # 1 + 2 (alive); the dead worker's 2 are gone
 
 
 async def test_access_log_lines(upstreams, start_gateway, http):
