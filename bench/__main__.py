@@ -130,10 +130,9 @@ def start_gateway(workdir: Path, config_text: str, name: str = "gateway") -> Ser
                                                  "--log-level", "WARNING")), port, workdir)
 
 
-def gateway_config(upstream: str, stream_upstream: str, quiet: bool = False) -> str:
+def gateway_config(upstream: str, stream_upstream: str) -> str:
     """A realistic config: several providers, strategies and clients; fallbacks; auth on; rate limits,
-    metrics, the access log (to a file) and usage records on. ``quiet``: the last three off, to measure
-    what observability costs."""
+    metrics, the access log (to a file) and usage records on (see WITHOUT for variants)."""
     from gateway.config import hash_secret
 
     clients = "\n".join(
@@ -165,14 +164,21 @@ strategies:
 clients:
   - {{name: bench, secret: {SECRET}, strategy: default}}
 {clients}
-""" + (QUIET if quiet else "")
+"""
 
 
 QUIET = """
 logging: {access: false}
 metrics: {enabled: false}
-usage: {path: null}
 """
+
+#: gateways with one feature off, to show what each costs: name -> (label, how the config changes)
+WITHOUT = {
+    "quiet": ("metrics and the access log", lambda cfg: cfg + QUIET),
+    "no-usage": ("usage records", lambda cfg: cfg + "\nusage: {path: null}\n"),
+    "no-limits": ("rate limits (3 per client, memory state)",
+                  lambda cfg: re.sub(r"    rate_limits:.*\n(      - .*\n)+", "", cfg)),
+}
 
 
 def wrk_script(workdir: Path, kind: str, model_prefix: str, auth: bool) -> Path:
@@ -233,10 +239,13 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int, round
         bare = Server("bare", pinned(PROXY_CPU, python("-m", "bench.bare_proxy", "--upstream",
                                                        f"http://127.0.0.1:{nginx_port}", "--port", str(bare_port))),
                       bare_port, workdir)
-        gateway = start_gateway(workdir, gateway_config(upstream, stream_upstream))
-        quiet = start_gateway(workdir, gateway_config(upstream, stream_upstream, quiet=True), "gateway-quiet")
+        config = gateway_config(upstream, stream_upstream)
+        gateway = start_gateway(workdir, config)
+        variants = {name: start_gateway(workdir, change(config), f"gateway-{name}")
+                    for name, (_, change) in WITHOUT.items()}
         targets = {"direct": (nginx_port, "", False, None), "bare": (bare_port, "", False, bare),
-                   "gateway": (gateway.port, "gw", True, gateway), "quiet": (quiet.port, "gw", True, quiet)}
+                   "gateway": (gateway.port, "gw", True, gateway),
+                   **{name: (v.port, "gw", True, v) for name, v in variants.items()}}
         try:
             for kind in kinds:
                 runs: dict[str, list[Result]] = {name: [] for name in targets}
@@ -258,7 +267,8 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int, round
             peak = gateway.memory_kib("VmHWM")
         finally:
             gateway.stop()
-            quiet.stop()
+            for v in variants.values():
+                v.stop()
             bare.stop()
     finally:
         nginx.terminate()
@@ -337,7 +347,8 @@ def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Na
         f"- command: `python -m bench --seconds {args.seconds} --rounds {args.rounds} --connections {args.connections}`",
         "- placement: wrk and nginx pinned to CPU 0, the proxy under test alone on CPU 1 (taskset)",
         f"- load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per run after {args.warmup} s "
-        f"warm-up, {args.rounds} rounds alternating direct, bare proxy, gateway and gateway with observability off; each cell is its least disturbed "
+        f"warm-up, {args.rounds} rounds alternating direct, bare proxy, the gateway and the gateway with one feature off "
+        "(see the last table); each cell is its least disturbed "
         "round (highest req/s); upstream: nginx returning fixed bodies; everything on this one machine", "",
         "`cpu us/req` is the proxy process's own CPU time per request, the figure least moved by the",
         "other processes sharing the machine; the ratios are from this one run of the harness.", "",
@@ -354,11 +365,16 @@ def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Na
             cpu = f"{r.cpu_us:.0f}" if r.cpu_us is not None else "-"
             lines.append(f"| {kind} | {name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {cpu} | {r.errors} "
                          f"| {ratios} |")
-    lines += ["", "Observability (metrics, JSON access log, usage records) on vs off, same gateway config otherwise:", ""]
-    for kind in (k for k in KINDS if (k, "quiet") in results):
-        on, off = results[(kind, "gateway")], results[(kind, "quiet")]
-        lines.append(f"- {kind}: {on.rps:.0f} req/s on, {off.rps:.0f} off: costs {(1 - on.rps / off.rps) * 100:.1f}% "
-                     f"of throughput ({(on.cpu_us or 0) - (off.cpu_us or 0):.0f} us of CPU per request)")
+    lines += ["", "What each feature costs: the same gateway with that one feature off, in the same rounds "
+              "(share of throughput lost with it on; CPU per request it adds):", "",
+              "| feature | " + " | ".join(k for k in KINDS if (k, "gateway") in results) + " |",
+              "|---|" + "---:|" * sum(1 for k in KINDS if (k, "gateway") in results)]
+    for name, (label, _) in WITHOUT.items():
+        cells = []
+        for kind in (k for k in KINDS if (k, "gateway") in results):
+            on, off = results[(kind, "gateway")], results[(kind, name)]
+            cells.append(f"{(1 - on.rps / off.rps) * 100:.1f}% ({(on.cpu_us or 0) - (off.cpu_us or 0):.0f} us)")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"Gateway peak RSS over the whole throughput run: {peak_kib / 1024:.1f} MiB.", ""]
     if streams:
         lines += [
