@@ -45,12 +45,16 @@ class OpenAICompatProvider(Provider):
         resp = await self._send(endpoint, {**body, "model": model}, stream=False)
         try:
             await http.check_status(resp, self._secret)
-            doc = await http.read_json(resp)
+            raw = await http.read_body(resp)
         finally:
             resp.release()
+        try:
+            doc = jsonx.loads(raw)
+        except ValueError:
+            raise UpstreamInvalid("response is not JSON") from None
         if not isinstance(doc, dict) or not isinstance(doc.get(RESULT_KEY[endpoint]), list):
             raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
-        return doc
+        return jsonx.Answer(doc, raw)
 
     async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
         options = body.get("stream_options")

@@ -75,3 +75,40 @@ async def test_discovered_models_are_asked_once_and_cached(gw, http, upstreams):
             assert resp.status == 200
     assert len([r for r in backup.received if r.path == "/v1/models"]) == 1
     assert backup.received[0].headers["Authorization"] == "Bearer sk-upstream-backup-key"
+
+
+async def test_a_json_answer_is_relayed_as_sent_with_only_the_model_changed(gw, http, upstreams):
+    # spacing, exponents and long digits the gateway would write differently if it encoded the answer again
+    raw = (b'{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [1e-05, '
+           b'0.10000000000000001, -2.5E+3]}], "model" : "text-embedding-3-small", '
+           b'"usage": {"prompt_tokens": 3, "total_tokens": 3}}')
+    upstreams[0].queue(Script(body=raw))
+    body = {"model": "openai/text-embedding-3-small", "input": "hi"}
+    async with http.post(gw.url + "/embeddings", json=body, headers=bearer()) as resp:
+        assert resp.status == 200
+        got = await resp.read()
+    assert got == raw.replace(b'"text-embedding-3-small"', b'"openai/text-embedding-3-small"')
+
+
+async def test_an_answer_naming_model_twice_is_encoded_again_with_the_served_model(gw, http, upstreams):
+    answer = {"id": "c", "object": "chat.completion", "model": "gpt-4o-mini", "usage": {"prompt_tokens": 1},
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "x", "tool": {"model": "m"}},
+                           "finish_reason": "stop"}]}
+    upstreams[0].queue(Script(body=answer))
+    async with http.post(gw.url + "/chat/completions", json={**CHAT, "stream": False}, headers=bearer()) as resp:
+        assert resp.status == 200
+        doc = await resp.json()
+    assert doc["model"] == "openai/gpt-4o-mini" and doc["choices"][0]["message"]["tool"] == {"model": "m"}
+
+
+def test_with_model_changes_the_value_only_when_certain():
+    from gateway.jsonx import with_model
+
+    assert with_model(b'{"a":1,"model":"m","b":[1.50]}', "m", "p/m") == b'{"a":1,"model":"p/m","b":[1.50]}'
+    assert with_model(b'{"model"\n :\t"m"}', "m", "p/m") == b'{"model"\n :\t"p/m"}'
+    assert with_model(b'{"model":"m","x":{"model":"m"}}', "m", "p/m") is None  # twice: not certain
+    assert with_model(b'{"x":"model","model":"m"}', "m", "p/m") is None
+    assert with_model(b'{"model":"a\\/b"}', "a/b", "p/a/b") is None  # written otherwise than orjson would
+    assert with_model(b'{"model":"other"}', "m", "p/m") is None
+    assert with_model(b'{"model":null}', None, "p/m") is None
+    assert with_model(b'{"model"}', "m", "p/m") is None
