@@ -33,7 +33,7 @@ def key(client: str, limit: RateLimit) -> str:
 def duration(seconds: float) -> str:
     """OpenAI's reset format: ``250ms``, ``6s``, ``1m30s``, ``2h0m0s``."""
     if seconds < 1:
-        return f"{max(0, round(seconds * 1000))}ms"
+        return f"{round(seconds * 1000)}ms" if seconds > 0 else "0ms"
     s = math.ceil(seconds)
     if s < 60:
         return f"{s}s"
@@ -53,7 +53,7 @@ class _Plan:
     """What admitting one client under one set of limits takes, worked out once: the windows to check,
     and for each header kind the limits it reports (the tightest of several of one kind)."""
 
-    __slots__ = ("limits", "checks", "headers")
+    __slots__ = ("limits", "checks", "headers", "counted")
 
     def __init__(self, client: str, limits: tuple[RateLimit, ...]) -> None:
         self.limits = limits
@@ -62,23 +62,26 @@ class _Plan:
         by_kind: dict[str, list[int]] = {}
         for i, l in enumerate(limits):
             by_kind.setdefault(l.kind, []).append(i)
+        # the limits counted from an answer's usage: (window key, window seconds, kind)
+        self.counted = [(c.key, c.window, l.kind) for c, l in zip(self.checks, limits) if l.kind != "requests"]
         self.headers = []
         for kind, indexes in by_kind.items():
             name = HEADER_NAMES[kind]
             self.headers.append((tuple(indexes), f"x-ratelimit-limit-{name}", f"x-ratelimit-remaining-{name}",
-                                 f"x-ratelimit-reset-{name}"))
+                                 f"x-ratelimit-reset-{name}", {i: _amount(limits[i].amount) for i in indexes}))
 
     def headers_for(self, readings: list[Reading]) -> dict[str, str]:
         """x-ratelimit-{limit,remaining,reset}-<kind>."""
         checks = self.checks
         out = {}
-        for indexes, limit_name, remaining_name, reset_name in self.headers:
+        for indexes, limit_name, remaining_name, reset_name, limit_text in self.headers:
             i = indexes[0]
             if len(indexes) > 1:
                 i = min(indexes, key=lambda j: checks[j].limit - readings[j].used)
             limit, reading = checks[i].limit, readings[i]
-            out[limit_name] = _amount(limit)
-            out[remaining_name] = _amount(limit - reading.used if reading.used < limit else 0.0)
+            used = reading.used
+            out[limit_name] = limit_text[i]
+            out[remaining_name] = _amount(limit - used) if used < limit else "0"
             out[reset_name] = duration(reading.reset)
         return out
 
@@ -93,7 +96,7 @@ def cost_usd(usage: Mapping[str, Any], price: Price | None) -> float | None:
 
 def _tokens(usage: Mapping[str, Any], name: str) -> int:
     value = usage.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return value if type(value) is int and value > 0 else 0
 
 
 class RateLimiter:
@@ -152,24 +155,27 @@ class RateLimiter:
     def record(self, client: str, limits: tuple[RateLimit, ...], usage: Mapping[str, Any] | None,
                price: Price | None) -> None:
         """Count an answer's tokens and cost against the limits that count them (in the background)."""
-        if not usage or not any(l.kind != "requests" for l in limits):
+        if not usage:
             return
-        amounts = {"input_tokens": _tokens(usage, "prompt_tokens"), "output_tokens": _tokens(usage, "completion_tokens"),
-                   "total_tokens": _tokens(usage, "total_tokens")}
-        amounts["total_tokens"] = amounts["total_tokens"] or amounts["input_tokens"] + amounts["output_tokens"]
-        cost = cost_usd(usage, price)
+        counted = self._plan(client, limits).counted
+        if not counted:
+            return
+        prompt, completion = _tokens(usage, "prompt_tokens"), _tokens(usage, "completion_tokens")
+        amounts = {"input_tokens": prompt, "output_tokens": completion,
+                   "total_tokens": _tokens(usage, "total_tokens") or prompt + completion}
         items = []
-        for l in limits:
-            if l.kind == "cost_usd":
+        for window_key, window, kind in counted:
+            if kind == "cost_usd":
+                cost = cost_usd(usage, price)
                 if cost is None:
                     if client not in self._unpriced_warned:  # once per client, not per request
                         self._unpriced_warned.add(client)
                         log.warning("client %s has a cost limit but was served by a model without a price: that "
                                     "cost is not counted (set providers[].prices)", client)
                 elif cost > 0:
-                    items.append((key(client, l), l.window, cost))
-            elif l.kind != "requests" and amounts[l.kind] > 0:
-                items.append((key(client, l), l.window, float(amounts[l.kind])))
+                    items.append((window_key, window, cost))
+            elif amounts[kind] > 0:
+                items.append((window_key, window, float(amounts[kind])))
         if items and self._memory is not None:
             self._memory.add_now(items)  # nothing to wait for: no task
         elif items:

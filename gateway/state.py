@@ -93,18 +93,21 @@ class _Window:
         """
         width = check.window / BUCKETS
         idx = int(now // width)
-        self.trim(idx - BUCKETS + 1)
+        entries = self.entries
+        if entries and entries[0][0] <= idx - BUCKETS:
+            self.trim(idx - BUCKETS + 1)
         used = self.total
-        ok = used + check.consume <= check.limit if check.consume > 0 else used < check.limit
+        consume = check.consume
+        ok = used + consume <= check.limit if consume > 0 else used < check.limit
         retry = None
         if not ok:
-            need, freed = used + check.consume - check.limit, 0.0
-            for k, amount in self.entries:
+            need, freed = used + consume - check.limit, 0.0
+            for k, amount in entries:
                 freed += amount
-                if freed >= need if check.consume > 0 else freed > need:
+                if freed >= need if consume > 0 else freed > need:
                     retry = (k + BUCKETS) * width - now
                     break
-        reset = (self.entries[-1][0] + BUCKETS) * width - now if self.entries else 0.0
+        reset = (entries[-1][0] + BUCKETS) * width - now if entries else 0.0
         return ok, Reading(used, retry, reset), idx
 
 
@@ -124,16 +127,23 @@ class MemoryState(State):
     def admit_now(self, checks: list[Check]) -> tuple[bool, list[Reading]]:
         """``admit`` without a round trip to wait for."""
         now = time.time()
-        windows = [self._window(c.key, now) for c in checks]
-        results = [w.judge(c, now) for w, c in zip(windows, checks)]
-        admitted = all(ok for ok, _, _ in results)
+        get = self._windows.get
+        judged = []
+        admitted = True
+        for check in checks:
+            window = get(check.key) or self._window(check.key, now)
+            ok, reading, idx = window.judge(check, now)
+            admitted = admitted and ok
+            judged.append((window, check, reading, idx))
         if not admitted:
-            return False, [reading for _, reading, _ in results]
+            return False, [reading for _, _, reading, _ in judged]
         readings = []
-        for window, check, (_, reading, idx) in zip(windows, checks, results):
-            if check.consume > 0:
-                window.add(idx, check.consume, now)
-                reading = Reading(reading.used + check.consume, None, (idx + BUCKETS) * check.window / BUCKETS - now)
+        for window, check, reading, idx in judged:
+            consume = check.consume
+            if consume > 0:
+                window.add(idx, consume, now)
+                reading.used += consume
+                reading.reset = (idx + BUCKETS) * check.window / BUCKETS - now
             readings.append(reading)
         return True, readings
 
@@ -143,8 +153,9 @@ class MemoryState(State):
     def add_now(self, items: list[tuple[str, float, float]]) -> None:
         """``add`` without a round trip to wait for: memory answers at once."""
         now = time.time()
+        get = self._windows.get
         for key, window, amount in items:
-            self._window(key, now).add(int(now // (window / BUCKETS)), amount, now)
+            (get(key) or self._window(key, now)).add(int(now // (window / BUCKETS)), amount, now)
 
     async def clear(self, keys: list[str]) -> None:
         for key in keys:
