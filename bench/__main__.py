@@ -178,6 +178,8 @@ WITHOUT = {
     "no-usage": ("usage records", lambda cfg: cfg + "\nusage: {path: null}\n"),
     "no-limits": ("rate limits (3 per client, memory state)",
                   lambda cfg: re.sub(r"    rate_limits:.*\n(      - .*\n)+", "", cfg)),
+    "core": ("all four (the core left: auth, routing, fallback, validation)",
+             lambda cfg: re.sub(r"    rate_limits:.*\n(      - .*\n)+", "", cfg) + QUIET + "\nusage: {path: null}\n"),
 }
 
 
@@ -239,13 +241,9 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int, round
         bare = Server("bare", pinned(PROXY_CPU, python("-m", "bench.bare_proxy", "--upstream",
                                                        f"http://127.0.0.1:{nginx_port}", "--port", str(bare_port))),
                       bare_port, workdir)
-        config = gateway_config(upstream, stream_upstream)
-        gateway = start_gateway(workdir, config)
-        variants = {name: start_gateway(workdir, change(config), f"gateway-{name}")
-                    for name, (_, change) in WITHOUT.items()}
+        gateway = start_gateway(workdir, gateway_config(upstream, stream_upstream))
         targets = {"direct": (nginx_port, "", False, None), "bare": (bare_port, "", False, bare),
-                   "gateway": (gateway.port, "gw", True, gateway),
-                   **{name: (v.port, "gw", True, v) for name, v in variants.items()}}
+                   "gateway": (gateway.port, "gw", True, gateway)}
         try:
             for kind in kinds:
                 runs: dict[str, list[Result]] = {name: [] for name in targets}
@@ -267,13 +265,62 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int, round
             peak = gateway.memory_kib("VmHWM")
         finally:
             gateway.stop()
-            for v in variants.values():
-                v.stop()
             bare.stop()
     finally:
         nginx.terminate()
         nginx.wait()
     return results, peak
+
+
+def _wrk_requests(argv: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(pinned(LOAD_CPU, argv), stdout=subprocess.PIPE, text=True)
+
+
+def feature_costs(workdir: Path, kinds: tuple[str, ...], rounds: int, seconds: int) -> dict[tuple[str, str], float]:
+    """CPU per request of the gateway and of each variant in WITHOUT, all measured at the same time.
+
+    Every variant runs at once on the proxy's core, each driven by its own wrk: whatever else the
+    shared machine does falls on all of them alike, which makes differences of a few percent visible
+    (run one after the other, the same cell moves by 20-40%). Sharing one core costs each process
+    some cache, so absolute figures are higher than in the main table; the shares are what counts.
+    Returns the median over ``rounds`` of each (kind, variant)'s microseconds of CPU per request.
+    """
+    nginx_port = free_port()
+    nginx = upstream_nginx.start(workdir, nginx_port, LOAD_CPU)
+    config = gateway_config(f"http://127.0.0.1:{nginx_port}/v1", f"http://127.0.0.1:{nginx_port}/stream/v1")
+    servers: dict[str, Server] = {}
+    out: dict[tuple[str, str], float] = {}
+    try:
+        servers["gateway"] = start_gateway(workdir, config, "features-gateway")
+        for name, (_, change) in WITHOUT.items():
+            servers[name] = start_gateway(workdir, change(config), f"features-{name}")
+        for kind in kinds:
+            script = wrk_script(workdir, kind, "gw", True)
+            url = upstream_nginx.path(kind, "gw")
+            samples: dict[str, list[float]] = {name: [] for name in servers}
+            for _ in range(rounds):
+                for phase in ("warmup", "measure"):
+                    cpu = {name: s.cpu_seconds() for name, s in servers.items()}
+                    procs = {name: _wrk_requests(["wrk", "-t1", "-c8", f"-d{1 if phase == 'warmup' else seconds}s",
+                                                  "-s", str(script), f"http://127.0.0.1:{s.port}{url}"])
+                             for name, s in servers.items()}
+                    for name, proc in procs.items():
+                        text = proc.communicate()[0]
+                        if "Non-2xx" in text or "Socket errors" in text:
+                            raise RuntimeError(f"errors from the {name} variant:\n{text}")
+                        done = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+                        if phase == "measure":
+                            samples[name].append((servers[name].cpu_seconds() - cpu[name]) / max(done, 1) * 1e6)
+            for name, values in samples.items():
+                out[(kind, name)] = sorted(values)[len(values) // 2]
+            print(f"  {kind:<10} " + "  ".join(f"{name} {out[(kind, name)]:.0f}" for name in servers) +
+                  " us of CPU per request", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+        nginx.terminate()
+        nginx.wait()
+    return out
 
 
 async def _one_stream(http: aiohttp.ClientSession, url: str) -> tuple[bool, int]:
@@ -339,16 +386,17 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Linux {platform.release()}, Python {platform.python_version()}"
 
 
-def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Namespace) -> str:
+def report(results: dict, peak_kib: int, streams: dict | None, features: dict | None,
+           args: argparse.Namespace) -> str:
     lines = [
         "# Benchmark results", "",
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine()}",
-        f"- command: `python -m bench --seconds {args.seconds} --rounds {args.rounds} --connections {args.connections}`",
+        f"- command: `python -m bench --seconds {args.seconds} --rounds {args.rounds} --connections {args.connections} "
+        f"--feature-rounds {args.feature_rounds}`",
         "- placement: wrk and nginx pinned to CPU 0, the proxy under test alone on CPU 1 (taskset)",
         f"- load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per run after {args.warmup} s "
-        f"warm-up, {args.rounds} rounds alternating direct, bare proxy, the gateway and the gateway with one feature off "
-        "(see the last table); each cell is its least disturbed "
+        f"warm-up, {args.rounds} rounds alternating direct, bare proxy and gateway; each cell is its least disturbed "
         "round (highest req/s); upstream: nginx returning fixed bodies; everything on this one machine", "",
         "`cpu us/req` is the proxy process's own CPU time per request, the figure least moved by the",
         "other processes sharing the machine; the ratios are from this one run of the harness.", "",
@@ -365,16 +413,20 @@ def report(results: dict, peak_kib: int, streams: dict | None, args: argparse.Na
             cpu = f"{r.cpu_us:.0f}" if r.cpu_us is not None else "-"
             lines.append(f"| {kind} | {name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {cpu} | {r.errors} "
                          f"| {ratios} |")
-    lines += ["", "What each feature costs: the same gateway with that one feature off, in the same rounds "
-              "(share of throughput lost with it on; CPU per request it adds):", "",
-              "| feature | " + " | ".join(k for k in KINDS if (k, "gateway") in results) + " |",
-              "|---|" + "---:|" * sum(1 for k in KINDS if (k, "gateway") in results)]
-    for name, (label, _) in WITHOUT.items():
-        cells = []
-        for kind in (k for k in KINDS if (k, "gateway") in results):
-            on, off = results[(kind, "gateway")], results[(kind, name)]
-            cells.append(f"{(1 - on.rps / off.rps) * 100:.1f}% ({(on.cpu_us or 0) - (off.cpu_us or 0):.0f} us)")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if features:
+        shown = [k for k in KINDS if (k, "gateway") in features]
+        lines += ["", "What each feature costs: the gateway with that feature off, all variants measured at the same "
+                  "time (see `feature_costs` in bench/__main__.py); the share of throughput the feature takes, "
+                  "from CPU per request (throughput here is CPU-bound), and the CPU it adds:", "",
+                  "| feature | " + " | ".join(shown) + " |", "|---|" + "---:|" * len(shown)]
+        for name, (label, _) in WITHOUT.items():
+            cells = []
+            for kind in shown:
+                on, off = features[(kind, "gateway")], features[(kind, name)]
+                cells.append(f"{(1 - off / on) * 100:.1f}% ({on - off:.0f} us)")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += ["", "(CPU per request of the whole gateway in that measurement: " + "; ".join(
+            f"{kind} {features[(kind, 'gateway')]:.0f} us" for kind in shown) + ".)"]
     lines += ["", f"Gateway peak RSS over the whole throughput run: {peak_kib / 1024:.1f} MiB.", ""]
     if streams:
         lines += [
@@ -399,6 +451,8 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--stream-chunks", type=int, default=100)
     parser.add_argument("--stream-interval", type=float, default=0.1)
+    parser.add_argument("--feature-rounds", type=int, default=5,
+                        help="rounds of the simultaneous per-feature measurement (0: skip it)")
     parser.add_argument("--only", action="append", choices=KINDS, help="measure only this endpoint (repeatable)")
     parser.add_argument("--no-write", action="store_true", help="do not overwrite bench/RESULTS.md")
     args = parser.parse_args()
@@ -409,11 +463,15 @@ def main() -> int:
         print("throughput (wrk):", flush=True)
         results, peak = throughput(workdir, args.seconds, args.warmup, args.connections, args.rounds,
                                    tuple(args.only or KINDS))
+        features = None
+        if args.feature_rounds:
+            print("what each feature costs (all variants at once):", flush=True)
+            features = feature_costs(workdir, tuple(args.only or KINDS), args.feature_rounds, 5)
         streams = None
         if args.streams:
             print(f"{args.streams} concurrent streams ...", flush=True)
             streams = concurrent_streams(workdir, args.streams, args.stream_chunks, args.stream_interval)
-    text = report(results, peak, streams, args)
+    text = report(results, peak, streams, features, args)
     print("\n" + text)
     failed = [f"{kind}/{name}" for (kind, name), r in results.items() if r.errors]
     if streams and streams["completed"] != streams["streams"]:
