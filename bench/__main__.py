@@ -283,6 +283,8 @@ def feature_costs(workdir: Path, kinds: tuple[str, ...], rounds: int, seconds: i
     shared machine does falls on all of them alike, which makes differences of a few percent visible
     (run one after the other, the same cell moves by 20-40%). Sharing one core costs each process
     some cache, so absolute figures are higher than in the main table; the shares are what counts.
+    Work done by a background thread (the usage records' SQLite writes) suffers most from the
+    sharing: its share here is an upper bound.
     Returns the median over ``rounds`` of each (kind, variant)'s microseconds of CPU per request.
     """
     nginx_port = free_port()
@@ -426,7 +428,10 @@ def report(results: dict, peak_kib: int, streams: dict | None, features: dict | 
                 cells.append(f"{(1 - off / on) * 100:.1f}% ({on - off:.0f} us)")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines += ["", "(CPU per request of the whole gateway in that measurement: " + "; ".join(
-            f"{kind} {features[(kind, 'gateway')]:.0f} us" for kind in shown) + ".)"]
+            f"{kind} {features[(kind, 'gateway')]:.0f} us" for kind in shown) + ". Five processes share one core "
+                  "there, which costs each some cache: the figures are higher than in the table above, and the "
+                  "usage records, written by a background thread, suffer most from the sharing, so their share is "
+                  "an upper bound.)"]
     lines += ["", f"Gateway peak RSS over the whole throughput run: {peak_kib / 1024:.1f} MiB.", ""]
     if streams:
         lines += [
