@@ -59,7 +59,10 @@ async def read_body(resp: aiohttp.ClientResponse) -> bytes:
 
 
 async def read_json(resp: aiohttp.ClientResponse) -> Any:
-    raw = await read_body(resp)
+    return parse_json(await read_body(resp))
+
+
+def parse_json(raw: bytes) -> Any:
     try:
         return jsonx.loads(raw)
     except ValueError:

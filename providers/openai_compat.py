@@ -48,10 +48,7 @@ class OpenAICompatProvider(Provider):
             raw = await http.read_body(resp)
         finally:
             resp.release()
-        try:
-            doc = jsonx.loads(raw)
-        except ValueError:
-            raise UpstreamInvalid("response is not JSON") from None
+        doc = http.parse_json(raw)
         if not isinstance(doc, dict) or not isinstance(doc.get(RESULT_KEY[endpoint]), list):
             raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
         return jsonx.Answer(doc, raw)
