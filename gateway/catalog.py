@@ -41,6 +41,10 @@ class Catalog:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def is_static(self, provider: str) -> bool:
+        """Its models come from the config: the answer never changes while this catalog lives."""
+        return provider in self._static
+
     async def models(self, provider: str) -> Models | None:
         """The provider's models, or None when it does not say (discovery failed)."""
         static = self._static.get(provider)
