@@ -1,8 +1,8 @@
 """JSON in and out: orjson on the hot path, the standard library for what orjson refuses.
 
 orjson turns integers beyond 64 bits into floats (and refuses to write them). A client's request must
-pass through untouched all the same, so :func:`loads_exact` sends documents with 20 or more digits in
-a row down the standard library's slower, exact path. Upstream answers use :func:`loads`: OpenAI-shaped
+pass through untouched all the same, so :func:`loads_exact` sends documents with 19 or more digits in
+a row (-9223372036854775809 has 19) down the standard library's slower, exact path. Upstream answers use :func:`loads`: OpenAI-shaped
 answers carry no such integers, and an embedding answer's digits would make the check cost more than
 the parse.
 """
@@ -20,7 +20,7 @@ def _reject_constant(name: str) -> Any:
 
 
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_TWENTY_DIGITS = b"0" * 20
+_LONG_NUMBER = b"0" * 19
 
 
 def loads(data: bytes) -> Any:
@@ -30,7 +30,7 @@ def loads(data: bytes) -> Any:
 
 def loads_exact(data: bytes) -> Any:
     """Like :func:`loads`, keeping integers of any size exact."""
-    if _TWENTY_DIGITS not in data.translate(_DIGITS_TO_ZERO):
+    if _LONG_NUMBER not in data.translate(_DIGITS_TO_ZERO):
         return orjson.loads(data)
     try:
         return json.loads(data, parse_constant=_reject_constant)

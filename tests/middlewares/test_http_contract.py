@@ -152,6 +152,14 @@ async def test_request_passes_through_unchanged_except_model(gw, http, upstreams
     assert ALICE not in str(sent.headers)
 
 
+@pytest.mark.parametrize("number", [-9223372036854775809, 18446744073709551616, -18446744073709551616])
+async def test_integers_beyond_64_bits_pass_through_exactly(gw, http, upstreams, number):
+    body = {**CHAT, "seed": number}  # the only long number in the body: 19 or 20 digits
+    async with http.post(gw.url + "/chat/completions", json=body, headers=bearer()) as resp:
+        assert resp.status == 200
+    assert upstreams[0].received[-1].body["seed"] == number
+
+
 async def test_stream_headers_and_sse_framing(gw, http):
     async with http.post(gw.url + "/chat/completions", json={**CHAT, "stream": True}, headers=bearer()) as resp:
         assert resp.status == 200
