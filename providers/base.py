@@ -91,9 +91,10 @@ class Provider(abc.ABC):
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         self.config = config
         self.session = session
+        self._serves = self.capabilities & frozenset(config.endpoints)
 
     def supports(self, endpoint: str) -> bool:
-        return endpoint in self.capabilities and endpoint in self.config.endpoints
+        return endpoint in self._serves
 
     @abc.abstractmethod
     async def list_models(self) -> list[ModelInfo]:
