@@ -53,21 +53,7 @@ class UsageRecord(NamedTuple):
 class UsageStore(abc.ABC):
     @abc.abstractmethod
     def write(self, records: list[UsageRecord]) -> None:
-        """One transaction; rows go in several to a statement: one step of SQLite per statement instead of
-        one per row, so this thread gives the interpreter lock back and takes it again far less often
-        (each time it does, the event loop's thread is woken up or held up)."""
-        columns, row = ", ".join(_COLUMNS), f"({', '.join('?' * len(_COLUMNS))})"
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                for start in range(0, len(records), _ROWS_PER_INSERT):
-                    chunk = records[start:start + _ROWS_PER_INSERT]
-                    self._db.execute(f"INSERT OR REPLACE INTO usage ({columns}) VALUES {', '.join([row] * len(chunk))}",
-                                     [value for record in chunk for value in record])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        """Store ``records`` (one transaction where the store has them)."""
 
     def get(self, record_id: str) -> UsageRecord | None: ...
 
@@ -81,6 +67,9 @@ class UsageStore(abc.ABC):
 _COLUMNS = UsageRecord._fields
 # rows per INSERT: 8,000 parameters (SQLite >= 3.32 allows 32,766 per statement, older ones 999)
 _ROWS_PER_INSERT = 500 if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(_COLUMNS)
+_ROW = f"({', '.join('?' * len(_COLUMNS))})"
+_INSERT_ONE = f"INSERT OR REPLACE INTO usage ({', '.join(_COLUMNS)}) VALUES {_ROW}"
+_INSERT_MANY = f"INSERT OR REPLACE INTO usage ({', '.join(_COLUMNS)}) VALUES {', '.join([_ROW] * _ROWS_PER_INSERT)}"
 
 
 class SQLiteStore(UsageStore):
@@ -101,17 +90,18 @@ class SQLiteStore(UsageStore):
             self._db.execute("CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts)")  # --since; the only other
 
     def write(self, records: list[UsageRecord]) -> None:
-        """One transaction, many rows per statement: SQLite steps once per statement instead of once per
-        row, so this thread gives the interpreter lock back and takes it again far less often (each
-        time it does, the event loop's thread is woken up or held up)."""
-        columns, row = ", ".join(_COLUMNS), f"({', '.join('?' * len(_COLUMNS))})"
+        """One transaction. Full chunks go many rows to a statement (SQLite steps once per statement, not
+        once per row, and this thread takes the interpreter lock far less often); the rest one row to a
+        statement. Two statement texts in all, so SQLite prepares each once for the connection's life."""
+        full = len(records) - len(records) % _ROWS_PER_INSERT
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                for start in range(0, len(records), _ROWS_PER_INSERT):
-                    chunk = records[start:start + _ROWS_PER_INSERT]
-                    self._db.execute(f"INSERT OR REPLACE INTO usage ({columns}) VALUES {', '.join([row] * len(chunk))}",
-                                     [value for record in chunk for value in record])
+                for start in range(0, full, _ROWS_PER_INSERT):
+                    self._db.execute(_INSERT_MANY, [value for record in records[start:start + _ROWS_PER_INSERT]
+                                                    for value in record])
+                if full < len(records):
+                    self._db.executemany(_INSERT_ONE, records[full:])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -147,7 +137,7 @@ class UsageWriter:
     """Takes records on the event loop, writes them in batches from a thread; at most ``max_pending``
     wait in memory (beyond that the oldest are dropped, counted and logged: memory stays bounded)."""
 
-    def __init__(self, store: UsageStore, interval: float = 0.5, batch: int = 1000,
+    def __init__(self, store: UsageStore, interval: float = 0.5, batch: int = 5000,
                  max_pending: int = 100_000) -> None:
         self.store = store
         self._interval, self._batch = interval, batch
@@ -178,9 +168,14 @@ class UsageWriter:
         """A record, written or still waiting."""
         return self._by_id.get(record_id) or self.store.get(record_id)
 
-    async def flush(self) -> None:
-        while self._pending:
+    async def flush(self, everything: bool = False) -> None:
+        """Write what is waiting now, in transactions of up to ``batch`` records. Records arriving
+        meanwhile wait for the next flush (unless ``everything``): written at once, they would make a
+        stream of small transactions, each costing as much as a large one."""
+        waiting = len(self._pending)
+        while self._pending and (waiting > 0 or everything):
             batch = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
+            waiting -= len(batch)
             try:
                 await asyncio.to_thread(self.store.write, batch)
                 self.written += len(batch)
@@ -203,7 +198,7 @@ class UsageWriter:
                 await self._task
         if self._flushing is not None:
             await self._flushing
-        await self.flush()
+        await self.flush(everything=True)
         self.store.close()
 
 

@@ -284,6 +284,18 @@ async def test_writer_keeps_up_with_a_burst_and_stays_bounded(tmp_path):
     await bounded.close()
 
 
+def test_store_writes_full_chunks_and_the_rest_exactly(tmp_path):
+    store = SQLiteStore(str(tmp_path / "c.db"))
+    records = [UsageRecord(f"req_{i}", 1000.0 + i, f"c{i % 3}", "chat", None, "p/m", "p", i % 2 == 0, 200, i, 2 * i,
+                           3 * i, None if i % 5 == 0 else i / 1000, 1.5, None if i % 2 else 0.25, 1 + i % 4)
+               for i in range(1234)]  # two full chunks of 500 and 234 more
+    store.write(records)
+    assert [store.get(f"req_{i}") for i in (0, 499, 500, 999, 1000, 1233)] == [records[i] for i in (0, 499, 500, 999,
+                                                                                                      1000, 1233)]
+    assert sum(row["requests"] for row in store.summary(0, "client")) == 1234
+    store.close()
+
+
 async def test_a_burst_of_requests_is_recorded_in_full(upstreams, start_gateway, http):
     gw = await start_gateway(standard_config(*upstreams))
     results = await asyncio.gather(*(post(http, gw) for _ in range(300)))
