@@ -63,11 +63,13 @@ def with_model(raw: bytes, old: Any, new: str) -> bytes | None:
     """``raw`` with its ``"model"`` value ``old`` replaced by ``new``, or None when that cannot be done
     with certainty (then the caller encodes the document again).
 
-    Certain means: the key ``"model"`` appears exactly once, literally, and is followed by ``old``
-    exactly as orjson writes it. A quote inside a JSON string is always escaped, so the seven bytes
-    ``"model"`` followed by a colon can only be a key.
+    Certain means: the document has no escape at all (so every key in it is written literally), the
+    seven bytes ``"model"`` appear exactly once, followed by a colon (a quote inside a string is always
+    escaped, so this can only be a key: the top-level one, as ``old`` says there is one), then by ``old``
+    exactly as orjson writes it. An answer with text in it usually has escapes (``\\n``) and is encoded
+    again; it is small. The large ones, embeddings, have none.
     """
-    if not isinstance(old, str):
+    if not isinstance(old, str) or b"\\" in raw:
         return None
     at = raw.find(_MODEL_KEY)
     if at < 0 or raw.find(_MODEL_KEY, at + len(_MODEL_KEY)) >= 0:

@@ -112,3 +112,6 @@ def test_with_model_changes_the_value_only_when_certain():
     assert with_model(b'{"model":"other"}', "m", "p/m") is None
     assert with_model(b'{"model":null}', None, "p/m") is None
     assert with_model(b'{"model"}', "m", "p/m") is None
+    # an escaped top-level key with a literal nested one: escapes anywhere mean encoding again
+    assert with_model(b'{"x":{"model":"m"},"mod\\u0065l":"m"}', "m", "p/m") is None
+    assert with_model(b'{"model":"m","text":"a\\nb"}', "m", "p/m") is None
