@@ -204,9 +204,17 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def wrk_argv(url: str, script: Path, seconds: int, connections: int) -> list[str]:
+    return pinned(LOAD_CPU, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url])
+
+
 def wrk(url: str, script: Path, seconds: int, connections: int) -> Result:
-    argv = pinned(LOAD_CPU, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url])
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(wrk_argv(url, script, seconds, connections), capture_output=True, text=True,
+                         check=True).stdout
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> Result:
     if "Latency Distribution" not in out or "Requests/sec" not in out:
         raise RuntimeError(f"unexpected wrk output:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -272,10 +280,6 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int, round
     return results, peak
 
 
-def _wrk_requests(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(pinned(LOAD_CPU, argv), stdout=subprocess.PIPE, text=True)
-
-
 def feature_costs(workdir: Path, kinds: tuple[str, ...], rounds: int, seconds: int) -> dict[tuple[str, str], float]:
     """CPU per request of the gateway and of each variant in WITHOUT, all measured at the same time.
 
@@ -303,14 +307,14 @@ def feature_costs(workdir: Path, kinds: tuple[str, ...], rounds: int, seconds: i
             for _ in range(rounds):
                 for phase in ("warmup", "measure"):
                     cpu = {name: s.cpu_seconds() for name, s in servers.items()}
-                    procs = {name: _wrk_requests(["wrk", "-t1", "-c8", f"-d{1 if phase == 'warmup' else seconds}s",
-                                                  "-s", str(script), f"http://127.0.0.1:{s.port}{url}"])
-                             for name, s in servers.items()}
+                    argv = {name: wrk_argv(f"http://127.0.0.1:{s.port}{url}", script,
+                                           1 if phase == "warmup" else seconds, 8) for name, s in servers.items()}
+                    procs = {name: subprocess.Popen(a, stdout=subprocess.PIPE, text=True) for name, a in argv.items()}
                     for name, proc in procs.items():
-                        text = proc.communicate()[0]
-                        if "Non-2xx" in text or "Socket errors" in text:
-                            raise RuntimeError(f"errors from the {name} variant:\n{text}")
-                        done = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+                        result = parse_wrk(proc.communicate()[0])
+                        if result.errors:
+                            raise RuntimeError(f"{result.errors} errors from the {name} variant")
+                        done = result.requests
                         if phase == "measure":
                             samples[name].append((servers[name].cpu_seconds() - cpu[name]) / max(done, 1) * 1e6)
             for name, values in samples.items():

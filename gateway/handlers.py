@@ -137,15 +137,11 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
         _account(request, opened.target, seen.get("usage"))
         return resp
     served = await fallback.complete(providers, breakers, chain, endpoint, body, x)
-    answer = served.result
-    upstream_model = answer.get("model")
-    answer["model"] = served.target.id
-    _account(request, served.target, answer.get("usage"))
+    served.result["model"] = served.target.id
+    _account(request, served.target, served.result.get("usage"))
     if request.app[OBSERVER].bodies:
-        x.response_body = answer
-    raw = answer.raw if isinstance(answer, jsonx.Answer) else None
-    data = jsonx.with_model(raw, upstream_model, served.target.id) if raw is not None else None
-    return web.Response(body=data if data is not None else jsonx.dumps(answer), content_type="application/json",
+        x.response_body = served.result
+    return web.Response(body=jsonx.encode_answer(served.result), content_type="application/json",
                         headers=_served_headers(served))
 
 

@@ -46,20 +46,31 @@ def dumps(obj: Any) -> bytes:
 
 
 class Answer(dict):  # type: ignore[type-arg]
-    """An upstream's JSON object as parsed, with the bytes it came as: relayed with one value changed
-    (:func:`with_model`) instead of encoded again (an embedding's 1536 floats take ~45 us to write)."""
+    """An upstream's JSON object as parsed, with the bytes it came as: :func:`encode_answer` relays those
+    with the model changed instead of encoding it again (an embedding's 1536 floats take ~45 us to write).
+    Nothing but ``model`` may change in it."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "raw_model")
 
     def __init__(self, doc: dict[str, Any], raw: bytes) -> None:
         super().__init__(doc)
-        self.raw = raw
+        self.raw, self.raw_model = raw, doc.get("model")
+
+
+def encode_answer(doc: dict[str, Any]) -> bytes:
+    """An answer as JSON: an :class:`Answer`'s own bytes when only its model changed and that change can
+    be made in them with certainty, else encoded."""
+    if isinstance(doc, Answer):
+        data = with_model(doc.raw, doc.raw_model, doc.get("model"))
+        if data is not None:
+            return data
+    return dumps(doc)
 
 
 _MODEL_KEY = b'"model"'
 
 
-def with_model(raw: bytes, old: Any, new: str) -> bytes | None:
+def with_model(raw: bytes, old: Any, new: Any) -> bytes | None:
     """``raw`` with its ``"model"`` value ``old`` replaced by ``new``, or None when that cannot be done
     with certainty (then the caller encodes the document again).
 
@@ -69,7 +80,7 @@ def with_model(raw: bytes, old: Any, new: str) -> bytes | None:
     exactly as orjson writes it. An answer with text in it usually has escapes (``\\n``) and is encoded
     again; it is small. The large ones, embeddings, have none.
     """
-    if not isinstance(old, str) or b"\\" in raw:
+    if not isinstance(old, str) or not isinstance(new, str) or b"\\" in raw:
         return None
     at = raw.find(_MODEL_KEY)
     if at < 0 or raw.find(_MODEL_KEY, at + len(_MODEL_KEY)) >= 0:

@@ -47,12 +47,7 @@ class AnthropicProvider(TranslatingProvider):
         out: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages}
         if system:
             out["system"] = system
-        for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p")):
-            if body.get(ours) is not None:
-                out[theirs] = body[ours]
-        stops = tr.stop_list(body.get("stop"))
-        if stops:
-            out["stop_sequences"] = stops
+        out.update(tr.sampling(body, (("temperature", "temperature"), ("top_p", "top_p")), stop_key="stop_sequences"))
         if isinstance(body.get("user"), str):
             out["metadata"] = {"user_id": body["user"]}
         tools = body.get("tools")

@@ -19,6 +19,8 @@ from providers.listing import get_json
 from providers.translating import StreamTranslator, TranslatingProvider
 
 TYPE = "gemini"
+SAMPLING = (("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed"),
+            ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"))
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter",
           "BLOCKLIST": "content_filter", "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
           "IMAGE_SAFETY": "content_filter", "LANGUAGE": "stop", "OTHER": "stop",
@@ -53,17 +55,7 @@ class GeminiProvider(TranslatingProvider):
         out: dict[str, Any] = {"contents": contents}
         if system:
             out["systemInstruction"] = {"parts": [{"text": system}]}
-        config: dict[str, Any] = {}
-        for ours, theirs in (("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed"),
-                             ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty")):
-            if body.get(ours) is not None:
-                config[theirs] = body[ours]
-        max_tokens = tr.max_tokens(body)
-        if max_tokens:
-            config["maxOutputTokens"] = max_tokens
-        stops = tr.stop_list(body.get("stop"))
-        if stops:
-            config["stopSequences"] = stops
+        config = tr.sampling(body, SAMPLING, max_tokens_key="maxOutputTokens", stop_key="stopSequences")
         fmt = body.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") == "json_object":
             config["responseMimeType"] = "application/json"

@@ -55,13 +55,7 @@ class OllamaProvider(TranslatingProvider):
         tr.check_common(TYPE, body)
         out["messages"] = _messages(body.get("messages") or [])
         out["stream"] = stream
-        options = {theirs: body[ours] for ours, theirs in OPTIONS if body.get(ours) is not None}
-        max_tokens = tr.max_tokens(body)
-        if max_tokens:
-            options["num_predict"] = max_tokens
-        stops = tr.stop_list(body.get("stop"))
-        if stops:
-            options["stop"] = stops
+        options = tr.sampling(body, OPTIONS, max_tokens_key="num_predict", stop_key="stop")
         if isinstance(body.get("options"), dict):
             options.update(body["options"])
         if options:

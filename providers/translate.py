@@ -113,6 +113,20 @@ def max_tokens(body: dict[str, Any]) -> Any:
     return body.get("max_completion_tokens") or body.get("max_tokens")
 
 
+def sampling(body: dict[str, Any], names: tuple[tuple[str, str], ...], *, max_tokens_key: str | None = None,
+             stop_key: str | None = None) -> dict[str, Any]:
+    """The settings ``body`` sets, under the upstream's names (``names``: ours -> theirs), with the token
+    limit and the stop sequences under ``max_tokens_key`` and ``stop_key`` when those are given and set."""
+    out = {theirs: body[ours] for ours, theirs in names if body.get(ours) is not None}
+    limit = max_tokens(body) if max_tokens_key else None
+    if limit:
+        out[max_tokens_key] = limit  # type: ignore[index]
+    stops = stop_list(body.get("stop")) if stop_key else None
+    if stops:
+        out[stop_key] = stops  # type: ignore[index]
+    return out
+
+
 class Turns:
     """Upstream turns with consecutive same-role items merged (``key``: "content" or "parts")."""
 

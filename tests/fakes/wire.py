@@ -36,6 +36,17 @@ class Seen:
     max_tokens: int | None = None
     stream: bool = False
 
+    def note(self, messages: list[dict[str, Any]], system_roles: tuple[str, ...]) -> Seen:
+        """Take in OpenAI-shaped messages (Ollama's are too); ``self``, for chaining."""
+        for m in messages:
+            if m["role"] in system_roles:
+                self.system += m["content"]
+            elif m["role"] == "user":
+                self.user_turns += 1
+            elif m["role"] == "tool":
+                self.tool_result = m["content"]
+        return self
+
 
 def decide(name: str, seen: Seen) -> tuple[str, dict[str, Any] | None, str]:
     """(text, tool call or None, finish: stop|length|tool_calls)."""
@@ -144,14 +155,7 @@ class WireFake:
             return self._error(self.failures.popleft())
         seen = Seen(stream=bool(body.get("stream")), max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
                     tools=[t["function"]["name"] for t in body.get("tools") or []])
-        for m in body["messages"]:
-            if m["role"] in ("system", "developer"):
-                seen.system += m["content"]
-            elif m["role"] == "user":
-                seen.user_turns += 1
-            elif m["role"] == "tool":
-                seen.tool_result = m["content"]
-        self.seen.append(seen)
+        self.seen.append(seen.note(body["messages"], system_roles=("system", "developer")))
         text, call, finish = decide(self.name, seen)
         model = body.get("model", "m")
         if not seen.stream:
@@ -307,14 +311,7 @@ class WireFake:
         options = body.get("options") or {}
         seen = Seen(stream=body.get("stream", True), max_tokens=options.get("num_predict"),
                     tools=[t["function"]["name"] for t in body.get("tools") or []])
-        for m in body["messages"]:
-            if m["role"] == "system":
-                seen.system += m["content"]
-            elif m["role"] == "user":
-                seen.user_turns += 1
-            elif m["role"] == "tool":
-                seen.tool_result = m["content"]
-        self.seen.append(seen)
+        self.seen.append(seen.note(body["messages"], system_roles=("system",)))
         text, call, finish = decide(self.name, seen)
         reason = "length" if finish == "length" else "stop"
         final = {"model": body["model"], "created_at": "2026-01-01T00:00:00Z", "done": True, "done_reason": reason,

@@ -32,6 +32,13 @@ def value(found, name: str, **labels: str) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def priced(upstreams) -> dict:
+    """The standard config with a price for the primary's gpt-4o-mini."""
+    data = standard_config(*upstreams)
+    data["providers"][0]["prices"] = PRICES
+    return data
+
+
 async def post(http, gw, body=CHAT, key=ALICE, headers=None):
     async with http.post(gw.url + "/v1/chat/completions", json=body, headers={**bearer(key), **(headers or {})}) as r:
         data = await sse_events(r) if body.get("stream") and r.status == 200 else await r.json()
@@ -40,9 +47,7 @@ async def post(http, gw, body=CHAT, key=ALICE, headers=None):
 
 async def test_metrics_after_a_known_sequence(upstreams, start_gateway, http):
     primary, backup = upstreams
-    data = standard_config(*upstreams)
-    data["providers"][0]["prices"] = PRICES
-    gw = await start_gateway(data)
+    gw = await start_gateway(priced(upstreams))
     for _ in range(2):
         assert (await post(http, gw))[0] == 200
     assert (await post(http, gw, {**CHAT, "stream": True}))[0] == 200
@@ -146,9 +151,7 @@ def test_workers_snapshots_are_summed_and_a_dead_workers_gauge_dropped(tmp_path)
 
 
 async def test_access_log_lines(upstreams, start_gateway, http):
-    data = standard_config(*upstreams)
-    data["providers"][0]["prices"] = PRICES
-    gw = await start_gateway(data)
+    gw = await start_gateway(priced(upstreams))
     _, headers, _ = await post(http, gw)
     _, stream_headers, _ = await post(http, gw, {**CHAT, "stream": True})
     status, error_headers, error = await post(http, gw, {**CHAT, "model": "openai/nope"})
@@ -195,9 +198,7 @@ async def test_request_id_and_client_address_come_from_trusted_proxies_only(upst
 
 
 async def test_usage_records_match_the_upstreams_usage_and_are_private(upstreams, start_gateway, http):
-    data = standard_config(*upstreams)
-    data["providers"][0]["prices"] = PRICES
-    gw = await start_gateway(data)
+    gw = await start_gateway(priced(upstreams))
     _, plain, _ = await post(http, gw)
     _, stream, _ = await post(http, gw, {**CHAT, "stream": True})
     _, unpriced, _ = await post(http, gw, {**CHAT, "model": "backup/gpt-4o-mini"})
