@@ -17,12 +17,10 @@ from gateway.config import Config
 from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, STARTED_AT
 from gateway.observe import Observer
 from gateway.runtime import Live
-from middlewares.auth import auth
 from middlewares.errors import errors
+from middlewares.gate import gate
 from middlewares.observe import observe
-from middlewares.permissions import permissions
-from middlewares.rate_limit import ratelimit
-from middlewares.security import response_headers, security
+from middlewares.security import response_headers
 
 PREFIXES = ("", "/v1")
 
@@ -30,7 +28,7 @@ PREFIXES = ("", "/v1")
 def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Application:
     """``access_out``: where the access log goes (default: stdout)."""
     app = web.Application(
-        middlewares=[observe, errors, security, auth, ratelimit, permissions],
+        middlewares=[observe, errors, gate],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config

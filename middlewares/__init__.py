@@ -1,1 +1,2 @@
-"""The request middlewares, outermost first: errors -> auth -> permissions (-> rate limit)."""
+"""The request middlewares, outermost first: observe -> errors -> gate (security -> auth -> rate limit ->
+permissions, as plain checks)."""

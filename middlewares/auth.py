@@ -48,12 +48,12 @@ def _internal_test(request: web.Request, runtime: Runtime) -> Principal:
     return runtime.clients.internal
 
 
-@web.middleware
-async def auth(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+def identify(request: web.Request) -> None:
+    """Pin the live runtime, and store who is calling (unless the endpoint is public)."""
     runtime = request[RUNTIME] = request.app[LIVE].current
     match = request.match_info
     if match.http_exception is not None or getattr(match.handler, PUBLIC_ATTR, False):
-        return await handler(request)
+        return
     token = _token(request)
     if token == INTERNAL_TEST_TOKEN:
         principal = _internal_test(request, runtime)
@@ -65,4 +65,3 @@ async def auth(request: web.Request, handler: web.Handler) -> web.StreamResponse
             raise AuthenticationFailed("This client is disabled.", code="client_disabled")
         principal = found
     request[PRINCIPAL] = principal
-    return await handler(request)

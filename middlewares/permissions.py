@@ -28,13 +28,12 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-@web.middleware
-async def permissions(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def resolve(request: web.Request) -> None:
+    """For an inference endpoint: the parsed body and the model's chain of targets, or a 4xx."""
     if getattr(request.match_info.handler, ENDPOINT_ATTR, None) is None:
-        return await handler(request)
+        return
     body = request[BODY] = await read_json_object(request)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
     request[CHAIN] = await request[RUNTIME].router.chain(request[PRINCIPAL].policy, model)
-    return await handler(request)

@@ -11,11 +11,10 @@ from aiohttp import web
 from gateway.keys import ENDPOINT_ATTR, LIVE, PRINCIPAL, RATE_HEADERS
 
 
-@web.middleware
-async def ratelimit(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def admit(request: web.Request) -> None:
+    """For an inference endpoint: count the request against its client's limits, or a 429."""
     principal = request.get(PRINCIPAL)
     if principal is None or not principal.policy.limits or getattr(request.match_info.handler, ENDPOINT_ATTR,
                                                                    None) is None:
-        return await handler(request)
+        return
     request[RATE_HEADERS] = await request.app[LIVE].limiter.admit(principal.client.name, principal.policy.limits)
-    return await handler(request)

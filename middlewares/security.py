@@ -34,8 +34,8 @@ def _allowed_origin(request: web.Request, origins: tuple[str, ...]) -> str | Non
     return origin if origin.rstrip("/") in origins else None
 
 
-@web.middleware
-async def security(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+def screen(request: web.Request) -> web.Response | None:
+    """Refuse a host not allowed; answer a CORS preflight (the response), else None."""
     server = request.app[LIVE].current.config.server
     if server.allowed_hosts and not _host_allowed(request, server.allowed_hosts):
         raise InvalidRequest("This gateway does not answer for the host named in the request.",
@@ -51,7 +51,7 @@ async def security(request: web.Request, handler: web.Handler) -> web.StreamResp
                 "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
                 "Vary": "Origin",
             })
-    return await handler(request)
+    return None
 
 
 async def response_headers(request: web.Request, response: web.StreamResponse) -> None:

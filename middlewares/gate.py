@@ -1,0 +1,26 @@
+"""The checks a request passes before its handler, in order: security (host, CORS preflight) -> auth
+(who) -> rate limit (how much) -> permissions (which model).
+
+Each check is a plain function in its own module that either stores what it found on the request or
+raises the error answer; none of them wraps the handler, so one middleware runs them all. Four
+middleware layers would cost four coroutine frames per request (~5% of the gateway's CPU per chat
+request, measured side by side) for nothing a layer is needed for: only ``observe`` and ``errors``,
+which act on what comes back, are middlewares of their own.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from middlewares import auth, permissions, rate_limit, security
+
+
+@web.middleware
+async def gate(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    preflight = security.screen(request)
+    if preflight is not None:
+        return preflight
+    auth.identify(request)
+    await rate_limit.admit(request)
+    await permissions.resolve(request)
+    return await handler(request)
