@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from gateway.config import ProviderConfig
+from providers.deadlines import Deadlines
 
 
 class ProviderError(Exception):
@@ -91,6 +92,7 @@ class Provider(abc.ABC):
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         self.config = config
         self.session = session
+        self.deadlines = Deadlines()  # the time limits of this provider's calls in flight
         self._serves = self.capabilities & frozenset(config.endpoints)
 
     def supports(self, endpoint: str) -> bool:

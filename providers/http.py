@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import time
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ import aiohttp
 
 from gateway import jsonx
 from gateway.config import Timeouts
+from providers.deadlines import Deadlines
 from providers.base import UpstreamInvalid, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable
 
 MAX_ERROR_BODY = 64 * 1024
@@ -20,29 +20,62 @@ CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
 
 
 def client_timeout(timeouts: Timeouts, stream: bool) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts for one kind of call. A plain answer's first byte and every later read are
-    bounded by aiohttp's own ``sock_read``; a stream's first byte gets a timer of its own in
-    :func:`send` (its later reads are bounded by ``idle`` instead)."""
-    return aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect,
-                                 sock_read=None if stream else timeouts.first_byte)
+    """aiohttp's own timeouts for one kind of call: connecting, and a stream's whole life. The rest (a
+    plain answer's phases, a stream's first byte) are kept by :class:`providers.deadlines.Deadlines`,
+    and a stream's later reads by its idle guard."""
+    return aiohttp.ClientTimeout(total=timeouts.total if stream else None, sock_connect=timeouts.connect)
+
+
+async def fetch(
+    session: aiohttp.ClientSession,
+    deadlines: Deadlines,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeouts: Timeouts,
+    timeout: aiohttp.ClientTimeout,
+    secret: str | None,
+) -> bytes:
+    """POST ``body`` and read the whole (non-stream) answer: its headers within ``first_byte``, then its
+    body within ``first_byte`` more, both within ``total``. An error status raises its failure."""
+    began, first = time.monotonic(), min(timeouts.first_byte, timeouts.total)
+    answered = False
+    try:
+        with deadlines.limit(first) as limit:
+            resp = await _post(session, url, body, headers, timeout)
+            answered = True
+            try:
+                limit.restart(min(timeouts.first_byte, timeouts.total - (time.monotonic() - began)))
+                await check_status(resp, secret)
+                return await read_body(resp)
+            finally:
+                resp.release()
+    except TimeoutError:
+        raise UpstreamUnavailable("timed out reading the response" if answered
+                                  else f"no response within {first:g}s") from None
 
 
 async def send(
     session: aiohttp.ClientSession,
+    deadlines: Deadlines,
     url: str,
     body: bytes,
     headers: Mapping[str, str],
     timeouts: Timeouts,
     timeout: aiohttp.ClientTimeout,
 ) -> aiohttp.ClientResponse:
-    """POST ``body``; the response once its headers arrived. The caller releases it."""
+    """POST ``body``; the response once its headers arrived (within ``first_byte``). The caller releases it."""
     try:
-        if timeout.sock_read is not None:
-            return await session.post(url, data=body, headers=headers, timeout=timeout)
-        async with asyncio.timeout(timeouts.first_byte):
-            return await session.post(url, data=body, headers=headers, timeout=timeout)
+        with deadlines.limit(timeouts.first_byte):
+            return await _post(session, url, body, headers, timeout)
     except TimeoutError:
         raise UpstreamUnavailable(f"no response within {timeouts.first_byte:g}s") from None
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str],
+                timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+    try:
+        return await session.post(url, data=body, headers=headers, timeout=timeout)
     except aiohttp.ClientConnectorError as exc:
         raise UpstreamUnavailable(f"cannot connect ({exc.os_error.strerror or type(exc.os_error).__name__})") from None
     except (aiohttp.ClientError, ConnectionError) as exc:
@@ -52,8 +85,6 @@ async def send(
 async def read_body(resp: aiohttp.ClientResponse) -> bytes:
     try:
         return await resp.read()
-    except TimeoutError:
-        raise UpstreamUnavailable("timed out reading the response") from None
     except (aiohttp.ClientError, ConnectionError) as exc:
         raise UpstreamUnavailable(f"response interrupted ({type(exc).__name__})") from None
 

@@ -42,12 +42,8 @@ class OpenAICompatProvider(Provider):
                 for m in items if isinstance(m, dict) and m.get("id")]
 
     async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
-        resp = await self._send(endpoint, {**body, "model": model}, stream=False)
-        try:
-            await http.check_status(resp, self._secret)
-            raw = await http.read_body(resp)
-        finally:
-            resp.release()
+        raw = await http.fetch(self.session, self.deadlines, self._url(endpoint, model), jsonx.dumps({**body, "model": model}),
+                               self._headers, self.config.timeouts, self._timeouts[False], self._secret)
         doc = http.parse_json(raw)
         if not isinstance(doc, dict) or not isinstance(doc.get(RESULT_KEY[endpoint]), list):
             raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
@@ -56,8 +52,9 @@ class OpenAICompatProvider(Provider):
     async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
         options = body.get("stream_options")
         options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
-        resp = await self._send(endpoint, {**body, "model": model, "stream": True, "stream_options": options},
-                                stream=True)
+        payload = {**body, "model": model, "stream": True, "stream_options": options}
+        resp = await http.send(self.session, self.deadlines, self._url(endpoint, model), jsonx.dumps(payload),
+                               self._headers, self.config.timeouts, self._timeouts[True])
         reader = sse.EventReader(resp, self.config.timeouts.idle)
         try:
             await http.check_status(resp, self._secret)
@@ -79,9 +76,6 @@ class OpenAICompatProvider(Provider):
     def _url(self, endpoint: str, model: str) -> str:
         return self._urls[endpoint]
 
-    async def _send(self, endpoint: str, payload: dict[str, Any], stream: bool) -> aiohttp.ClientResponse:
-        return await http.send(self.session, self._url(endpoint, payload["model"]), jsonx.dumps(payload),
-                               self._headers, self.config.timeouts, self._timeouts[stream])
 
 
 def _batch(events: list[bytes]) -> tuple[StreamBatch, ProviderError | None]:

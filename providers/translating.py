@@ -53,25 +53,20 @@ class TranslatingProvider(Provider):
     @abc.abstractmethod
     def translator(self, model: str) -> StreamTranslator: ...
 
-    async def _post(self, endpoint: str, body: dict[str, Any], model: str, stream: bool) -> aiohttp.ClientResponse:
-        payload = self.payload(endpoint, body, model, stream)
-        return await http.send(self.session, self.url(endpoint, model, stream, body), jsonx.dumps(payload),
-                               self.headers(), self.config.timeouts, self._timeouts[stream])
-
     async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
-        resp = await self._post(endpoint, body, model, stream=False)
-        try:
-            await http.check_status(resp, self._secret)
-            doc = await http.read_json(resp)
-        finally:
-            resp.release()
+        payload = jsonx.dumps(self.payload(endpoint, body, model, False))
+        raw = await http.fetch(self.session, self.deadlines, self.url(endpoint, model, False, body), payload,
+                               self.headers(), self.config.timeouts, self._timeouts[False], self._secret)
+        doc = http.parse_json(raw)
         try:
             return self.answer(endpoint, doc, model)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise UpstreamInvalid(f"unexpected answer shape ({type(exc).__name__})") from None
 
     async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
-        resp = await self._post(endpoint, body, model, stream=True)
+        payload = jsonx.dumps(self.payload(endpoint, body, model, True))
+        resp = await http.send(self.session, self.deadlines, self.url(endpoint, model, True, body), payload,
+                               self.headers(), self.config.timeouts, self._timeouts[True])
         reader = (
             sse.EventReader(resp, self.config.timeouts.idle) if self.stream_format == "sse"
             else sse.LineReader(resp, self.config.timeouts.idle))
