@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from types import TracebackType
 
 TICK = 0.05
@@ -38,9 +39,9 @@ class Deadlines:
 
     def _arm(self, limit: Limit, deadline: float) -> int:
         if self._handle is None:
-            loop = self._loop = asyncio.get_running_loop()
-            self._next = int(loop.time() / self._tick)
-            self._handle = loop.call_at((self._next + 1) * self._tick, self._fire)
+            self._loop = asyncio.get_running_loop()
+            self._next = int(time.monotonic() / self._tick)
+            self._handle = self._loop.call_later(self._tick, self._fire)
         slot = max(math.ceil(deadline / self._tick), self._next)
         bucket = self._buckets.get(slot)
         if bucket is None:
@@ -55,14 +56,14 @@ class Deadlines:
 
     def _fire(self) -> None:
         assert self._loop is not None
-        now = self._loop.time()
+        now = time.monotonic()
         due_until = int(now / self._tick)  # tick n ends at (n * tick): every slot up to here is due
         buckets = self._buckets
         for slot in range(self._next, due_until + 1):
             for limit in buckets.pop(slot, ()):
                 limit.expire()
         self._next = due_until + 1
-        self._handle = self._loop.call_at(self._next * self._tick, self._fire) if buckets else None
+        self._handle = self._loop.call_later(self._next * self._tick - now, self._fire) if buckets else None
 
 
 class Limit:
@@ -78,14 +79,14 @@ class Limit:
 
     def __enter__(self) -> Limit:
         self._task = asyncio.current_task()
-        self._slot = self._owner._arm(self, asyncio.get_running_loop().time() + self._seconds)
+        self._slot = self._owner._arm(self, time.monotonic() + self._seconds)
         return self
 
     def restart(self, seconds: float) -> None:
         """From now on, ``seconds`` more (unless it has expired already)."""
         if not self.fired:
             self._owner._disarm(self, self._slot)
-            self._slot = self._owner._arm(self, asyncio.get_running_loop().time() + seconds)
+            self._slot = self._owner._arm(self, time.monotonic() + seconds)
 
     def expire(self) -> None:
         self.fired = True
