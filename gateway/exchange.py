@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.routing import Target
 
@@ -67,7 +67,7 @@ def client_address(request: web.Request, trusted: tuple[ipaddress.IPv4Network | 
     peer = request.remote or ""
     if not trusted or not _in(peer, trusted):
         return peer
-    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    hops = [h.strip() for h in request.headers.get(hdrs.X_FORWARDED_FOR, "").split(",") if h.strip()]
     for hop in reversed(hops):
         if not _in(hop, trusted):
             return hop
@@ -82,7 +82,7 @@ _COUNTER = itertools.count(1)
 
 def request_id(request: web.Request, trusted_peer: bool) -> str:
     if trusted_peer:
-        given = request.headers.get("X-Request-ID")
+        given = request.headers.get(hdrs.X_REQUEST_ID)
         if given and _REQUEST_ID.match(given):
             return given
     return f"{_PREFIX}{next(_COUNTER):010x}"

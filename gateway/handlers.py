@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema, response_schema
+from multidict import istr
 
 from gateway import __version__, fallback, jsonx, schemas, sse
 from gateway.breaker import Verdict
@@ -36,6 +37,9 @@ _ERRORS = {
 }
 _AUTH = [{"bearerAuth": []}]
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
+# istr: names aiohttp's header dict takes without case-folding them again on every answer
+_PROVIDER_HEADER, _MODEL_HEADER = istr("x-localrouter-provider"), istr("x-localrouter-model")
+_ATTEMPTS_HEADER = istr(fallback.ATTEMPTS_HEADER)
 
 
 def public(handler: H) -> H:
@@ -159,8 +163,8 @@ def _account(request: web.Request, target: Target, usage: Any) -> None:
 
 def _served_headers(served: fallback.Served[Any]) -> dict[str, str]:
     """What happened, for debugging: which target answered, after how many upstream calls."""
-    return {"x-localrouter-provider": served.target.provider, "x-localrouter-model": served.target.id,
-            fallback.ATTEMPTS_HEADER: str(served.attempts)}
+    return {_PROVIDER_HEADER: served.target.provider, _MODEL_HEADER: served.target.id,
+            _ATTEMPTS_HEADER: str(served.attempts)}
 
 
 @docs(tags=["inference"], summary="Create a chat completion", security=_AUTH,

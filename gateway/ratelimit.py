@@ -14,6 +14,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from multidict import istr
+
 from gateway.errors import AllProvidersFailed, RateLimited
 from gateway.limits_config import Price, RateLimit
 from gateway.state import Check, MemoryState, Reading, State, StateUnavailable
@@ -67,8 +69,10 @@ class _Plan:
         self.headers = []
         for kind, indexes in by_kind.items():
             name = HEADER_NAMES[kind]
-            self.headers.append((tuple(indexes), f"x-ratelimit-limit-{name}", f"x-ratelimit-remaining-{name}",
-                                 f"x-ratelimit-reset-{name}", {i: _amount(limits[i].amount) for i in indexes}))
+            # istr: a name aiohttp's header dict need not case-fold again on every answer
+            self.headers.append((tuple(indexes), istr(f"x-ratelimit-limit-{name}"),
+                                 istr(f"x-ratelimit-remaining-{name}"), istr(f"x-ratelimit-reset-{name}"),
+                                 {i: _amount(limits[i].amount) for i in indexes}))
 
     def headers_for(self, readings: list[Reading]) -> dict[str, str]:
         """x-ratelimit-{limit,remaining,reset}-<kind>."""

@@ -6,7 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from gateway import jsonx
 from gateway.breaker import Verdict
@@ -16,10 +17,10 @@ from providers.base import ProviderError, StreamBatch
 
 log = logging.getLogger("localrouter.sse")
 
-HEADERS = {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache, no-store",
-    "X-Accel-Buffering": "no",
+HEADERS = {  # names as aiohttp's header dict keeps them (case-folded once, here)
+    hdrs.CONTENT_TYPE: "text/event-stream",
+    hdrs.CACHE_CONTROL: "no-cache, no-store",
+    istr("X-Accel-Buffering"): "no",
 }
 DONE = b"data: [DONE]\n\n"
 

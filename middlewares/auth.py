@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from gateway.clients import INTERNAL_TEST_TOKEN
 from gateway.errors import AuthenticationFailed
@@ -17,11 +18,11 @@ from gateway.routing import Principal
 from gateway.runtime import Runtime
 
 _SCHEME = "bearer "
-_FORWARDED = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+_FORWARDED = (hdrs.X_FORWARDED_FOR, hdrs.FORWARDED, istr("X-Real-IP"))
 
 
 def _token(request: web.Request) -> str:
-    header = request.headers.get("Authorization")
+    header = request.headers.get(hdrs.AUTHORIZATION)
     if not header:
         raise AuthenticationFailed(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <your client secret>'.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway import jsonx
 from gateway.errors import InvalidRequest, UnsupportedMediaType
@@ -14,7 +14,7 @@ from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, PRINCIPAL, RUNTIME
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 4xx that says what is wrong with it."""
     ctype = request.content_type
-    if request.headers.get("Content-Type") and ctype != "application/json" and not ctype.endswith("+json"):
+    if request.headers.get(hdrs.CONTENT_TYPE) and ctype != "application/json" and not ctype.endswith("+json"):
         raise UnsupportedMediaType(f"Unsupported Content-Type {ctype!r}; send 'application/json'.")
     raw = await request.read()
     if not raw or raw.isspace():

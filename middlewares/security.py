@@ -5,7 +5,7 @@ The settings come from the live config, so a reload changes them for the next re
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.errors import InvalidRequest
 from gateway.keys import EXCHANGE, LIVE, RATE_HEADERS
@@ -55,19 +55,20 @@ def screen(request: web.Request) -> web.Response | None:
 
 
 async def response_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every answer, errors and streams included, right before its headers go out."""
+    """on_response_prepare: every answer, errors and streams included, right before its headers go out.
+    (aiohttp's ``hdrs`` names are already case-folded: the header dict takes them as they are.)"""
     headers = response.headers
-    headers["X-Content-Type-Options"] = "nosniff"
+    headers[hdrs.X_CONTENT_TYPE_OPTIONS] = "nosniff"
     x = request.get(EXCHANGE)
     if x is not None:
-        headers["X-Request-ID"] = x.id
+        headers[hdrs.X_REQUEST_ID] = x.id
     rate = request.get(RATE_HEADERS)
     if rate:
         headers.update(rate)
-    headers.setdefault("Cache-Control", "no-store")
-    if "Origin" in request.headers and LIVE in request.app:
+    headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
+    if hdrs.ORIGIN in request.headers and LIVE in request.app:
         origin = _allowed_origin(request, request.app[LIVE].current.config.server.cors_origins)
         if origin is not None:
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Access-Control-Expose-Headers"] = _EXPOSE_HEADERS
-            headers["Vary"] = "Origin"
+            headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = _EXPOSE_HEADERS
+            headers[hdrs.VARY] = "Origin"

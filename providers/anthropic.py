@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import hdrs
+
 from providers.base import ModelInfo, UpstreamInvalid, UpstreamRateLimited, UpstreamUnavailable
 from providers import translate as tr
 from providers.listing import get_json
@@ -25,7 +27,7 @@ class AnthropicProvider(TranslatingProvider):
     capabilities = frozenset({"chat"})
 
     def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "anthropic-version": VERSION}
+        headers = {hdrs.CONTENT_TYPE: "application/json", "anthropic-version": VERSION}
         if self._secret is not None:
             headers["x-api-key"] = self._secret
         return headers

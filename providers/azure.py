@@ -8,6 +8,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import aiohttp
+from aiohttp import hdrs
 
 from gateway.config import ProviderConfig
 from providers.base import ModelInfo
@@ -17,7 +18,7 @@ from providers.openai_compat import PATHS, OpenAICompatProvider
 class AzureProvider(OpenAICompatProvider):
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         super().__init__(config, session)
-        self._headers = {"Content-Type": "application/json"}
+        self._headers = {hdrs.CONTENT_TYPE: "application/json"}
         if self._secret is not None:
             self._headers["api-key"] = self._secret
         self._query = f"?api-version={quote(config.api_version or '', safe='')}"

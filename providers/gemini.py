@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from aiohttp import hdrs
+
 from providers import translate as tr
 from providers.base import ModelInfo, UpstreamInvalid, UpstreamUnavailable
 from providers.listing import get_json
@@ -31,7 +33,7 @@ class GeminiProvider(TranslatingProvider):
     capabilities = frozenset({"chat", "embeddings"})
 
     def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
+        headers = {hdrs.CONTENT_TYPE: "application/json"}
         if self._secret is not None:
             headers["x-goog-api-key"] = self._secret
         return headers

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import hdrs
+
 from providers import translate as tr
 from providers.base import ModelInfo, UpstreamUnavailable
 from providers.listing import get_json
@@ -27,9 +29,9 @@ class OllamaProvider(TranslatingProvider):
     stream_format = "ndjson"
 
     def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
+        headers = {hdrs.CONTENT_TYPE: "application/json"}
         if self._secret is not None:  # an Ollama behind an authenticating proxy
-            headers["Authorization"] = f"Bearer {self._secret}"
+            headers[hdrs.AUTHORIZATION] = f"Bearer {self._secret}"
         return headers
 
     def url(self, endpoint: str, model: str, stream: bool, body: dict[str, Any]) -> str:

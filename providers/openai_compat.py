@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from aiohttp import hdrs
 
 from gateway import jsonx
 from gateway.config import ProviderConfig
@@ -26,9 +27,9 @@ class OpenAICompatProvider(Provider):
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         super().__init__(config, session)
         self._secret = config.api_key.reveal() if config.api_key is not None else None
-        self._headers = {"Content-Type": "application/json"}
+        self._headers = {hdrs.CONTENT_TYPE: "application/json"}
         if self._secret is not None:
-            self._headers["Authorization"] = f"Bearer {self._secret}"
+            self._headers[hdrs.AUTHORIZATION] = f"Bearer {self._secret}"
         self._urls = {endpoint: config.base_url + path for endpoint, path in PATHS.items()}
         self._timeouts = {False: http.client_timeout(config.timeouts, False),
                           True: http.client_timeout(config.timeouts, True)}
