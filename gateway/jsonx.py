@@ -57,6 +57,16 @@ class Answer(dict):  # type: ignore[type-arg]
         self.raw, self.raw_model = raw, doc.get("model")
 
 
+#: below this, encoding an answer again (~0.3 us for a chat answer) costs less than finding its model
+#: in the bytes (~1.4 us); an embedding's 1536 floats are ~30 KB
+RELAY_MIN_BYTES = 4096
+
+
+def answer(doc: dict[str, Any], raw: bytes) -> dict[str, Any]:
+    """The upstream's answer ``doc`` parsed from ``raw``: an :class:`Answer` when relaying its bytes pays."""
+    return Answer(doc, raw) if len(raw) >= RELAY_MIN_BYTES else doc
+
+
 def encode_answer(doc: dict[str, Any]) -> bytes:
     """An answer as JSON: an :class:`Answer`'s own bytes when only its model changed and that change can
     be made in them with certainty, else encoded."""

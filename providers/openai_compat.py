@@ -48,7 +48,7 @@ class OpenAICompatProvider(Provider):
         doc = http.parse_json(raw)
         if not isinstance(doc, dict) or not isinstance(doc.get(RESULT_KEY[endpoint]), list):
             raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
-        return jsonx.Answer(doc, raw)
+        return jsonx.answer(doc, raw)
 
     async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
         options = body.get("stream_options")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 
+from gateway.jsonx import RELAY_MIN_BYTES
 from tests.conftest import bearer, sse_events, standard_config
 from tests.fakes.openai_upstream import Script
 
@@ -79,9 +80,11 @@ async def test_discovered_models_are_asked_once_and_cached(gw, http, upstreams):
 
 async def test_a_json_answer_is_relayed_as_sent_with_only_the_model_changed(gw, http, upstreams):
     # spacing, exponents and long digits the gateway would write differently if it encoded the answer again
+    # (an answer this large: a small one is encoded again, which costs less than finding its model)
     raw = (b'{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [1e-05, '
-           b'0.10000000000000001, -2.5E+3]}], "model" : "text-embedding-3-small", '
+           b'0.10000000000000001, -2.5E+3' + b', 0.25' * 1000 + b']}], "model" : "text-embedding-3-small", '
            b'"usage": {"prompt_tokens": 3, "total_tokens": 3}}')
+    assert len(raw) >= RELAY_MIN_BYTES
     upstreams[0].queue(Script(body=raw))
     body = {"model": "openai/text-embedding-3-small", "input": "hi"}
     async with http.post(gw.url + "/embeddings", json=body, headers=bearer()) as resp:
