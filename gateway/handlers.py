@@ -158,7 +158,7 @@ def _account(request: web.Request, target: Target, usage: Any) -> None:
     x.usage, x.cost_usd = usage, cost_usd(usage, price)
     principal = request[PRINCIPAL]
     if principal.policy.limits:
-        request.app[LIVE].limiter.record(principal.client.name, principal.policy.limits, usage, price)
+        request.app[LIVE].limiter.record(principal.client.name, principal.policy.limits, usage, x.cost_usd)
 
 
 def _served_headers(served: fallback.Served[Any]) -> dict[str, str]:

@@ -8,6 +8,7 @@ overshoot a token or cost limit only by the requests it has in flight at that mo
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -36,7 +37,11 @@ def duration(seconds: float) -> str:
     """OpenAI's reset format: ``250ms``, ``6s``, ``1m30s``, ``2h0m0s``."""
     if seconds < 1:
         return f"{round(seconds * 1000)}ms" if seconds > 0 else "0ms"
-    s = math.ceil(seconds)
+    return _whole_seconds(math.ceil(seconds))
+
+
+@functools.lru_cache(maxsize=4096)  # a window's resets repeat the same few texts
+def _whole_seconds(s: int) -> str:
     if s < 60:
         return f"{s}s"
     h, rest = divmod(s, 3600)
@@ -157,8 +162,9 @@ class RateLimiter:
         return {}
 
     def record(self, client: str, limits: tuple[RateLimit, ...], usage: Mapping[str, Any] | None,
-               price: Price | None) -> None:
-        """Count an answer's tokens and cost against the limits that count them (in the background)."""
+               cost: float | None) -> None:
+        """Count an answer's tokens and ``cost`` (USD, None when unpriced: see :func:`cost_usd`) against
+        the limits that count them (in the background)."""
         if not usage:
             return
         counted = self._plan(client, limits).counted
@@ -170,7 +176,6 @@ class RateLimiter:
         items = []
         for window_key, window, kind in counted:
             if kind == "cost_usd":
-                cost = cost_usd(usage, price)
                 if cost is None:
                     if client not in self._unpriced_warned:  # once per client, not per request
                         self._unpriced_warned.add(client)
