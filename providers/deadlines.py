@@ -1,8 +1,8 @@
 """Time limits for upstream calls in flight, kept by one periodic check instead of a timer per call.
 
 An aiohttp ``sock_read``/``total`` timeout or an ``asyncio.timeout`` schedules (and reschedules and
-cancels) a loop timer for every call: in the running gateway that cost ~30 us of CPU per plain chat
-answer, about 8% of all it spends on one, measured side by side. Here a call only puts itself into the
+cancels) a loop timer for every call: measured side by side in the running gateway, this keeper saves
+~8 us of CPU per plain chat answer (~3%) over aiohttp's timers. Here a call only puts itself into the
 bucket of the tick its deadline falls in (a set, by tick number) and takes itself out when it ends;
 one timer, running only while something is armed, fires what is due each tick. A limit expires within
 one tick (``TICK`` seconds) after its deadline, never before it.
