@@ -93,6 +93,8 @@ class Provider(abc.ABC):
         self.config = config
         self.session = session
         self.deadlines = Deadlines()  # the time limits of this provider's calls in flight
+        # aiohttp keeps only the connect timeout: every other limit is the deadlines' or a stream reader's
+        self.client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeouts.connect)
         self._serves = self.capabilities & frozenset(config.endpoints)
 
     def supports(self, endpoint: str) -> bool:

@@ -10,39 +10,22 @@ from typing import Any
 import aiohttp
 
 from gateway import jsonx
-from gateway.config import Timeouts
-from providers.deadlines import Deadlines
-from providers.base import UpstreamInvalid, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable
+from providers.base import Provider, UpstreamInvalid, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_RETRY_AFTER = 3600.0
 CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
 
 
-def client_timeout(timeouts: Timeouts, stream: bool) -> aiohttp.ClientTimeout:
-    """aiohttp's own timeouts for one kind of call: connecting, and a stream's whole life. The rest (a
-    plain answer's phases, a stream's first byte) are kept by :class:`providers.deadlines.Deadlines`,
-    and a stream's later reads by its idle guard."""
-    return aiohttp.ClientTimeout(total=timeouts.total if stream else None, sock_connect=timeouts.connect)
-
-
-async def fetch(
-    session: aiohttp.ClientSession,
-    deadlines: Deadlines,
-    url: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    timeouts: Timeouts,
-    timeout: aiohttp.ClientTimeout,
-    secret: str | None,
-) -> bytes:
+async def fetch(provider: Provider, url: str, body: bytes, headers: Mapping[str, str], secret: str | None) -> bytes:
     """POST ``body`` and read the whole (non-stream) answer: its headers within ``first_byte``, then its
     body within ``first_byte`` more, both within ``total``. An error status raises its failure."""
+    timeouts = provider.config.timeouts
     began, first = time.monotonic(), min(timeouts.first_byte, timeouts.total)
     answered = False
     try:
-        with deadlines.limit(first) as limit:
-            resp = await _post(session, url, body, headers, timeout)
+        with provider.deadlines.limit(first) as limit:
+            resp = await _post(provider, url, body, headers)
             answered = True
             try:
                 limit.restart(min(timeouts.first_byte, timeouts.total - (time.monotonic() - began)))
@@ -55,27 +38,20 @@ async def fetch(
                                   else f"no response within {first:g}s") from None
 
 
-async def send(
-    session: aiohttp.ClientSession,
-    deadlines: Deadlines,
-    url: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    timeouts: Timeouts,
-    timeout: aiohttp.ClientTimeout,
-) -> aiohttp.ClientResponse:
-    """POST ``body``; the response once its headers arrived (within ``first_byte``). The caller releases it."""
+async def send(provider: Provider, url: str, body: bytes, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+    """POST ``body``; the response once its headers arrived (within ``first_byte``). The caller releases
+    it, and bounds the rest of the call (see :class:`providers.sse.EventReader`)."""
+    first = min(provider.config.timeouts.first_byte, provider.config.timeouts.total)
     try:
-        with deadlines.limit(timeouts.first_byte):
-            return await _post(session, url, body, headers, timeout)
+        with provider.deadlines.limit(first):
+            return await _post(provider, url, body, headers)
     except TimeoutError:
-        raise UpstreamUnavailable(f"no response within {timeouts.first_byte:g}s") from None
+        raise UpstreamUnavailable(f"no response within {first:g}s") from None
 
 
-async def _post(session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str],
-                timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+async def _post(provider: Provider, url: str, body: bytes, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
     try:
-        return await session.post(url, data=body, headers=headers, timeout=timeout)
+        return await provider.session.post(url, data=body, headers=headers, timeout=provider.client_timeout)
     except aiohttp.ClientConnectorError as exc:
         raise UpstreamUnavailable(f"cannot connect ({exc.os_error.strerror or type(exc.os_error).__name__})") from None
     except (aiohttp.ClientError, ConnectionError) as exc:

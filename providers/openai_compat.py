@@ -5,6 +5,7 @@ The request passes through unchanged except for ``model``; streams ask for the u
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,8 +32,6 @@ class OpenAICompatProvider(Provider):
         if self._secret is not None:
             self._headers[hdrs.AUTHORIZATION] = f"Bearer {self._secret}"
         self._urls = {endpoint: config.base_url + path for endpoint, path in PATHS.items()}
-        self._timeouts = {False: http.client_timeout(config.timeouts, False),
-                          True: http.client_timeout(config.timeouts, True)}
 
     async def list_models(self) -> list[ModelInfo]:
         doc = await get_json(self, f"{self.config.base_url}/models", self._headers)
@@ -43,8 +42,8 @@ class OpenAICompatProvider(Provider):
                 for m in items if isinstance(m, dict) and m.get("id")]
 
     async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
-        raw = await http.fetch(self.session, self.deadlines, self._url(endpoint, model), jsonx.dumps({**body, "model": model}),
-                               self._headers, self.config.timeouts, self._timeouts[False], self._secret)
+        raw = await http.fetch(self, self._url(endpoint, model), jsonx.dumps({**body, "model": model}), self._headers,
+                               self._secret)
         doc = http.parse_json(raw)
         if not isinstance(doc, dict) or not isinstance(doc.get(RESULT_KEY[endpoint]), list):
             raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
@@ -54,9 +53,9 @@ class OpenAICompatProvider(Provider):
         options = body.get("stream_options")
         options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
         payload = {**body, "model": model, "stream": True, "stream_options": options}
-        resp = await http.send(self.session, self.deadlines, self._url(endpoint, model), jsonx.dumps(payload),
-                               self._headers, self.config.timeouts, self._timeouts[True])
-        reader = sse.EventReader(resp, self.config.timeouts.idle)
+        began = time.monotonic()
+        resp = await http.send(self, self._url(endpoint, model), jsonx.dumps(payload), self._headers)
+        reader = sse.EventReader(resp, self.config.timeouts.idle, began + self.config.timeouts.total)
         try:
             await http.check_status(resp, self._secret)
             if resp.content_type != "text/event-stream":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 
@@ -16,13 +17,14 @@ class EventReader:
 
     Batching by read lets the relay write once per read instead of once per event. A class, not an
     async generator: a stream left after ``[DONE]`` leaves no generator for the loop to finalize in
-    a task of its own. A wait for data longer than ``idle`` seconds is a failure.
+    a task of its own. A wait for data longer than ``idle`` seconds is a failure, and so is a read after
+    ``ends_at`` (``time.monotonic``: the call's total timeout).
     """
 
     __slots__ = ("_guard", "_buf", "_eof")
 
-    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
-        self._guard = _IdleGuard(resp, idle)
+    def __init__(self, resp: aiohttp.ClientResponse, idle: float, ends_at: float) -> None:
+        self._guard = _IdleGuard(resp, idle, ends_at)
         self._buf = b""
         self._eof = False
 
@@ -103,26 +105,32 @@ def _data(block: bytes) -> bytes | None:
 
 
 class _IdleGuard:
-    """The idle timeout of one stream with one timer for its whole life, not one per read.
+    """The idle and total timeouts of one stream with one timer for its whole life, not one per read.
 
     The timer re-arms itself lazily; only a read that has been waiting ``idle`` seconds fails (a
-    slow client, which makes the reads wait to start, never does).
+    slow client, which makes the reads wait to start, never does); past ``ends_at`` (the call's
+    ``total``, by ``time.monotonic``), the next read fails.
     """
 
-    __slots__ = ("_resp", "_idle", "_loop", "_since", "_waiting", "_handle")
+    __slots__ = ("_resp", "_idle", "_loop", "_since", "_waiting", "_handle", "_ends")
 
-    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, idle: float, ends_at: float) -> None:
         self._resp, self._idle = resp, idle
         self._loop = asyncio.get_running_loop()
         self._since, self._waiting = self._loop.time(), False
-        self._handle = self._loop.call_at(self._since + idle, self._check)
+        self._ends = self._since + (ends_at - time.monotonic())  # on the loop's clock
+        self._handle = self._loop.call_at(min(self._since + idle, self._ends), self._check)
 
     def _check(self) -> None:
         now = self._loop.time()
+        if now >= self._ends:
+            self._resp.content.set_exception(UpstreamUnavailable("stream exceeded the total timeout"))
+            return
         if self._waiting and now >= self._since + self._idle:
             self._resp.content.set_exception(UpstreamUnavailable(f"stream stalled for more than {self._idle:g}s"))
             return
-        self._handle = self._loop.call_at((self._since if self._waiting else now) + self._idle, self._check)
+        at = (self._since if self._waiting else now) + self._idle
+        self._handle = self._loop.call_at(min(at, self._ends), self._check)
 
     async def read(self) -> bytes:
         self._since, self._waiting = self._loop.time(), True
@@ -130,8 +138,6 @@ class _IdleGuard:
             return await self._resp.content.readany()
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"stream interrupted ({type(exc).__name__})") from None
-        except TimeoutError:
-            raise UpstreamUnavailable("stream exceeded the total timeout") from None
         finally:
             self._waiting = False
 

@@ -5,6 +5,7 @@ to build its request and how to read its answers."""
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,8 +34,6 @@ class TranslatingProvider(Provider):
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         super().__init__(config, session)
         self._secret = config.api_key.reveal() if config.api_key is not None else None
-        self._timeouts = {False: http.client_timeout(config.timeouts, False),
-                          True: http.client_timeout(config.timeouts, True)}
 
     @abc.abstractmethod
     def headers(self) -> dict[str, str]: ...
@@ -55,8 +54,7 @@ class TranslatingProvider(Provider):
 
     async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
         payload = jsonx.dumps(self.payload(endpoint, body, model, False))
-        raw = await http.fetch(self.session, self.deadlines, self.url(endpoint, model, False, body), payload,
-                               self.headers(), self.config.timeouts, self._timeouts[False], self._secret)
+        raw = await http.fetch(self, self.url(endpoint, model, False, body), payload, self.headers(), self._secret)
         doc = http.parse_json(raw)
         try:
             return self.answer(endpoint, doc, model)
@@ -65,11 +63,11 @@ class TranslatingProvider(Provider):
 
     async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
         payload = jsonx.dumps(self.payload(endpoint, body, model, True))
-        resp = await http.send(self.session, self.deadlines, self.url(endpoint, model, True, body), payload,
-                               self.headers(), self.config.timeouts, self._timeouts[True])
-        reader = (
-            sse.EventReader(resp, self.config.timeouts.idle) if self.stream_format == "sse"
-            else sse.LineReader(resp, self.config.timeouts.idle))
+        began = time.monotonic()
+        resp = await http.send(self, self.url(endpoint, model, True, body), payload, self.headers())
+        timeouts = self.config.timeouts
+        reader = (sse.EventReader if self.stream_format == "sse" else sse.LineReader)(
+            resp, timeouts.idle, began + timeouts.total)
         try:
             await http.check_status(resp, self._secret)
             ctype = resp.content_type

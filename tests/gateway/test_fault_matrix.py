@@ -207,3 +207,28 @@ async def test_the_raw_events_of_a_mid_stream_failure(matrix, http):
         events = await sse_events(resp)
     assert [type(e) for e in events[-2:]] == [dict, str] and events[-1] == "[DONE]"
     assert events[-2]["error"]["code"] == "stream_interrupted" and len(events) == 4
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_total_timeout_ends_a_call_that_keeps_trickling(upstreams, start_gateway, http, stream):
+    primary, backup = upstreams
+    config = matrix_config(primary, backup)
+    for provider in config["providers"]:
+        provider["timeouts"] = {"connect": 1, "first_byte": 1, "idle": 1, "total": 1.5}
+    gw = await start_gateway(config)
+    # every gap well under idle, the whole well over total
+    primary.queue(Script(chunks=40, chunk_delay=0.2) if stream else Script(delay=0.9, body_then="stall"))
+    began = time.monotonic()
+    async with http.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {BOB}"},
+                         json={"model": "primary/gpt-4o-mini", "stream": stream,
+                               "messages": [{"role": "user", "content": "hi"}]}) as resp:
+        if stream:
+            events = await sse_events(resp)
+            assert resp.status == 200 and events[-1] == "[DONE]"
+            error = events[-2]["error"]
+            assert error["code"] == "stream_interrupted" and "total timeout" in error["message"]
+            assert 3 <= len(events) < 20  # some content went out before the cut
+        else:
+            assert resp.status == 503
+            assert "timed out reading the response" in (await resp.json())["error"]["message"]
+    assert 1.5 <= time.monotonic() - began < 1.8  # total, not first_byte + first_byte (1.9 s)
