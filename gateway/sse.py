@@ -52,7 +52,7 @@ def _encode(batch: StreamBatch, model: str, seen: dict[str, Any]) -> bytes:
         chunk["model"] = model
         if chunk.get("usage"):
             seen["usage"] = chunk["usage"]
-    data = b"data: " + b"\n\ndata: ".join(map(jsonx.dumps, batch.chunks)) + b"\n\n" if batch.chunks else b""
+    data = b"data: " + b"\n\ndata: ".join(jsonx.dumps_all(batch.chunks)) + b"\n\n" if batch.chunks else b""
     return data + DONE if batch.done else data
 
 
