@@ -1,5 +1,6 @@
 """The checks a request passes before its handler, in order: security (host, CORS preflight) -> auth
-(who) -> rate limit (how much) -> permissions (which model).
+(who) -> rate limit (how much) -> permissions (which model); the last two only for the inference
+endpoints.
 
 Each check is a plain function in its own module that either stores what it found on the request or
 raises the error answer; none of them wraps the handler, so one middleware runs them all. Four
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.keys import ENDPOINT_ATTR
 from middlewares import auth, permissions, rate_limit, security
 
 
@@ -21,6 +23,7 @@ async def gate(request: web.Request, handler: web.Handler) -> web.StreamResponse
     if preflight is not None:
         return preflight
     auth.identify(request)
-    await rate_limit.admit(request)
-    await permissions.resolve(request)
+    if getattr(request.match_info.handler, ENDPOINT_ATTR, None) is not None:  # an inference endpoint
+        await rate_limit.admit(request)
+        await permissions.resolve(request)
     return await handler(request)

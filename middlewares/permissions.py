@@ -8,7 +8,7 @@ from aiohttp import hdrs, web
 
 from gateway import jsonx
 from gateway.errors import InvalidRequest, UnsupportedMediaType
-from gateway.keys import BODY, CHAIN, ENDPOINT_ATTR, PRINCIPAL, RUNTIME
+from gateway.keys import BODY, CHAIN, PRINCIPAL, RUNTIME
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
@@ -29,9 +29,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 
 async def resolve(request: web.Request) -> None:
-    """For an inference endpoint: the parsed body and the model's chain of targets, or a 4xx."""
-    if getattr(request.match_info.handler, ENDPOINT_ATTR, None) is None:
-        return
+    """An inference request: its parsed body and the model's chain of targets, or a 4xx."""
     body = request[BODY] = await read_json_object(request)
     model = body.get("model")
     if not isinstance(model, str) or not model:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.keys import ENDPOINT_ATTR, LIVE, PRINCIPAL, RATE_HEADERS
+from gateway.keys import LIVE, PRINCIPAL, RATE_HEADERS
 
 
 async def admit(request: web.Request) -> None:
-    """For an inference endpoint: count the request against its client's limits, or a 429."""
+    """An inference request: count it against its client's limits, or a 429."""
     principal = request.get(PRINCIPAL)
-    if principal is None or not principal.policy.limits or getattr(request.match_info.handler, ENDPOINT_ATTR,
-                                                                   None) is None:
+    if principal is None or not principal.policy.limits:
         return
     request[RATE_HEADERS] = await request.app[LIVE].limiter.admit(principal.client.name, principal.policy.limits)

@@ -28,8 +28,8 @@ class AnthropicProvider(TranslatingProvider):
 
     def headers(self) -> dict[str, str]:
         headers = {hdrs.CONTENT_TYPE: "application/json", "anthropic-version": VERSION}
-        if self._secret is not None:
-            headers["x-api-key"] = self._secret
+        if self.secret is not None:
+            headers["x-api-key"] = self.secret
         return headers
 
     def url(self, endpoint: str, model: str, stream: bool, body: dict[str, Any]) -> str:

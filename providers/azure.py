@@ -19,8 +19,8 @@ class AzureProvider(OpenAICompatProvider):
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         super().__init__(config, session)
         self._headers = {hdrs.CONTENT_TYPE: "application/json"}
-        if self._secret is not None:
-            self._headers["api-key"] = self._secret
+        if self.secret is not None:
+            self._headers["api-key"] = self.secret
         self._query = f"?api-version={quote(config.api_version or '', safe='')}"
 
     def _url(self, endpoint: str, model: str) -> str:

@@ -92,6 +92,9 @@ class Provider(abc.ABC):
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         self.config = config
         self.session = session
+        #: the upstream's credential in clear, for request headers only: scrubbed from upstream error
+        #: messages (providers.http.check_status), never logged
+        self.secret = config.api_key.reveal() if config.api_key is not None else None
         self.deadlines = Deadlines()  # the time limits of this provider's calls in flight
         # aiohttp keeps only the connect timeout: every other limit is the deadlines' or a stream reader's
         self.client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeouts.connect)

@@ -34,8 +34,8 @@ class GeminiProvider(TranslatingProvider):
 
     def headers(self) -> dict[str, str]:
         headers = {hdrs.CONTENT_TYPE: "application/json"}
-        if self._secret is not None:
-            headers["x-goog-api-key"] = self._secret
+        if self.secret is not None:
+            headers["x-goog-api-key"] = self.secret
         return headers
 
     def url(self, endpoint: str, model: str, stream: bool, body: dict[str, Any]) -> str:

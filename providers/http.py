@@ -17,7 +17,7 @@ MAX_RETRY_AFTER = 3600.0
 CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
 
 
-async def fetch(provider: Provider, url: str, body: bytes, headers: Mapping[str, str], secret: str | None) -> bytes:
+async def fetch(provider: Provider, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
     """POST ``body`` and read the whole (non-stream) answer: its headers within ``first_byte``, then its
     body within ``first_byte`` more, both within ``total``. An error status raises its failure."""
     timeouts = provider.config.timeouts
@@ -29,7 +29,7 @@ async def fetch(provider: Provider, url: str, body: bytes, headers: Mapping[str,
             answered = True
             try:
                 limit.restart(min(timeouts.first_byte, timeouts.total - (time.monotonic() - began)))
-                await check_status(resp, secret)
+                await check_status(resp, provider.secret)
                 return await read_body(resp)
             finally:
                 resp.release()
@@ -38,13 +38,16 @@ async def fetch(provider: Provider, url: str, body: bytes, headers: Mapping[str,
                                   else f"no response within {first:g}s") from None
 
 
-async def send(provider: Provider, url: str, body: bytes, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
-    """POST ``body``; the response once its headers arrived (within ``first_byte``). The caller releases
-    it, and bounds the rest of the call (see :class:`providers.sse.EventReader`)."""
-    first = min(provider.config.timeouts.first_byte, provider.config.timeouts.total)
+async def send(provider: Provider, url: str, body: bytes,
+               headers: Mapping[str, str]) -> tuple[aiohttp.ClientResponse, float]:
+    """POST ``body`` for a stream: the response once its headers arrived (within ``first_byte``), and
+    when the call's ``total`` ends (``time.monotonic``), for the stream's reader to keep. The caller
+    releases the response."""
+    timeouts = provider.config.timeouts
+    ends_at, first = time.monotonic() + timeouts.total, min(timeouts.first_byte, timeouts.total)
     try:
         with provider.deadlines.limit(first):
-            return await _post(provider, url, body, headers)
+            return await _post(provider, url, body, headers), ends_at
     except TimeoutError:
         raise UpstreamUnavailable(f"no response within {first:g}s") from None
 

@@ -15,10 +15,9 @@ MODELS_TIMEOUT = 30.0
 async def get_json(provider: Provider, url: str, headers: dict[str, str]) -> dict[str, Any]:
     t = provider.config.timeouts
     timeout = aiohttp.ClientTimeout(total=min(t.total, MODELS_TIMEOUT), sock_connect=t.connect)
-    secret = provider.config.api_key.reveal() if provider.config.api_key is not None else None
     try:
         async with provider.session.get(url, headers=headers, timeout=timeout) as resp:
-            await http.check_status(resp, secret)
+            await http.check_status(resp, provider.secret)
             doc = await http.read_json(resp)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise UpstreamUnavailable(f"cannot list models ({type(exc).__name__})") from None

@@ -30,8 +30,8 @@ class OllamaProvider(TranslatingProvider):
 
     def headers(self) -> dict[str, str]:
         headers = {hdrs.CONTENT_TYPE: "application/json"}
-        if self._secret is not None:  # an Ollama behind an authenticating proxy
-            headers[hdrs.AUTHORIZATION] = f"Bearer {self._secret}"
+        if self.secret is not None:  # an Ollama behind an authenticating proxy
+            headers[hdrs.AUTHORIZATION] = f"Bearer {self.secret}"
         return headers
 
     def url(self, endpoint: str, model: str, stream: bool, body: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ The request passes through unchanged except for ``model``; streams ask for the u
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,10 +26,9 @@ class OpenAICompatProvider(Provider):
 
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         super().__init__(config, session)
-        self._secret = config.api_key.reveal() if config.api_key is not None else None
         self._headers = {hdrs.CONTENT_TYPE: "application/json"}
-        if self._secret is not None:
-            self._headers[hdrs.AUTHORIZATION] = f"Bearer {self._secret}"
+        if self.secret is not None:
+            self._headers[hdrs.AUTHORIZATION] = f"Bearer {self.secret}"
         self._urls = {endpoint: config.base_url + path for endpoint, path in PATHS.items()}
 
     async def list_models(self) -> list[ModelInfo]:
@@ -42,8 +40,7 @@ class OpenAICompatProvider(Provider):
                 for m in items if isinstance(m, dict) and m.get("id")]
 
     async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
-        raw = await http.fetch(self, self._url(endpoint, model), jsonx.dumps({**body, "model": model}), self._headers,
-                               self._secret)
+        raw = await http.fetch(self, self._url(endpoint, model), jsonx.dumps({**body, "model": model}), self._headers)
         doc = http.parse_json(raw)
         if not isinstance(doc, dict) or not isinstance(doc.get(RESULT_KEY[endpoint]), list):
             raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
@@ -53,11 +50,10 @@ class OpenAICompatProvider(Provider):
         options = body.get("stream_options")
         options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
         payload = {**body, "model": model, "stream": True, "stream_options": options}
-        began = time.monotonic()
-        resp = await http.send(self, self._url(endpoint, model), jsonx.dumps(payload), self._headers)
-        reader = sse.EventReader(resp, self.config.timeouts.idle, began + self.config.timeouts.total)
+        resp, ends_at = await http.send(self, self._url(endpoint, model), jsonx.dumps(payload), self._headers)
+        reader = sse.EventReader(resp, self.config.timeouts.idle, ends_at)
         try:
-            await http.check_status(resp, self._secret)
+            await http.check_status(resp, self.secret)
             if resp.content_type != "text/event-stream":
                 raise UpstreamInvalid(f"expected an event stream, got {resp.content_type or 'no content type'}")
             while (events := await reader.batch()) is not None:
@@ -75,7 +71,6 @@ class OpenAICompatProvider(Provider):
 
     def _url(self, endpoint: str, model: str) -> str:
         return self._urls[endpoint]
-
 
 
 def _batch(events: list[bytes]) -> tuple[StreamBatch, ProviderError | None]:

@@ -5,14 +5,10 @@ to build its request and how to read its answers."""
 from __future__ import annotations
 
 import abc
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from gateway import jsonx
-from gateway.config import ProviderConfig
 from providers import http, sse
 from providers.base import Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamUnavailable
 
@@ -30,10 +26,6 @@ class StreamTranslator(abc.ABC):
 class TranslatingProvider(Provider):
     #: "sse" or "ndjson"
     stream_format = "sse"
-
-    def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
-        super().__init__(config, session)
-        self._secret = config.api_key.reveal() if config.api_key is not None else None
 
     @abc.abstractmethod
     def headers(self) -> dict[str, str]: ...
@@ -54,7 +46,7 @@ class TranslatingProvider(Provider):
 
     async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
         payload = jsonx.dumps(self.payload(endpoint, body, model, False))
-        raw = await http.fetch(self, self.url(endpoint, model, False, body), payload, self.headers(), self._secret)
+        raw = await http.fetch(self, self.url(endpoint, model, False, body), payload, self.headers())
         doc = http.parse_json(raw)
         try:
             return self.answer(endpoint, doc, model)
@@ -63,13 +55,11 @@ class TranslatingProvider(Provider):
 
     async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
         payload = jsonx.dumps(self.payload(endpoint, body, model, True))
-        began = time.monotonic()
-        resp = await http.send(self, self.url(endpoint, model, True, body), payload, self.headers())
-        timeouts = self.config.timeouts
+        resp, ends_at = await http.send(self, self.url(endpoint, model, True, body), payload, self.headers())
         reader = (sse.EventReader if self.stream_format == "sse" else sse.LineReader)(
-            resp, timeouts.idle, began + timeouts.total)
+            resp, self.config.timeouts.idle, ends_at)
         try:
-            await http.check_status(resp, self._secret)
+            await http.check_status(resp, self.secret)
             ctype = resp.content_type
             if self.stream_format == "sse" and ctype != "text/event-stream":  # NDJSON comes under several names
                 raise UpstreamInvalid(f"expected an event stream, got {ctype or 'no content type'}")
