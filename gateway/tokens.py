@@ -12,11 +12,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 
 PREFIX = "lrat."
 _CONTEXT = b"localrouter access token v1|"
 _FINGERPRINT = 16  # hex characters of the client's secret hash carried in the token
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def _b64(data: bytes) -> str:
@@ -24,7 +26,14 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only the one spelling :func:`_b64` writes decodes. Lenient base64 skips characters outside
+    the alphabet and ignores padding and unused bits, so one token would have many accepted spellings."""
+    if not _B64URL.fullmatch(text):
+        raise ValueError("not unpadded base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical spelling")
+    return data
 
 
 def fingerprint(secret_sha256: str) -> str:

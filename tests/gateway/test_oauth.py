@@ -140,6 +140,24 @@ async def test_tampered_tokens_are_refused(gw, http):
             assert resp.status == 401, bad
 
 
+async def test_a_token_has_exactly_one_accepted_spelling(gw, http):
+    _, _, doc = await get_token(http, gw.url)
+    token = doc["access_token"]
+    prefix, payload, mac = token.split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    # the MAC's last character with its unused low bits set: lenient decoding gives the same bytes
+    sibling = alphabet[alphabet.index(mac[-1]) | 1]
+    assert base64.urlsafe_b64decode(mac[:-1] + sibling + "=") == base64.urlsafe_b64decode(mac + "=")
+    spellings = [f"{prefix}.{payload[:3]}!!{payload[3:]}.{mac}", f"{prefix}.{payload}.{mac[:5]}$${mac[5:]}",
+                 token + "=", f"{prefix}.{payload}=.{mac}", f"{prefix}.{payload}.{mac}==", token + ".",
+                 f"{prefix}.{payload}.{mac[:-1]}{sibling}", f"{prefix}.{payload}.{mac[:4]}+{mac[5:]}"]
+    async with http.get(gw.url + "/v1/models", headers=bearer(token)) as resp:
+        assert resp.status == 200
+    for bad in spellings:
+        async with http.get(gw.url + "/v1/models", headers=bearer(bad)) as resp:
+            assert resp.status == 401, bad
+
+
 async def test_signing_key_can_come_from_the_environment(upstreams, start_gateway, http):
     env = {"ALICE_SECRET": ALICE, "LOCALROUTER_SIGNING_KEY": KEY_A}
     one = await start_gateway(standard_config(*upstreams), env=env)
