@@ -6,12 +6,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 from providers.base import ModelInfo, Provider, ProviderError, UpstreamRejected
 
 log = logging.getLogger("localrouter.catalog")
 
 Models = Mapping[str, ModelInfo]
+STARTUP_WAIT = 2.0  # seconds ``serve`` waits for the first discoveries before it reports them
 
 
 class Catalog:
@@ -28,6 +30,7 @@ class Catalog:
         }
         self._cache: dict[str, tuple[float, Models | None]] = {}
         self._pending: dict[str, asyncio.Task[Models | None]] = {}
+        self._errors: dict[str, str] = {}  # why the last discovery failed, per provider (adapters keep secrets out)
 
     def start(self) -> None:
         """Begin discovery for every provider without a configured list."""
@@ -40,6 +43,33 @@ class Catalog:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def failures(self) -> dict[str, str]:
+        """Providers whose last discovery failed, and why. Asking also retries those whose retry delay is
+        over, so that an upstream that came up is noticed without waiting for a request to need it."""
+        now = time.monotonic()
+        for name in list(self._errors):
+            if self._cache[name][0] <= now:
+                self._refresh(name)
+        return dict(self._errors)
+
+    async def report(self, wait: float = STARTUP_WAIT) -> list[str]:
+        """One line per provider for the operator at startup, after waiting up to ``wait`` seconds for
+        the first discoveries (a slow upstream must not hold the gateway back)."""
+        if self._pending:
+            await asyncio.wait(list(self._pending.values()), timeout=wait)
+        return [f"provider {name} ({p.config.type}, {_shown(p.config.base_url)}): {self._state(name)}"
+                for name, p in self._providers.items()]
+
+    def _state(self, name: str) -> str:
+        if name in self._static:
+            return f"{len(self._static[name])} models (configured)"
+        if name in self._errors:
+            return f"model discovery failed: {self._errors[name]}; tried again after {self._retry:g}s"
+        entry = self._cache.get(name)
+        if entry is None:
+            return "discovering its models (a failure will be logged)"
+        return f"{len(entry[1] or {})} models discovered"
 
     def is_static(self, provider: str) -> bool:
         """Its models come from the config: the answer never changes while this catalog lives."""
@@ -68,11 +98,20 @@ class Catalog:
         try:
             found: Models | None = {m.id: m for m in await self._providers[name].list_models()}
             expiry = time.monotonic() + self._ttl
+            if self._errors.pop(name, None) is not None:
+                log.info("model discovery for provider %r works again: %d models", name, len(found or {}))
         except (ProviderError, UpstreamRejected) as exc:
             log.warning("model discovery for provider %r failed: %s", name, exc)
+            self._errors[name] = str(exc)
             found = self._cache.get(name, (0.0, None))[1]  # keep the last good answer
             expiry = time.monotonic() + self._retry
         finally:
             self._pending.pop(name, None)
         self._cache[name] = (expiry, found)
         return found
+
+
+def _shown(url: str) -> str:
+    """The URL without credentials a user may have put in it."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=""))

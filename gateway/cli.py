@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from gateway import __version__, config
+from gateway.listen import ListenError
 
 log = logging.getLogger("localrouter")
 
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.usage.path is None:
             print("usage records are off in this config (usage.path: null)", file=sys.stderr)
             return 2
+        # the path is relative to where the command runs: say which file that was
+        print(f"usage records from {os.path.abspath(cfg.usage.path)} (usage.path of {_source(cfg)})",
+              file=sys.stderr)
         return usage_report(cfg.usage.path, args)
     return serve(cfg, args, argv)
 
@@ -85,7 +90,7 @@ def usage_report(path: str, args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     if not Path(path).is_file():
-        print(f"no usage records at {path}", file=sys.stderr)
+        print(f"no usage records at {os.path.abspath(path)}", file=sys.stderr)
         return 2
     store = SQLiteStore(path)
     try:
@@ -103,7 +108,9 @@ def usage_table(rows: list[dict[str, Any]], by: str) -> str:
     columns = [by, "requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "unpriced", "errors"]
     def cost(row: dict[str, Any]) -> str:
         return "-" if row["cost_usd"] is None else f"{row['cost_usd']:.6f}"
-    body = [[str(r[by]), str(r["requests"]), str(r["prompt_tokens"]), str(r["completion_tokens"]),
+    def key(row: dict[str, Any]) -> str:  # failed requests may have no model or provider
+        return f"(no {by})" if row[by] is None else str(row[by])
+    body = [[key(r), str(r["requests"]), str(r["prompt_tokens"]), str(r["completion_tokens"]),
              str(r["total_tokens"]), cost(r), str(r["unpriced_requests"]), str(r["errors"])] for r in rows]
     totals = ["total", *(str(sum(r[k] for r in rows)) for k in ("requests", "prompt_tokens", "completion_tokens",
                                                                   "total_tokens")),
@@ -118,11 +125,16 @@ def usage_table(rows: list[dict[str, Any]], by: str) -> str:
 
 
 def summary(cfg: config.Config) -> str:
+    from providers import ADAPTERS
+
     lines = [f"config OK: {cfg.source}", f"server: {cfg.server.host}:{cfg.server.port}", ""]
     lines.append(f"providers ({len(cfg.providers)}):")
+    width = max(map(len, config.PROVIDER_TYPES))
     for p in cfg.providers:
         models = ", ".join(p.models) if p.models is not None else f"discovered from {p.base_url}/models"
-        lines.append(f"  {p.name:<16} {p.type:<8} {p.base_url}  [{', '.join(sorted(p.endpoints))}]")
+        # what it serves: the endpoints configured that its wire format has
+        served = sorted(ADAPTERS[p.type].capabilities & p.endpoints)
+        lines.append(f"  {p.name:<16} {p.type:<{width}} {p.base_url}  [{', '.join(served) or 'nothing'}]")
         lines.append(f"  {'':<16} models: {models}")
     lines.append(f"strategies ({len(cfg.strategies)}):")
     for s in cfg.strategies:
@@ -153,7 +165,15 @@ def serve(cfg: config.Config, args: argparse.Namespace, argv: list[str]) -> int:
             return 2
         from gateway.workers import Supervisor
 
-        return Supervisor(_worker_argv(argv), args.workers, host, port).run()
+        _startup_lines(cfg)
+        try:
+            supervisor = Supervisor(_worker_argv(argv), args.workers, host, port)
+        except ListenError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return supervisor.run()
+    if args.ready_fd is None:
+        _startup_lines(cfg)
     if cfg.generated_secret is not None:
         print("No client configured: generated a secret for client 'default' (shown once; set "
               f"LOCALROUTER_SECRET to choose it):\n  {cfg.generated_secret.reveal()}", flush=True)
@@ -162,8 +182,25 @@ def serve(cfg: config.Config, args: argparse.Namespace, argv: list[str]) -> int:
               "restriction for callers on this host. Turn it off outside development.", file=sys.stderr, flush=True)
     from gateway.server import serve as serve_app
 
-    _run(serve_app(cfg, host, port, reuse_port=args.reuse_port, ready_fd=args.ready_fd))
+    try:
+        _run(serve_app(cfg, host, port, reuse_port=args.reuse_port, ready_fd=args.ready_fd))
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _source(cfg: config.Config) -> str:
+    if Path(cfg.source).is_file():
+        return os.path.abspath(cfg.source)
+    return "the embedded default (no -c, and no ./localrouter.yaml here)"
+
+
+def _startup_lines(cfg: config.Config) -> None:
+    """Where the running config and the usage records are: relative paths depend on where it started."""
+    print(f"config: {_source(cfg)}")
+    usage = "off (usage.path: null)" if cfg.usage.path is None else os.path.abspath(cfg.usage.path)
+    print(f"usage records: {usage}", flush=True)
 
 
 def _worker_argv(argv: list[str]) -> list[str]:

@@ -321,9 +321,12 @@ def default(env: Mapping[str, str] | None = None) -> Config:
         generated = Secret(secret)
     client = ClientConfig("default", hash_secret(secret), "default")
     key = env.get(SIGNING_KEY_ENV)
-    if key and len(key) < MIN_SIGNING_KEY_LENGTH:
-        raise ConfigError([f"environment variable {SIGNING_KEY_ENV}: too short (at least "
-                           f"{MIN_SIGNING_KEY_LENGTH} characters)"])
+    problems = [f"environment variable {name}: too short (at least {minimum} characters)"
+                for name, value, minimum in (("LOCALROUTER_SECRET", secret, MIN_SECRET_LENGTH),
+                                             (SIGNING_KEY_ENV, key, MIN_SIGNING_KEY_LENGTH))
+                if value and len(value) < minimum]
+    if problems:
+        raise ConfigError(problems)
     auth = AuthConfig(signing_key=Secret(key)) if key else AuthConfig()
     return Config(ServerConfig(), tuple(providers), (StrategyConfig("default", ("*",)),),
                   (client,), auth, generated_secret=generated)

@@ -75,13 +75,17 @@ async def health(request: web.Request) -> web.Response:
     runtime = request[RUNTIME]
     state = request.app[LIVE].state.health()
     draining = request.app.get(DRAINING)
+    # a provider that cannot say which models it has: its names and reasons, never its address or key
+    unreachable = [{"provider": name, "error": error} for name, error in runtime.catalog.failures().items()]
+    healthy = state["ok"] and not unreachable
     doc: dict[str, Any] = {
-        "status": "draining" if draining is not None and draining.active else "ok" if state["ok"] else "degraded",
+        "status": "draining" if draining is not None and draining.active else "ok" if healthy else "degraded",
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app[STARTED_AT], 3),
         "providers": len(runtime.config.providers),
         "clients": len(runtime.clients),
         "state": state,
+        "providers_unreachable": unreachable,
     }
     detail = request.query.get("detail", "0")
     if detail not in _FLAGS:

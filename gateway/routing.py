@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from collections.abc import Mapping
@@ -11,6 +12,9 @@ from gateway.catalog import Catalog
 from gateway.config import AUTO_MODEL, ClientConfig, Config, StrategyConfig
 from gateway.errors import ModelNotFound, PermissionDenied
 from gateway.limits_config import RateLimit
+
+MAX_SUGGESTIONS = 3
+MAX_SUGGESTED_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +84,26 @@ class Router:
             return policy.auto
         target = Target.parse(model_id)
         if target is None or not await self.serves(target):
-            raise ModelNotFound(f"The model `{model_id}` does not exist.", param="model")
+            raise ModelNotFound(await self._not_found(policy, model_id, target), param="model")
         if not policy.allows(model_id):
             raise PermissionDenied(f"This client may not use the model `{model_id}`.", param="model")
         chain = (target, *policy.fallbacks.get(model_id, ()))
         if self.catalog.is_static(target.provider):
             self._chains[(id(policy), model_id)] = (policy, chain)
         return chain
+
+    async def _not_found(self, policy: Policy, model_id: str, target: Target | None) -> str:
+        """Why ``model_id`` is unknown, and the ids this client may use that it might mean."""
+        message = f"The model `{model_id}` does not exist"
+        if target is None:
+            message += ": model ids are `provider/model`"
+        elif target.provider not in self.providers:
+            message += f": no provider `{target.provider}` is configured"
+        visible = [m for m, _, _ in await self.visible_models(policy)]
+        near = _near(model_id, target, visible)
+        if near:
+            return f"{message}. Did you mean {', '.join(f'`{m}`' for m in near)}?"
+        return f"{message}. GET /v1/models lists the models this client may use."
 
     async def serves(self, target: Target) -> bool:
         if target.provider not in self.providers:
@@ -103,3 +120,18 @@ class Router:
                 if policy.allows(model_id):
                     out.append((model_id, provider, info.created))
         return out
+
+
+def _near(model_id: str, target: Target | None, visible: list[str]) -> list[str]:
+    """Ids from ``visible`` for the same upstream model under another provider, or spelled alike."""
+    if len(model_id) > MAX_SUGGESTED_LENGTH:  # matching is quadratic in the length: no work for junk
+        return []
+    name = model_id if target is None else target.model
+    by_name: dict[str, list[str]] = {}
+    for visible_id in visible:
+        by_name.setdefault(visible_id.partition("/")[2], []).append(visible_id)
+    found = list(by_name.get(name, ()))
+    for close in difflib.get_close_matches(name, by_name, n=MAX_SUGGESTIONS, cutoff=0.6):
+        found.extend(by_name[close])
+    found.extend(difflib.get_close_matches(model_id, visible, n=MAX_SUGGESTIONS, cutoff=0.6))
+    return list(dict.fromkeys(found))[:MAX_SUGGESTIONS]

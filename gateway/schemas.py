@@ -148,6 +148,11 @@ class TargetHealthSchema(Schema):
     retry_in_seconds = fields.Float()
 
 
+class ProviderFailureSchema(Schema):
+    provider = fields.String(required=True)
+    error = fields.String(required=True, metadata={"example": "cannot connect (connection refused)"})
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"example": "ok", "enum": ["ok", "degraded", "draining"]})
     pid = fields.Integer(metadata={"description": "With `detail=1`: the worker process that answered."})
@@ -157,6 +162,8 @@ class HealthSchema(Schema):
     clients = fields.Integer(required=True, metadata={"description": "Configured clients."})
     state = fields.Dict(required=True, metadata={
         "description": "The budget state backend: `{backend, ok}` (`status` is `degraded` while it is unreachable)."})
+    providers_unreachable = fields.List(fields.Nested(ProviderFailureSchema), required=True, metadata={
+        "description": "Providers whose model discovery failed last time, and why (`status` is `degraded`)."})
     provider_names = fields.List(fields.String(), metadata={"description": "With `detail=1`."})
     targets = fields.List(fields.Nested(TargetHealthSchema), metadata={
         "description": "With `detail=1`: targets that failed lately, cool down, or are being probed."})

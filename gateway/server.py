@@ -20,6 +20,7 @@ from gateway import __version__
 from gateway.app import create_app
 from gateway.config import Config
 from gateway.keys import DRAINING, LIVE
+from gateway.listen import ListenError
 
 log = logging.getLogger("localrouter")
 
@@ -38,12 +39,18 @@ async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, 
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port or None)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ListenError(host, port, exc) from exc
         gc.freeze()  # what startup built lives forever: keep it out of every later collection
         # Each request allocates a few hundred short-lived container objects; with the default threshold
         # (700) the collector runs every couple of requests and, with records waiting to be written, walks
         # them again and again. A larger young generation collects as surely, far less often.
         gc.set_threshold(50_000, 20, 20)
+        if ready_fd is None:  # each worker would print the same; workers log discovery failures
+            for line in await app[LIVE].current.catalog.report():
+                print(line, flush=True)
         for address in runner.addresses:
             shown = f"[{address[0]}]" if ":" in address[0] else address[0]
             print(f"LocalRouter Gateway {__version__} listening on http://{shown}:{address[1]}"

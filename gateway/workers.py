@@ -19,6 +19,7 @@ import tempfile
 import time
 
 from gateway import __version__
+from gateway.listen import ListenError
 from gateway.metrics import METRICS_DIR_ENV
 
 RESTART_BACKOFF = 1.0
@@ -30,7 +31,11 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(host, port, exc) from exc
     return sock, sock.getsockname()[1]
 
 
