@@ -223,7 +223,7 @@ async def generation(request: web.Request) -> web.Response:
     if not record_id:
         raise InvalidRequest("'id' is required: the X-Request-ID of one of your requests.", param="id")
     writer = request.app[OBSERVER].usage
-    record = writer.get(record_id) if writer is not None else None
+    record = await writer.get(record_id) if writer is not None else None
     if record is None or record.client != request[PRINCIPAL].client.name:  # another client's: not found
         raise NotFound(f"No request with id {record_id[:100]!r} for this client.", param="id")
     return _json({"object": "generation", **record.public()})
