@@ -16,7 +16,7 @@ from multidict import istr
 from gateway import __version__, fallback, jsonx, schemas, sse
 from gateway.breaker import Verdict
 from gateway.config import AUTO_MODEL
-from gateway.errors import AuthenticationFailed, InvalidRequest, NotFound
+from gateway.errors import AuthenticationFailed, InvalidRequest, ModelNotFound, NotFound
 from gateway.routing import Target
 from gateway.keys import (
     BODY, CHAIN, DRAINING, ENDPOINT_ATTR, EXCHANGE, LIVE, OBSERVER, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT,
@@ -30,7 +30,8 @@ _ERRORS = {
     400: "The request is malformed, or the upstream rejected it",
     401: "Missing or invalid client secret",
     403: "The client's strategy does not allow this model",
-    404: "No provider serves this model (or, for /generation, no such request of this client)",
+    404: "No provider serves this model, or this client may not see it (for /generation: no such request of "
+         "this client)",
     429: "Every target in the chain is rate limited (see Retry-After)",
     502: "The upstream returned an invalid response",
     503: "Every target in the fallback chain failed",
@@ -108,6 +109,22 @@ async def models(request: web.Request) -> web.Response:
     data = [{"id": model_id, "object": "model", "created": created or started, "owned_by": owner}
             for model_id, owner, created in found]
     return _json({"object": "list", "data": data})
+
+
+@docs(tags=["models"], summary="One model this client may use", security=_AUTH,
+      parameters=[{"in": "path", "name": "id", "required": True, "schema": {"type": "string"},
+                   "description": "A `provider/model` id (its `/` as is or as `%2F`), or `localrouter/auto`"}],
+      responses=_error_docs(401, 404))
+@response_schema(schemas.ModelSchema, 200)
+async def model(request: web.Request) -> web.Response:
+    model_id = request.match_info["id"]
+    found = await request[RUNTIME].router.visible_model(request[PRINCIPAL].policy, model_id)
+    if found is None:  # one answer for unknown and not allowed: a client learns nothing of other models
+        raise ModelNotFound(f"The model `{model_id[:200]}` does not exist or you do not have access to it.",
+                            param="model")
+    model_id, owner, created = found
+    return _json({"id": model_id, "object": "model", "created": created or int(request.app[STARTED_AT]),
+                  "owned_by": owner})
 
 
 async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
@@ -233,6 +250,7 @@ ROUTES = (
     ("GET", "/health", health),
     ("GET", "/openapi.json", openapi),
     ("GET", "/models", models),
+    ("GET", "/models/{id:.+}", model),  # ids hold a '/'
     ("POST", "/chat/completions", chat_completions),
     ("POST", "/completions", completions),
     ("POST", "/embeddings", embeddings),
