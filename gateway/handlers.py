@@ -32,11 +32,13 @@ _ERRORS = {
     403: "The client's strategy does not allow this model",
     404: "No provider serves this model, or this client may not see it (for /generation: no such request of "
          "this client)",
+    415: "The body is not `application/json`",
     429: "Every target in the chain is rate limited (see Retry-After)",
     502: "The upstream returned an invalid response",
     503: "Every target in the fallback chain failed",
 }
 _AUTH = [{"bearerAuth": []}]
+_STREAMS = ["application/json", "text/event-stream"]  # the 200 is an event stream with `stream: true`
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 # istr: names aiohttp's header dict takes without case-folding them again on every answer
 _PROVIDER_HEADER, _MODEL_HEADER = istr("x-localrouter-provider"), istr("x-localrouter-model")
@@ -187,7 +189,7 @@ def _served_headers(served: fallback.Served[Any]) -> dict[str, str]:
 @docs(tags=["inference"], summary="Create a chat completion", security=_AUTH,
       description="OpenAI's chat completions, forwarded through the model's fallback chain. "
                   "With `stream: true` the answer is Server-Sent Events ending with `data: [DONE]`.",
-      responses=_error_docs(400, 401, 403, 404, 429, 502, 503))
+      produces=_STREAMS, responses=_error_docs(400, 401, 403, 404, 415, 429, 502, 503))
 @request_schema(schemas.ChatCompletionRequestSchema, required=True)
 @response_schema(schemas.ChatCompletionSchema, 200)
 @inference("chat")
@@ -196,7 +198,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 @docs(tags=["inference"], summary="Create a (legacy) text completion", security=_AUTH,
-      responses=_error_docs(400, 401, 403, 404, 429, 502, 503))
+      description="With `stream: true` the answer is Server-Sent Events ending with `data: [DONE]`.",
+      produces=_STREAMS, responses=_error_docs(400, 401, 403, 404, 415, 429, 502, 503))
 @request_schema(schemas.CompletionRequestSchema, required=True)
 @response_schema(schemas.CompletionSchema, 200)
 @inference("completions")
@@ -205,7 +208,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 
 @docs(tags=["inference"], summary="Create embeddings", security=_AUTH,
-      responses=_error_docs(400, 401, 403, 404, 429, 502, 503))
+      responses=_error_docs(400, 401, 403, 404, 415, 429, 502, 503))
 @request_schema(schemas.EmbeddingRequestSchema, required=True)
 @response_schema(schemas.EmbeddingListSchema, 200)
 @inference("embeddings")

@@ -226,7 +226,6 @@ async def test_usage_records_match_the_upstreams_usage_and_are_private(upstreams
         assert resp.status == 400
 
 
-
 async def test_a_lookup_never_waits_on_the_writers_transaction(upstreams, start_gateway, http, tmp_path):
     """Another connection holds SQLite's write lock: the writer's next batch waits on it (holding the
     store while it waits). Meanwhile a lookup of a record written earlier is answered at once, and the
