@@ -51,7 +51,11 @@ class Exchange:
 
 
 def endpoint_of(path: str) -> str:
-    return ENDPOINTS.get(path.removeprefix("/v1") or "/", "other")
+    path = path.removeprefix("/v1") or "/"
+    found = ENDPOINTS.get(path)
+    if found is None:  # GET /models/{id}: ids are unbounded, the label is not
+        return "models" if path.startswith("/models/") else "other"
+    return found
 
 
 def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:

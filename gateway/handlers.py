@@ -16,7 +16,7 @@ from multidict import istr
 from gateway import __version__, fallback, jsonx, schemas, sse
 from gateway.breaker import Verdict
 from gateway.config import AUTO_MODEL
-from gateway.errors import AuthenticationFailed, InvalidRequest, NotFound
+from gateway.errors import AuthenticationFailed, InvalidRequest, ModelNotFound, NotFound
 from gateway.routing import Target
 from gateway.keys import (
     BODY, CHAIN, DRAINING, ENDPOINT_ATTR, EXCHANGE, LIVE, OBSERVER, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT,
@@ -30,12 +30,15 @@ _ERRORS = {
     400: "The request is malformed, or the upstream rejected it",
     401: "Missing or invalid client secret",
     403: "The client's strategy does not allow this model",
-    404: "No provider serves this model (or, for /generation, no such request of this client)",
+    404: "No provider serves this model, or this client may not see it (for /generation: no such request of "
+         "this client)",
+    415: "The body is not `application/json`",
     429: "Every target in the chain is rate limited (see Retry-After)",
     502: "The upstream returned an invalid response",
     503: "Every target in the fallback chain failed",
 }
 _AUTH = [{"bearerAuth": []}]
+_STREAMS = ["application/json", "text/event-stream"]  # the 200 is an event stream with `stream: true`
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 # istr: names aiohttp's header dict takes without case-folding them again on every answer
 _PROVIDER_HEADER, _MODEL_HEADER = istr("x-localrouter-provider"), istr("x-localrouter-model")
@@ -114,6 +117,22 @@ async def models(request: web.Request) -> web.Response:
     return _json({"object": "list", "data": data})
 
 
+@docs(tags=["models"], summary="One model this client may use", security=_AUTH,
+      parameters=[{"in": "path", "name": "id", "required": True, "schema": {"type": "string"},
+                   "description": "A `provider/model` id (its `/` as is or as `%2F`), or `localrouter/auto`"}],
+      responses=_error_docs(401, 404))
+@response_schema(schemas.ModelSchema, 200)
+async def model(request: web.Request) -> web.Response:
+    model_id = request.match_info["id"]
+    found = await request[RUNTIME].router.visible_model(request[PRINCIPAL].policy, model_id)
+    if found is None:  # one answer for unknown and not allowed: a client learns nothing of other models
+        raise ModelNotFound(f"The model `{model_id[:200]}` does not exist or you do not have access to it.",
+                            param="model")
+    model_id, owner, created = found
+    return _json({"id": model_id, "object": "model", "created": created or int(request.app[STARTED_AT]),
+                  "owned_by": owner})
+
+
 async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     body = request[BODY]
     validate(endpoint, body)
@@ -174,7 +193,7 @@ def _served_headers(served: fallback.Served[Any]) -> dict[str, str]:
 @docs(tags=["inference"], summary="Create a chat completion", security=_AUTH,
       description="OpenAI's chat completions, forwarded through the model's fallback chain. "
                   "With `stream: true` the answer is Server-Sent Events ending with `data: [DONE]`.",
-      responses=_error_docs(400, 401, 403, 404, 429, 502, 503))
+      produces=_STREAMS, responses=_error_docs(400, 401, 403, 404, 415, 429, 502, 503))
 @request_schema(schemas.ChatCompletionRequestSchema, required=True)
 @response_schema(schemas.ChatCompletionSchema, 200)
 @inference("chat")
@@ -183,7 +202,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 @docs(tags=["inference"], summary="Create a (legacy) text completion", security=_AUTH,
-      responses=_error_docs(400, 401, 403, 404, 429, 502, 503))
+      description="With `stream: true` the answer is Server-Sent Events ending with `data: [DONE]`.",
+      produces=_STREAMS, responses=_error_docs(400, 401, 403, 404, 415, 429, 502, 503))
 @request_schema(schemas.CompletionRequestSchema, required=True)
 @response_schema(schemas.CompletionSchema, 200)
 @inference("completions")
@@ -192,7 +212,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 
 @docs(tags=["inference"], summary="Create embeddings", security=_AUTH,
-      responses=_error_docs(400, 401, 403, 404, 429, 502, 503))
+      responses=_error_docs(400, 401, 403, 404, 415, 429, 502, 503))
 @request_schema(schemas.EmbeddingRequestSchema, required=True)
 @response_schema(schemas.EmbeddingListSchema, 200)
 @inference("embeddings")
@@ -227,7 +247,7 @@ async def generation(request: web.Request) -> web.Response:
     if not record_id:
         raise InvalidRequest("'id' is required: the X-Request-ID of one of your requests.", param="id")
     writer = request.app[OBSERVER].usage
-    record = writer.get(record_id) if writer is not None else None
+    record = await writer.get(record_id) if writer is not None else None
     if record is None or record.client != request[PRINCIPAL].client.name:  # another client's: not found
         raise NotFound(f"No request with id {record_id[:100]!r} for this client.", param="id")
     return _json({"object": "generation", **record.public()})
@@ -237,6 +257,7 @@ ROUTES = (
     ("GET", "/health", health),
     ("GET", "/openapi.json", openapi),
     ("GET", "/models", models),
+    ("GET", "/models/{id:.+}", model),  # ids hold a '/'
     ("POST", "/chat/completions", chat_completions),
     ("POST", "/completions", completions),
     ("POST", "/embeddings", embeddings),

@@ -143,15 +143,32 @@ async def _grant(request: web.Request) -> web.Response:
     return web.Response(body=jsonx.dumps(body), content_type="application/json", headers=_NO_STORE)
 
 
+_PARAMS = {"type": "object", "required": ["grant_type"], "properties": {
+    "grant_type": {"type": "string", "enum": [GRANT]},
+    "client_id": {"type": "string", "description": "The client's name (or send it with HTTP Basic)"},
+    "client_secret": {"type": "string", "description": "The client's secret (or send it with HTTP Basic)"}}}
+_TOKEN = {"type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
+    "access_token": {"type": "string"}, "token_type": {"type": "string", "enum": ["Bearer"]},
+    "expires_in": {"type": "integer", "description": "Seconds"}}}
+_ERROR = {"type": "object", "required": ["error", "error_description"], "properties": {
+    "error": {"type": "string"}, "error_description": {"type": "string"}}}
+
+
+def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
 @docs(tags=["auth"], summary="OAuth 2.0 client credentials grant (no bearer token needed)",
       description="Form (`application/x-www-form-urlencoded`), JSON, or HTTP Basic credentials: "
                   "`grant_type=client_credentials`, `client_id` (the client's name), `client_secret`. "
                   "The access token works wherever a client secret does. Errors follow RFC 6749: "
                   "`{\"error\", \"error_description\"}`.",
-      responses={200: {"description": "`{access_token, token_type: Bearer, expires_in}`"},
-                 400: {"description": "invalid_request / unsupported_grant_type"},
-                 401: {"description": "invalid_client"},
-                 429: {"description": "slow_down: too many failures for this client_id (see Retry-After)"}})
+      requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": _PARAMS},
+                                                  "application/json": {"schema": _PARAMS}}},
+      responses={200: _answer("The access token", _TOKEN),
+                 400: _answer("invalid_request / unsupported_grant_type", _ERROR),
+                 401: _answer("invalid_client", _ERROR),
+                 429: _answer("slow_down: too many failures for this client_id (see Retry-After)", _ERROR)})
 async def token(request: web.Request) -> web.Response:
     try:
         return await _grant(request)

@@ -121,6 +121,16 @@ class Router:
                     out.append((model_id, provider, info.created))
         return out
 
+    async def visible_model(self, policy: Policy, model_id: str) -> tuple[str, str, int | None] | None:
+        """(id, owner, created) of ``model_id`` if :meth:`visible_models` lists it, else None."""
+        if model_id == AUTO_MODEL:
+            return (AUTO_MODEL, "localrouter", None) if policy.auto else None
+        target = Target.parse(model_id)
+        if target is None or target.provider not in self.providers or not policy.allows(model_id):
+            return None
+        info = (await self.catalog.models(target.provider) or {}).get(target.model)
+        return None if info is None else (model_id, target.provider, info.created)
+
 
 def _near(model_id: str, target: Target | None, visible: list[str]) -> list[str]:
     """Ids from ``visible`` for the same upstream model under another provider, or spelled alike."""

@@ -89,12 +89,14 @@ class ChatChoiceSchema(_Open):
     finish_reason = fields.String(allow_none=True)
 
 
+# Response fields marked required are the ones OpenAI's own schema requires (generated clients rely on them).
+
 class ChatCompletionSchema(_Open):
-    id = fields.String()
-    object = fields.String(metadata={"example": "chat.completion"})
-    created = fields.Integer()
-    model = fields.String(metadata={"description": "The `provider/model` that served the request."})
-    choices = fields.List(fields.Nested(ChatChoiceSchema))
+    id = fields.String(required=True)
+    object = fields.String(required=True, metadata={"example": "chat.completion"})
+    created = fields.Integer(required=True)
+    model = fields.String(required=True, metadata={"description": "The `provider/model` that served the request."})
+    choices = fields.List(fields.Nested(ChatChoiceSchema), required=True)
     usage = fields.Nested(UsageSchema)
 
 
@@ -112,11 +114,11 @@ class CompletionChoiceSchema(_Open):
 
 
 class CompletionSchema(_Open):
-    id = fields.String()
-    object = fields.String(metadata={"example": "text_completion"})
-    created = fields.Integer()
-    model = fields.String()
-    choices = fields.List(fields.Nested(CompletionChoiceSchema))
+    id = fields.String(required=True)
+    object = fields.String(required=True, metadata={"example": "text_completion"})
+    created = fields.Integer(required=True)
+    model = fields.String(required=True)
+    choices = fields.List(fields.Nested(CompletionChoiceSchema), required=True)
     usage = fields.Nested(UsageSchema)
 
 
@@ -129,15 +131,17 @@ class EmbeddingRequestSchema(_Open):
 
 
 class EmbeddingSchema(_Open):
-    object = fields.String(metadata={"example": "embedding"})
-    index = fields.Integer()
-    embedding = fields.List(fields.Float())
+    object = fields.String(required=True, metadata={"example": "embedding"})
+    index = fields.Integer(required=True)
+    embedding = fields.Raw(required=True, metadata={
+        "oneOf": [{"type": "array", "items": {"type": "number"}}, {"type": "string"}],
+        "description": "The vector; with `encoding_format: base64`, its little-endian float32 bytes in base64."})
 
 
 class EmbeddingListSchema(_Open):
-    object = fields.String(metadata={"example": "list"})
-    data = fields.List(fields.Nested(EmbeddingSchema))
-    model = fields.String()
+    object = fields.String(required=True, metadata={"example": "list"})
+    data = fields.List(fields.Nested(EmbeddingSchema), required=True)
+    model = fields.String(required=True)
     usage = fields.Nested(UsageSchema)
 
 

@@ -73,7 +73,9 @@ _INSERT_MANY = f"INSERT OR REPLACE INTO usage ({', '.join(_COLUMNS)}) VALUES {',
 
 
 class SQLiteStore(UsageStore):
-    """One SQLite file. Used from one thread at a time (the writer's, or the CLI's)."""
+    """One SQLite file. Writes go through one connection, used from one thread at a time (the writer's,
+    or the CLI's); :meth:`get` reads through a second one, so a lookup never waits for a batch being
+    written (in WAL mode a reader sees the last commit while a writer's transaction is open)."""
 
     def __init__(self, path: str) -> None:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -88,6 +90,12 @@ class SQLiteStore(UsageStore):
                 "total_tokens INTEGER NOT NULL, cost_usd REAL, duration_ms REAL NOT NULL, ttfb_ms REAL, "
                 "attempts INTEGER NOT NULL) WITHOUT ROWID")  # rows live in the id index itself: one b-tree
             self._db.execute("CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts)")  # --since; the only other
+        if path == ":memory:":  # a second connection would open a database of its own
+            self._reader, self._read_lock = self._db, self._lock
+        else:
+            self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._reader.execute("PRAGMA query_only=1")
+            self._read_lock = threading.Lock()
 
     def write(self, records: list[UsageRecord]) -> None:
         """One transaction. Full chunks go many rows to a statement (SQLite steps once per statement, not
@@ -108,8 +116,8 @@ class SQLiteStore(UsageStore):
                 raise
 
     def get(self, record_id: str) -> UsageRecord | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE id = ?", (record_id,)).fetchone()
+        with self._read_lock:
+            row = self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE id = ?", (record_id,)).fetchone()
         return _record(row) if row else None
 
     def summary(self, since: float, by: str) -> list[dict[str, Any]]:
@@ -124,6 +132,8 @@ class SQLiteStore(UsageStore):
                 for k, n, p, c, t, cost, unpriced, errors in rows]
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
 
@@ -164,9 +174,11 @@ class UsageWriter:
         if len(self._pending) > self.peak_pending:
             self.peak_pending = len(self._pending)
 
-    def get(self, record_id: str) -> UsageRecord | None:
-        """A record, written or still waiting."""
-        return self._by_id.get(record_id) or self.store.get(record_id)
+    async def get(self, record_id: str) -> UsageRecord | None:
+        """A record, written or still waiting. The store is read in a thread: a disk read, or a lock
+        the store holds, must never stall the event loop."""
+        waiting = self._by_id.get(record_id)
+        return waiting if waiting is not None else await asyncio.to_thread(self.store.get, record_id)
 
     async def flush(self, everything: bool = False) -> None:
         """Write what is waiting now, in transactions of up to ``batch`` records. Records arriving

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 import time
 import uuid
 from typing import Any
@@ -167,13 +168,28 @@ def usage(prompt: Any, completion: Any) -> dict[str, int]:
 
 def answer(id_: str, model: str, content: str | None, tool_calls: list[dict[str, Any]], finish: str | None,
            use: dict[str, int]) -> dict[str, Any]:
-    """An OpenAI chat.completion."""
-    message: dict[str, Any] = {"role": "assistant", "content": content if content or not tool_calls else None}
+    """An OpenAI chat.completion. ``refusal`` is always null: OpenAI's schema requires the key, and no
+    translated upstream reports a refusal apart from its text."""
+    message: dict[str, Any] = {"role": "assistant", "content": content if content or not tool_calls else None,
+                               "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
     return {"id": id_, "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
             "usage": use}
+
+
+def base64_embeddings(answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` with each vector as OpenAI sends it for ``encoding_format: "base64"`` (the openai SDK's
+    default): its little-endian float32 bytes, in base64. ValueError for a vector that is not numbers."""
+    for item in answer["data"]:
+        vector = item["embedding"]
+        try:
+            packed = struct.pack(f"<{len(vector)}f", *vector)
+        except (struct.error, OverflowError) as exc:  # not numbers, or beyond float32
+            raise ValueError("embedding values") from exc
+        item["embedding"] = base64.b64encode(packed).decode("ascii")
+    return answer
 
 
 class Chunks:

@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway import jsonx
 from providers import http, sse
+from providers import translate as tr
 from providers.base import Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamUnavailable
 
 
@@ -49,7 +50,10 @@ class TranslatingProvider(Provider):
         raw = await http.fetch(self, self.url(endpoint, model, False, body), payload, self.headers())
         doc = http.parse_json(raw)
         try:
-            return self.answer(endpoint, doc, model)
+            answer = self.answer(endpoint, doc, model)
+            if endpoint == "embeddings" and body.get("encoding_format") == "base64":
+                return tr.base64_embeddings(answer)
+            return answer
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise UpstreamInvalid(f"unexpected answer shape ({type(exc).__name__})") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 
 import pytest
@@ -223,6 +224,39 @@ async def test_usage_records_match_the_upstreams_usage_and_are_private(upstreams
         assert resp.status == 404
     async with http.get(gw.url + "/v1/generation", headers=bearer()) as resp:
         assert resp.status == 400
+
+
+async def test_a_lookup_never_waits_on_the_writers_transaction(upstreams, start_gateway, http, tmp_path):
+    """Another connection holds SQLite's write lock: the writer's next batch waits on it (holding the
+    store while it waits). Meanwhile a lookup of a record written earlier is answered at once, and the
+    event loop keeps serving everything else."""
+    db = tmp_path / "usage.db"
+    gw = await start_gateway({**standard_config(*upstreams), "usage": {"path": str(db)}})
+    _, written, _ = await post(http, gw)
+    request_id = written["X-Request-ID"]
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        for _ in range(100):
+            if other.execute("SELECT 1 FROM usage WHERE id = ?", (request_id,)).fetchone():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the record was never written")
+        other.execute("BEGIN IMMEDIATE")
+        await post(http, gw)  # a record for the next batch
+        await asyncio.sleep(1.2)  # the writer's flush has begun and waits for the lock (up to 5 s)
+
+        async def timed(path: str, params: dict[str, str] | None = None) -> tuple[float, int, dict]:
+            started = time.perf_counter()
+            async with http.get(gw.url + path, params=params, headers=bearer()) as resp:
+                return time.perf_counter() - started, resp.status, await resp.json()
+
+        (lookup_s, status, record), (health_s, health_status, _) = await asyncio.gather(
+            timed("/v1/generation", {"id": request_id}), timed("/health"))
+    finally:
+        other.close()  # rolls back: the writer's batch goes through
+    assert status == 200 and record["id"] == request_id and health_status == 200
+    assert lookup_s < 2 and health_s < 2, (lookup_s, health_s)  # the lock is held for seconds more
 
 
 def seed(path) -> None:

@@ -143,3 +143,39 @@ async def test_mid_stream_failure_raises_in_the_sdk(gw, upstreams):
                 got.append(chunk)
     assert len(got) == 2
     assert "failed mid-way" in info.value.message
+
+
+async def test_models_retrieve_what_the_client_may_use(gw, http):
+    async with gw.sdk() as client:
+        found = await client.models.retrieve("openai/gpt-4o-mini")
+        auto = await client.models.retrieve("localrouter/auto")
+    assert (found.id, found.object, found.owned_by) == ("openai/gpt-4o-mini", "model", "openai")
+    assert isinstance(found.created, int) and found.created > 0
+    assert (auto.id, auto.owned_by) == ("localrouter/auto", "localrouter")
+    async with gw.sdk(BOB) as client:
+        discovered = await client.models.retrieve("backup/gpt-4o-mini")
+    assert discovered.created == 1700000000  # as /models lists it
+    async with http.get(gw.url + "/metrics") as resp:
+        metrics = await resp.text()
+    assert 'requests_total{client="bob",endpoint="models",' in metrics  # one bounded label, not one per id
+
+
+@pytest.mark.parametrize("key, model", [
+    (ALICE, "openai/gpt-5-nonexistent"),  # not in the provider's list
+    (ALICE, "nowhere/gpt-4o-mini"),  # no such provider
+    (ALICE, "gpt-4o-mini"),  # not a provider/model id
+    (BOB, "openai/gpt-4o-mini"),  # exists, not allowed: not revealed either
+    (BOB, "localrouter/auto"),  # no auto chain for this client
+])
+async def test_models_retrieve_anything_else_is_not_found(gw, key, model):
+    async with gw.sdk(key) as client:
+        with pytest.raises(openai.NotFoundError) as info:
+            await client.models.retrieve(model)
+    assert set(info.value.body) == {"message", "type", "param", "code"}
+    assert info.value.body["code"] == "model_not_found" and info.value.body["type"] == "invalid_request_error"
+
+
+async def test_models_retrieve_needs_the_client_secret(gw):
+    async with gw.sdk("lr-nobody-0123456789abcdefghij") as client:
+        with pytest.raises(openai.AuthenticationError):
+            await client.models.retrieve("openai/gpt-4o-mini")

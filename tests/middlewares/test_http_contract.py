@@ -41,6 +41,35 @@ async def test_openapi_is_a_valid_3_0_document(gw, http):
     assert "messages" in doc["components"]["schemas"]["ChatCompletionRequest"]["required"]
 
 
+
+async def test_openapi_lets_a_generated_client_stream_get_tokens_and_read_answers(gw, http):
+    async with http.get(gw.url + "/openapi.json") as resp:
+        doc = await resp.json()
+    validate(doc)
+    paths = doc["paths"]
+    for path in ("/chat/completions", "/completions"):  # stream: true answers an event stream
+        assert set(paths[path]["post"]["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
+    body = paths["/oauth/token"]["post"]["requestBody"]
+    assert body["required"] is True
+    assert set(body["content"]) == {"application/x-www-form-urlencoded", "application/json"}
+    assert all(media["schema"]["required"] == ["grant_type"] for media in body["content"].values())
+    schemas = doc["components"]["schemas"]
+    for name in ("ChatCompletion", "Completion"):
+        assert {"id", "object", "created", "model", "choices"} <= set(schemas[name]["required"])
+    assert "/models/{id}" in paths
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            assert "405" in operation["responses"], (method, path)
+            if "requestBody" in operation:
+                assert "413" in operation["responses"], (method, path)
+    for path in ("/chat/completions", "/completions", "/embeddings"):
+        assert "415" in paths[path]["post"]["responses"]
+    assert [s["url"] for s in doc["servers"]] == ["/v1", "/"]
+    for server in doc["servers"]:  # each one works, relative to where the document is served
+        async with http.get(gw.url + server["url"].rstrip("/") + "/models", headers=bearer()) as resp:
+            assert resp.status == 200
+
+
 @pytest.mark.parametrize("headers, code", [
     ({}, "invalid_api_key"),
     ({"Authorization": "Basic abc"}, "invalid_api_key"),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import struct
+
 import openai
 import pytest
 
+from tests.conftest import bearer
 from tests.providers.test_contract import USER, WEATHER, config
 
 PNG = "data:image/png;base64,iVBORw0KGgo="
@@ -105,3 +109,34 @@ async def test_azure_deployment_url_and_key_header(fake_upstream, start_gateway,
     path, headers, _ = fake.raw[-1]
     assert path == "/openai/deployments/dep-m/chat/completions?api-version=2024-10-21"
     assert headers["api-key"] == "sk-upstream-primary-key" and "Authorization" not in headers
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini", "ollama"])
+async def test_translated_answers_carry_a_null_refusal(kind, fake_upstream, start_gateway, wire_fake, http):
+    _, gw = await gateway_for(kind, fake_upstream, start_gateway, wire_fake)
+    for extra in ({}, {"tools": [WEATHER]}):  # a text answer and a tool call
+        async with http.post(gw.url + "/v1/chat/completions", headers=bearer(),
+                             json={"model": "up/m", "messages": [USER], **extra}) as resp:
+            assert resp.status == 200
+            message = (await resp.json())["choices"][0]["message"]
+        assert "refusal" in message and message["refusal"] is None, message  # OpenAI's schema requires the key
+
+
+@pytest.mark.parametrize("kind", ["gemini", "ollama"])
+async def test_translated_embeddings_come_in_the_encoding_asked(kind, fake_upstream, start_gateway, wire_fake, http):
+    _, gw = await gateway_for(kind, fake_upstream, start_gateway, wire_fake)
+    body = {"model": "up/m", "input": ["a", "bcd"]}
+    vectors = {}
+    for encoding in ("base64", "float", None):
+        async with http.post(gw.url + "/v1/embeddings", headers=bearer(),
+                             json={**body, "encoding_format": encoding}) as resp:
+            assert resp.status == 200
+            vectors[encoding] = [d["embedding"] for d in (await resp.json())["data"]]
+    assert vectors["float"] == vectors[None] == [[0.5, 1.0], [0.5, 3.0]]
+    assert all(isinstance(v, str) for v in vectors["base64"])
+    assert [list(struct.unpack("<2f", base64.b64decode(v))) for v in vectors["base64"]] == [[0.5, 1.0], [0.5, 3.0]]
+    async with gw.sdk() as sdk:  # the SDK asks for base64 unless told otherwise, and decodes it
+        default = await sdk.embeddings.create(model="up/m", input="bcd")
+        as_text = await sdk.embeddings.create(model="up/m", input="bcd", encoding_format="base64")
+    assert default.data[0].embedding == [0.5, 3.0]
+    assert struct.unpack("<2f", base64.b64decode(as_text.data[0].embedding)) == (0.5, 3.0)
