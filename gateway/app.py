@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import IO
 
-import aiohttp
 from aiohttp import web
 
 from gateway import handlers, oauth, openapi
@@ -46,23 +45,19 @@ def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Appli
 
 
 async def _upstreams(app: web.Application) -> AsyncIterator[None]:
-    """The one shared upstream session, and the live runtime built on it (reloaded on a config change)."""
+    """The live runtime (reloaded on a config change), with the upstream connection pools it owns."""
     config = app[CONFIG]
-    connector = aiohttp.TCPConnector(limit=config.server.upstream_connections, ttl_dns_cache=300)
-    # No cookie jar: upstream cookies must never be shared between clients (and filtering them costs time).
-    async with aiohttp.ClientSession(connector=connector, raise_for_status=False,
-                                     cookie_jar=aiohttp.DummyCookieJar()) as session:
-        live = Live(config, session)
-        app[LIVE] = live
-        live.current.start()
-        app[OBSERVER].start()
-        watcher = asyncio.get_running_loop().create_task(live.watch()) if os.path.isfile(config.source) else None
-        try:
-            yield
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-            await live.close()
-            await app[OBSERVER].close()
+    live = Live(config)
+    app[LIVE] = live
+    live.current.start()
+    app[OBSERVER].start()
+    watcher = asyncio.get_running_loop().create_task(live.watch()) if os.path.isfile(config.source) else None
+    try:
+        yield
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await live.close()
+        await app[OBSERVER].close()

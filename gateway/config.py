@@ -21,7 +21,8 @@ import yaml
 
 from gateway.confreader import Reader, Secret
 from gateway.provider_config import (
-    ENDPOINTS, PROVIDER_TYPES, Cooldown, ProviderConfig, Resilience, Timeouts, read_provider, read_resilience, url_ok,
+    ENDPOINTS, MAX_CONNECTIONS, PROVIDER_TYPES, Cooldown, ProviderConfig, Resilience, Timeouts, read_provider,
+    read_resilience, url_ok,
 )
 from gateway.observe_config import (
     LoggingConfig, MetricsConfig, UsageConfig, read_logging, read_metrics, read_usage,
@@ -68,7 +69,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 3625
     max_body_bytes: int = 16 * 1024 * 1024
-    upstream_connections: int = 1024
+    #: the connection pool size of each provider that does not set ``max_connections``
+    upstream_connections: int = MAX_CONNECTIONS
     #: the spec's `internal-test` token: off unless enabled, and then only from loopback
     internal_test_token: bool = False
     #: Host header values accepted (empty: any); guards a loopback bind against DNS rebinding
@@ -277,7 +279,8 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
         raise ConfigError(r.problems)
     server = _read_server(r, top.get("server"))
     providers = _read_list(r, top.get("providers"), "providers",
-                           lambda r, raw, path: read_provider(r, raw, path, server.defaults))
+                           lambda r, raw, path: read_provider(r, raw, path, server.defaults,
+                                                               server.upstream_connections))
     by_name = {p.name: p for p in providers}
     strategies = _read_list(r, top.get("strategies"), "strategies",
                             lambda r, raw, path: _read_strategy(r, raw, path, by_name))

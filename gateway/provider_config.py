@@ -19,6 +19,8 @@ PROVIDER_TYPES = {
     "azure": None,  # https://{resource}.openai.azure.com
 }
 ENDPOINTS = ("chat", "completions", "embeddings")
+#: connections to one provider at most, unless ``server.upstream_connections`` or the provider says otherwise
+MAX_CONNECTIONS = 1024
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class ProviderConfig:
     api_version: str | None = None  # azure: the api-version query parameter
     deployments: Mapping[str, str] = field(default_factory=dict)  # azure: model name -> deployment name
     default_max_tokens: int = 4096  # anthropic: max_tokens is required upstream; sent when the client omits it
+    #: the size of its own connection pool: a provider that hangs cannot take another's connections
+    max_connections: int = MAX_CONNECTIONS
 
 
 def read_resilience(r: Reader, m: Mapping[str, Any], path: str, base: Resilience) -> Resilience:
@@ -94,10 +98,12 @@ def url_ok(r: Reader, url: str, path: str) -> bool:
     return True
 
 
-def read_provider(r: Reader, raw: Any, path: str, defaults: Resilience) -> ProviderConfig | None:
+def read_provider(r: Reader, raw: Any, path: str, defaults: Resilience,
+                  max_connections: int = MAX_CONNECTIONS) -> ProviderConfig | None:
+    """``max_connections``: the pool size of a provider that does not set its own."""
     keys = {"name": True, "type": False, "base_url": False, "api_key": False, "models": False,
             "endpoints": False, "timeouts": False, "retries": False, "cooldown": False, "prices": False,
-            "api_version": False, "deployments": False, "default_max_tokens": False}
+            "api_version": False, "deployments": False, "default_max_tokens": False, "max_connections": False}
     m = r.mapping(raw, path, keys)
     if m is None:
         return None
@@ -126,10 +132,14 @@ def read_provider(r: Reader, raw: Any, path: str, defaults: Resilience) -> Provi
         endpoints = frozenset(r.strings(m["endpoints"], f"{path}.endpoints", known))
     res = read_resilience(r, m, path, defaults)
     prices = read_prices(r, m.get("prices"), f"{path}.prices")
+    if "max_connections" in m:
+        max_connections = r.number(m["max_connections"], f"{path}.max_connections", integer=True,
+                                   minimum=1) or max_connections
     if not (name and ptype and base_url):
         return None
     return ProviderConfig(name, ptype, base_url.rstrip("/"), Secret(api_key) if api_key else None,
-                          models, endpoints, res.timeouts, res.retries, res.cooldown, prices, **extra)
+                          models, endpoints, res.timeouts, res.retries, res.cooldown, prices,
+                          max_connections=max_connections, **extra)
 
 
 def _read_type_options(r: Reader, m: Mapping[str, Any], path: str, ptype: str | None) -> dict[str, Any]:

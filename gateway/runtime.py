@@ -2,6 +2,8 @@
 
 A reload builds a whole new :class:`Runtime` beside the old one and swaps it in; a request keeps the
 runtime it started with (auth stores it on the request), so requests in flight finish on their config.
+Each runtime owns one connection pool per provider; a retired runtime closes them once the last request
+that started on it has finished.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from gateway import config as gwconfig
 from gateway.breaker import Breakers
 from gateway.catalog import Catalog
 from gateway.clients import ClientRegistry
-from gateway.config import Config
+from gateway.config import Config, ProviderConfig
 from gateway.ratelimit import RateLimiter
 from gateway.routing import Router
 from gateway.state import make_state
@@ -29,43 +31,76 @@ from providers.base import Provider
 log = logging.getLogger("localrouter.reload")
 
 #: server settings that the listening socket or the app were built with: a reload cannot change them
-RESTART_ONLY = ("host", "port", "max_body_bytes", "upstream_connections", "drain_seconds", "shutdown_timeout")
+RESTART_ONLY = ("host", "port", "max_body_bytes", "drain_seconds", "shutdown_timeout")
 RESTART_ONLY_SECTIONS = ("state",)
 WATCH_INTERVAL = 1.0
 
 
 class Runtime:
-    def __init__(self, config: Config, session: aiohttp.ClientSession, fallback_key: bytes) -> None:
+    def __init__(self, config: Config, fallback_key: bytes) -> None:
         self.config = config
-        self.providers: dict[str, Provider] = {p.name: ADAPTERS[p.type](p, session) for p in config.providers}
+        # one pool per provider, so a provider that hangs holds only its own connections
+        self.sessions = {p.name: _session(p) for p in config.providers}
+        self.providers: dict[str, Provider] = {p.name: ADAPTERS[p.type](p, self.sessions[p.name])
+                                               for p in config.providers}
         self.catalog = Catalog(self.providers)
         self.router = Router(config, self.catalog)
         key = config.auth.signing_key.reveal().encode() if config.auth.signing_key else fallback_key
         self.clients = ClientRegistry(config, self.router.policies, TokenSigner(key, config.auth.token_ttl))
+        self.requests = 0  # in flight on this runtime, counted by the gate middleware
+        self._retiring = False
+        self._closable = asyncio.Event()  # retired, and no request uses its pools any more
 
     def start(self) -> None:
         self.catalog.start()
 
+    def started(self) -> None:
+        """A request pinned to this runtime began (:meth:`finished` must follow)."""
+        self.requests += 1
+
+    def finished(self) -> None:
+        self.requests -= 1
+        if self._retiring and not self.requests:
+            self._closable.set()
+
+    async def retire(self) -> None:
+        """Close once the requests that started here have finished (or :meth:`stop_waiting` is called):
+        closing a pool ends the upstream calls still using it."""
+        self._retiring = True
+        if not self.requests:
+            self._closable.set()
+        await self._closable.wait()
+        await self.close()
+
+    def stop_waiting(self) -> None:
+        self._closable.set()
+
     async def close(self) -> None:
         await self.catalog.close()
+        await asyncio.gather(*(session.close() for session in self.sessions.values()))
+
+
+def _session(provider: ProviderConfig) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=provider.max_connections, ttl_dns_cache=300)
+    # No cookie jar: upstream cookies must never be shared between clients (and filtering them costs time).
+    return aiohttp.ClientSession(connector=connector, raise_for_status=False, cookie_jar=aiohttp.DummyCookieJar())
 
 
 class Live:
     """The current runtime, replaced whole by :meth:`reload`."""
 
-    def __init__(self, config: Config, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    def __init__(self, config: Config) -> None:
         # without a configured key, one random key for this process's whole life (kept across reloads)
         self._fallback_key = secrets.token_bytes(32)
         if config.auth.signing_key is None:
             log.info("no auth.signing_key (or %s): access tokens are valid on this process only, until it "
                      "stops", gwconfig.SIGNING_KEY_ENV)
-        self.current = Runtime(config, session, self._fallback_key)
         self.breakers = Breakers()  # per target id, kept across reloads
         self.state = make_state(config.state)  # budgets and throttles, kept across reloads
         self.limiter = RateLimiter(self.state, config.state.fail_closed)
         self._stat = _stat(config.source)
-        self._retired: set[asyncio.Task[None]] = set()
+        self._retired: dict[asyncio.Task[None], Runtime] = {}
+        self.current = Runtime(config, self._fallback_key)  # last: it opens connection pools
 
     @property
     def source(self) -> str:
@@ -94,12 +129,12 @@ class Live:
         if new.server.internal_test_token and not old.config.server.internal_test_token:
             log.warning("config reload: server.internal_test_token is now on: the 'internal-test' token bypasses "
                         "every client restriction for callers on this host")
-        runtime = Runtime(new, self._session, self._fallback_key)
+        runtime = Runtime(new, self._fallback_key)
         runtime.start()
         self.current = runtime
-        task = asyncio.get_running_loop().create_task(old.close())
-        self._retired.add(task)
-        task.add_done_callback(self._retired.discard)
+        task = asyncio.get_running_loop().create_task(old.retire())
+        self._retired[task] = old
+        task.add_done_callback(lambda done: self._retired.pop(done, None))
         log.info("config reloaded from %s: %d providers, %d strategies, %d clients", path,
                  len(new.providers), len(new.strategies), len(new.clients))
         return True
@@ -116,6 +151,8 @@ class Live:
 
     async def close(self) -> None:
         await self.current.close()
+        for runtime in self._retired.values():  # the server has ended its requests: close their pools now
+            runtime.stop_waiting()
         await asyncio.gather(*self._retired, return_exceptions=True)
         await self.limiter.drain()
         await self.state.close()

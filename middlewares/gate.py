@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.keys import ENDPOINT_ATTR
+from gateway.keys import ENDPOINT_ATTR, RUNTIME
 from middlewares import auth, permissions, rate_limit, security
 
 
@@ -23,7 +23,12 @@ async def gate(request: web.Request, handler: web.Handler) -> web.StreamResponse
     if preflight is not None:
         return preflight
     auth.identify(request)
-    if getattr(request.match_info.handler, ENDPOINT_ATTR, None) is not None:  # an inference endpoint
-        await rate_limit.admit(request)
-        await permissions.resolve(request)
-    return await handler(request)
+    runtime = request[RUNTIME]
+    runtime.started()  # its connection pools stay open until the request is over
+    try:
+        if getattr(request.match_info.handler, ENDPOINT_ATTR, None) is not None:  # an inference endpoint
+            await rate_limit.admit(request)
+            await permissions.resolve(request)
+        return await handler(request)
+    finally:
+        runtime.finished()

@@ -96,8 +96,10 @@ class Provider(abc.ABC):
         #: messages (providers.http.check_status), never logged
         self.secret = config.api_key.reveal() if config.api_key is not None else None
         self.deadlines = Deadlines()  # the time limits of this provider's calls in flight
-        # aiohttp keeps only the connect timeout: every other limit is the deadlines' or a stream reader's
-        self.client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeouts.connect)
+        # aiohttp keeps only the connect timeout: every other limit is the deadlines' or a stream reader's.
+        # `connect` includes the wait for a free connection in the provider's pool: a pool that a hung
+        # upstream holds full fails this target soon, so the next one is tried
+        self.client_timeout = aiohttp.ClientTimeout(total=None, connect=config.timeouts.connect)
         self._serves = self.capabilities & frozenset(config.endpoints)
 
     def supports(self, endpoint: str) -> bool:

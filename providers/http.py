@@ -57,6 +57,10 @@ async def _post(provider: Provider, url: str, body: bytes, headers: Mapping[str,
         return await provider.session.post(url, data=body, headers=headers, timeout=provider.client_timeout)
     except aiohttp.ClientConnectorError as exc:
         raise UpstreamUnavailable(f"cannot connect ({exc.os_error.strerror or type(exc.os_error).__name__})") from None
+    except aiohttp.ConnectionTimeoutError:
+        config = provider.config
+        raise UpstreamUnavailable(f"no connection within {config.timeouts.connect:g}s (all {config.max_connections} "
+                                  "of its connections busy, or connecting timed out)") from None
     except (aiohttp.ClientError, ConnectionError) as exc:
         raise UpstreamUnavailable(f"connection failed ({type(exc).__name__})") from None
 

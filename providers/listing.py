@@ -15,7 +15,7 @@ MODELS_TIMEOUT = 30.0
 
 async def get_json(provider: Provider, url: str, headers: dict[str, str]) -> dict[str, Any]:
     t = provider.config.timeouts
-    timeout = aiohttp.ClientTimeout(total=min(t.total, MODELS_TIMEOUT), sock_connect=t.connect)
+    timeout = aiohttp.ClientTimeout(total=min(t.total, MODELS_TIMEOUT), connect=t.connect)
     try:
         async with provider.session.get(url, headers=headers, timeout=timeout) as resp:
             await http.check_status(resp, provider.secret)
