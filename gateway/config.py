@@ -83,6 +83,10 @@ class ServerConfig:
     drain_seconds: float = 0.0
     #: then seconds in-flight requests and streams get to finish after the listener closes
     shutdown_timeout: float = 30.0
+    #: seconds from a request's first byte to the end of its headers (408, then the connection closes)
+    header_timeout: float = 30.0
+    #: seconds from the end of a request's headers to the end of its body (408, then the connection closes)
+    body_timeout: float = 60.0
     #: timeouts, retries and cooldown for providers that do not set their own
     defaults: Resilience = Resilience()
     #: peers (addresses or CIDR networks) whose X-Forwarded-For and X-Request-ID are believed
@@ -142,6 +146,9 @@ def _read_server(r: Reader, raw: Any) -> ServerConfig:
     for key in ("drain_seconds", "shutdown_timeout"):
         if key in m:
             values[key] = r.number(m[key], f"server.{key}", minimum=0)
+    for key in ("header_timeout", "body_timeout"):
+        if key in m:
+            values[key] = r.number(m[key], f"server.{key}")
     if "max_body_bytes" in m:
         values["max_body_bytes"] = r.number(m["max_body_bytes"], "server.max_body_bytes", integer=True, minimum=1024)
     if "upstream_connections" in m:

@@ -78,6 +78,14 @@ class MethodNotAllowed(GatewayError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(GatewayError):
+    """The request's headers or body did not arrive in time; the connection closes after this answer."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
@@ -122,6 +130,7 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
         PermissionDenied,
         NotFound,
         MethodNotAllowed,
+        RequestTimeout,
         PayloadTooLarge,
         UnsupportedMediaType,
         RateLimited,
@@ -141,6 +150,13 @@ def for_status(status: int, message: str, **kwargs: Any) -> GatewayError:
         err.status = status  # type: ignore[misc]
         return err
     return cls(message, **kwargs)
+
+
+def body_framing_error() -> InvalidRequest:
+    """A request body that broke its Content-Length, chunked or content encoding while it was read (the
+    connection closes after the answer: where the next request would start is unknown)."""
+    return InvalidRequest("The request body does not match its framing (Content-Length, chunked or "
+                          "content encoding).", code="invalid_body_framing", headers={"Connection": "close"})
 
 
 def render_bytes(err: GatewayError) -> bytes:

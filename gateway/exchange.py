@@ -84,12 +84,16 @@ _PREFIX = "req_" + uuid.uuid4().hex[:12]
 _COUNTER = itertools.count(1)
 
 
+def new_id() -> str:
+    return f"{_PREFIX}{next(_COUNTER):010x}"
+
+
 def request_id(request: web.Request, trusted_peer: bool) -> str:
     if trusted_peer:
         given = request.headers.get(hdrs.X_REQUEST_ID)
         if given and _REQUEST_ID.match(given):
             return given
-    return f"{_PREFIX}{next(_COUNTER):010x}"
+    return new_id()
 
 
 def start(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Exchange:

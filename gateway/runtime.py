@@ -31,7 +31,8 @@ from providers.base import Provider
 log = logging.getLogger("localrouter.reload")
 
 #: server settings that the listening socket or the app were built with: a reload cannot change them
-RESTART_ONLY = ("host", "port", "max_body_bytes", "drain_seconds", "shutdown_timeout")
+RESTART_ONLY = ("host", "port", "max_body_bytes", "header_timeout", "body_timeout", "drain_seconds",
+                "shutdown_timeout")
 RESTART_ONLY_SECTIONS = ("state",)
 WATCH_INTERVAL = 1.0
 

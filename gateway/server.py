@@ -16,7 +16,7 @@ import signal
 
 from aiohttp import web
 
-from gateway import __version__
+from gateway import __version__, connection
 from gateway.app import create_app
 from gateway.config import Config
 from gateway.keys import DRAINING, LIVE
@@ -34,8 +34,7 @@ class Draining:
 async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, ready_fd: int | None = None) -> None:
     app = create_app(cfg)
     app[DRAINING] = draining = Draining()
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
-                           shutdown_timeout=cfg.server.shutdown_timeout)
+    runner = connection.runner(app, cfg.server, shutdown_timeout=cfg.server.shutdown_timeout)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port or None)

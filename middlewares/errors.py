@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from gateway.errors import GatewayError, InternalError, for_status, render_bytes
+from gateway.errors import GatewayError, InternalError, body_framing_error, for_status, render_bytes
 from gateway.keys import CONFIG, EXCHANGE
 
 log = logging.getLogger("localrouter.errors")
@@ -54,6 +54,8 @@ async def errors(request: web.Request, handler: web.Handler) -> web.StreamRespon
         if exc.status < 400:
             raise
         return _answer(request, _from_http_exception(request, exc))
+    except web.RequestPayloadError:
+        return _answer(request, body_framing_error())
     except ConnectionError:
         # the client went away; nobody will read an answer (499: nginx's "client closed request")
         log.info("client disconnected during %s %s", request.method, request.path)

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
 
-from gateway import config as gwconfig
+from gateway import config as gwconfig, connection
 from gateway.app import create_app
 from tests import leakcheck
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -141,7 +141,7 @@ async def start_gateway(tmp_path_factory) -> AsyncIterator[Callable[[dict[str, A
             data = {**data, "usage": {"path": str(tmp_path_factory.mktemp("usage") / "usage.db")}}
         cfg = gwconfig.load(data, env) if isinstance(data, Path) else gwconfig.parse(data, env)
         access = AccessLines()
-        runner = web.AppRunner(create_app(cfg, access), handler_cancellation=True, access_log=None)
+        runner = connection.runner(create_app(cfg, access), cfg.server)
         await runner.setup()
         runners.append(runner)
         await web.TCPSite(runner, host, 0).start()
