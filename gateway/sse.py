@@ -54,8 +54,9 @@ class Outcome:
     A client that asked for it too (``usage_apart``: ``stream_options.include_usage``) gets it so. For
     any other, the usage rides on the last chunk that has choices (the finish_reason one), because a
     chunk without choices breaks the common ``chunk.choices[0]`` loop: from the first finish_reason on,
-    each chunk with choices waits for the next one (which may come in a later read) to learn whether
-    it is the last. A usage chunk with no such chunk before it is only accounted for.
+    the last chunk of a batch with choices waits for the next batch (the usage chunk may come in a
+    later read) to learn whether it is the last. Content before the finish is never held back. A usage
+    chunk with no such chunk before it is only accounted for.
     """
 
     __slots__ = ("usage_apart", "usage", "error_code", "_held", "_finished")
@@ -68,29 +69,35 @@ class Outcome:
         self._finished = False
 
     def place(self, chunks: list[dict[str, Any]], done: bool) -> list[dict[str, Any]]:
-        """The chunks of a batch to send now."""
+        """The chunks of a batch to send now. Only a batch's end is looked at: the usage chunk comes
+        last in its batch, and the chunk to hold is the last one with choices."""
         if self.usage_apart:
             return chunks
-        out = []
-        for chunk in chunks:
-            choices = chunk.get("choices")
-            if choices == [] and "usage" in chunk:
-                if self._held is not None:
-                    self._held["usage"] = chunk["usage"]
-                continue
+        usage = None
+        if chunks and chunks[-1].get("choices") == [] and "usage" in chunks[-1]:
+            usage, chunks = chunks[-1]["usage"], chunks[:-1]
+        if chunks:  # anything after the chunk held: it was not the last
             if self._held is not None:
-                out.append(self._held)
+                chunks = [self._held, *chunks]
                 self._held = None
-            if choices and (self._finished or any(isinstance(c, dict) and c.get("finish_reason") for c in choices)):
-                self._finished, self._held = True, chunk
-            else:
-                out.append(chunk)
-        return out + self.held() if done else out
+            choices = chunks[-1].get("choices")
+            if choices and (self._finished or _finishes(choices)):
+                self._finished, self._held, chunks = True, chunks[-1], chunks[:-1]
+        if usage is not None and self._held is not None:
+            self._held["usage"] = usage
+        return chunks + self.held() if done else chunks
 
     def held(self) -> list[dict[str, Any]]:
         """The chunk still waiting, if any, to send before the stream ends."""
         chunk, self._held = self._held, None
         return [chunk] if chunk is not None else []
+
+
+def _finishes(choices: Any) -> bool:
+    for choice in choices:
+        if isinstance(choice, dict) and choice.get("finish_reason"):
+            return True
+    return False
 
 
 def _events(chunks: list[dict[str, Any]]) -> bytes:

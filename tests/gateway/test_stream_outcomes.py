@@ -73,6 +73,26 @@ async def test_the_finish_chunk_held_for_the_usage_goes_out_before_a_failure(gw,
     assert events[2]["error"]["code"] == "stream_interrupted" and events[3] == "[DONE]" and len(events) == 4
 
 
+async def test_with_several_choices_the_usage_rides_on_the_last_finish_chunk(gw, http, upstreams):
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+
+    def event(*choices: dict) -> bytes:
+        return b"data: " + json.dumps({**base, "choices": list(choices)}).encode() + b"\n\n"
+
+    usage = b"data: " + json.dumps({**base, "choices": [], "usage": USAGE}).encode() + b"\n\n"
+    pieces = [event({"index": 0, "delta": {"content": "a"}, "finish_reason": None}),
+              event({"index": 1, "delta": {"content": "b"}, "finish_reason": None}),
+              event({"index": 0, "delta": {}, "finish_reason": "stop"}),
+              event({"index": 1, "delta": {}, "finish_reason": "length"}), usage, b"data: [DONE]\n\n"]
+    upstreams[0].queue(Script(raw_stream=pieces))  # a read each
+    async with http.post(gw.url + "/v1/chat/completions", json={**CHAT, "stream": True, "n": 2},
+                         headers=bearer()) as resp:
+        events = await sse_events(resp)
+    assert events[-1] == "[DONE]" and all(e["choices"] for e in events[:-1])
+    assert [e["choices"][0]["finish_reason"] for e in events[:-1]] == [None, None, "stop", "length"]
+    assert [e.get("usage") for e in events[:-1]] == [None, None, None, USAGE]
+
+
 # --- item: a stream that breaks after its 200 is a failure in every account --------------------------
 
 async def test_a_stream_broken_after_its_200_is_recorded_as_failed(gw, http, upstreams):
