@@ -151,7 +151,8 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
         first, rest = opened.result
         x.ttfb = x.since_start()
         verdict = Verdict(breakers, opened.target.id, providers[opened.target.provider].config.cooldown)
-        seen: dict[str, Any] = {}
+        options = body.get("stream_options")
+        seen = sse.Outcome(usage_apart=isinstance(options, dict) and options.get("include_usage") is True)
         metrics = request.app[OBSERVER].metrics
         if metrics is not None:
             metrics.streams[0] += 1
@@ -161,7 +162,8 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
         finally:
             if metrics is not None:
                 metrics.streams[0] -= 1
-        _account(request, opened.target, seen.get("usage"))
+        _account(request, opened.target, seen.usage)
+        x.error_code = seen.error_code  # a failure after the 200 is a failure all the same
         return resp
     served = await fallback.complete(providers, breakers, chain, endpoint, body, x)
     served.result["model"] = served.target.id

@@ -4,7 +4,8 @@ orjson turns integers beyond 64 bits into floats (and refuses to write them). A 
 pass through untouched all the same, so :func:`loads_exact` sends documents with 19 or more digits in
 a row (-9223372036854775809 has 19) down the standard library's slower, exact path. Upstream answers use :func:`loads`: OpenAI-shaped
 answers carry no such integers, and an embedding answer's digits would make the check cost more than
-the parse.
+the parse. Both refuse documents nested deeper than :data:`MAX_DEPTH`, so that nothing the gateway
+read fails to be written again.
 """
 
 from __future__ import annotations
@@ -22,20 +23,63 @@ def _reject_constant(name: str) -> Any:
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_NUMBER = b"0" * 19
 
+#: The deepest nesting read from anyone (a client's request, an upstream's answer or stream event):
+#: what orjson writes (it reads four times deeper). Deeper than any real request, and what was read can
+#: always be written again: by orjson, or by the standard library for the few levels a translation
+#: wraps around a client's values (its recursion would fail far deeper).
+MAX_DEPTH = 254
 
-#: Parse JSON fast; raises ValueError when it is not JSON (NaN and Infinity included). orjson's own
-#: function, not a wrapper: a stream parses every chunk with it.
-loads = orjson.loads
+
+class TooDeep(ValueError):
+    """A JSON document nested deeper than :data:`MAX_DEPTH`."""
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON fast; ValueError when it is not JSON (NaN and Infinity included), :class:`TooDeep`
+    when it nests deeper than :data:`MAX_DEPTH`."""
+    doc = orjson.loads(data)
+    if len(data) > 2 * MAX_DEPTH:  # each level takes two bytes: a shorter text cannot be too deep
+        _check_depth(data, doc)
+    return doc
 
 
 def loads_exact(data: bytes) -> Any:
     """Like :func:`loads`, keeping integers of any size exact."""
     if _LONG_NUMBER not in data.translate(_DIGITS_TO_ZERO):
-        return orjson.loads(data)
+        return loads(data)
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        doc = json.loads(data, parse_constant=_reject_constant)
     except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+        raise TooDeep(f"JSON nested more than {MAX_DEPTH} levels deep") from None
+    _check_depth(data, doc)
+    return doc
+
+
+def _check_depth(data: bytes | str, doc: Any) -> None:
+    """Raise TooDeep if ``doc`` (parsed from ``data``) nests deeper than MAX_DEPTH. Cheap first: a level
+    opens with a bracket, so a text with few brackets cannot be deep; then orjson writing ``doc`` in one
+    C pass shows it is not; only what orjson refuses (too deep, or an integer beyond 64 bits) is walked."""
+    brackets = data.count("[") + data.count("{") if isinstance(data, str) else data.count(b"[") + data.count(b"{")
+    if brackets <= MAX_DEPTH:
+        return
+    try:
+        orjson.dumps(doc)
+        return
+    except TypeError:
+        pass
+    if _deeper_than(doc, MAX_DEPTH):
+        raise TooDeep(f"JSON nested more than {MAX_DEPTH} levels deep")
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    todo = [(doc, 1)] if isinstance(doc, (dict, list)) else []
+    while todo:
+        node, level = todo.pop()
+        if level > limit:
+            return True
+        todo.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node)
+                    if isinstance(child, (dict, list)))
+    return False
 
 
 def dumps(obj: Any) -> bytes:

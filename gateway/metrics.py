@@ -71,9 +71,14 @@ COST = Family("localrouter_cost_usd", "counter", "Cost of the answers whose mode
 FALLBACKS = Family("localrouter_fallbacks", "counter", "Targets given up on within a request, and why",
                    ("target", "reason"))
 UPSTREAM_ERRORS = Family("localrouter_upstream_errors", "counter", "Failed upstream attempts", ("provider", "kind"))
+STREAM_ERRORS = Family("localrouter_stream_errors", "counter",
+                       "Streams that failed after their 200 went out (counted in localrouter_requests as 200 too), "
+                       "by the code of the error event that ended them",
+                       ("endpoint", "client", "model", "provider", "code"))
 RATE_LIMITED = Family("localrouter_rate_limited", "counter", "Requests refused by a client rate limit", ("client",))
 STREAMS = Family("localrouter_streams_in_flight", "gauge", "Streams being relayed now")
-FAMILIES = (REQUESTS, DURATION, TTFB, OVERHEAD, TOKENS, COST, FALLBACKS, UPSTREAM_ERRORS, RATE_LIMITED, STREAMS)
+FAMILIES = (REQUESTS, DURATION, TTFB, OVERHEAD, TOKENS, COST, FALLBACKS, UPSTREAM_ERRORS, STREAM_ERRORS, RATE_LIMITED,
+            STREAMS)
 _BY_NAME = {f.name: f for f in FAMILIES}
 
 
@@ -149,6 +154,9 @@ class Metrics:
                 tokens_out[0] += value
         if x.cost_usd:
             cost[0] += x.cost_usd
+        if x.stream and x.error_code and x.status < 400:  # codes: stream_interrupted, internal_error
+            self.cell(STREAM_ERRORS, x.endpoint, x.client or "none", x.target.id if x.target else "none",
+                      x.target.provider if x.target else "none", x.error_code)[0] += 1
         if x.status == 429 and x.error_code == "rate_limit_exceeded":
             self.cell(RATE_LIMITED, x.client or "none")[0] += 1
 

@@ -64,4 +64,5 @@ def record_of(x: Exchange) -> UsageRecord:
         x.id, x.wall, x.client or "", x.endpoint, x.model_requested, x.target.id if x.target else None,
         x.target.provider if x.target else None, x.stream, x.status, prompt, completion, total,
         x.cost_usd if total else 0.0,  # nothing used costs nothing; used without a price: unknown (None)
-        round(x.duration * 1000, 3), round(x.ttfb * 1000, 3) if x.ttfb is not None else None, x.attempts)
+        round(x.duration * 1000, 3), round(x.ttfb * 1000, 3) if x.ttfb is not None else None, x.attempts,
+        x.error_code)

@@ -191,3 +191,6 @@ class GenerationSchema(Schema):
     duration_ms = fields.Float(required=True)
     ttfb_ms = fields.Float(allow_none=True)
     attempts = fields.Integer(required=True)
+    error_code = fields.String(allow_none=True, metadata={
+        "description": "The error's code when the request failed; a stream that broke after its 200 has "
+                       "`stream_interrupted` (or the code of the error event that ended it)."})

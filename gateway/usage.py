@@ -45,6 +45,7 @@ class UsageRecord(NamedTuple):
     duration_ms: float
     ttfb_ms: float | None
     attempts: int
+    error_code: str | None = None  # the error's code; a stream that failed after its 200 has one too
 
     def public(self) -> dict[str, Any]:
         return self._asdict()
@@ -88,8 +89,11 @@ class SQLiteStore(UsageStore):
                 "endpoint TEXT NOT NULL, model_requested TEXT, model TEXT, provider TEXT, stream INTEGER NOT NULL, "
                 "status INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
                 "total_tokens INTEGER NOT NULL, cost_usd REAL, duration_ms REAL NOT NULL, ttfb_ms REAL, "
-                "attempts INTEGER NOT NULL) WITHOUT ROWID")  # rows live in the id index itself: one b-tree
+                "attempts INTEGER NOT NULL, error_code TEXT) WITHOUT ROWID")  # rows live in the id index: one b-tree
             self._db.execute("CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts)")  # --since; the only other
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(usage)")}
+            if "error_code" not in columns:  # a file from before error codes were recorded
+                self._db.execute("ALTER TABLE usage ADD COLUMN error_code TEXT")
         if path == ":memory:":  # a second connection would open a database of its own
             self._reader, self._read_lock = self._db, self._lock
         else:
@@ -123,7 +127,8 @@ class SQLiteStore(UsageStore):
     def summary(self, since: float, by: str) -> list[dict[str, Any]]:
         key = GROUPS[by]
         sql = (f"SELECT {key} AS k, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens), "
-               "SUM(cost_usd), SUM(cost_usd IS NULL AND total_tokens > 0), SUM(status >= 400) "
+               "SUM(cost_usd), SUM(cost_usd IS NULL AND total_tokens > 0), "
+               "SUM(status >= 400 OR error_code IS NOT NULL) "
                f"FROM usage WHERE ts >= ? GROUP BY k ORDER BY {'k' if by == 'day' else 'SUM(total_tokens) DESC, k'}")
         with self._lock:
             rows = self._db.execute(sql, (since,)).fetchall()

@@ -21,6 +21,8 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise InvalidRequest("The request body is empty; expected a JSON object.")
     try:
         body = jsonx.loads_exact(raw)
+    except jsonx.TooDeep:
+        raise InvalidRequest(f"The JSON body is nested more than {jsonx.MAX_DEPTH} levels deep.") from None
     except ValueError:
         raise InvalidRequest("We could not parse the JSON body of your request.") from None
     if not isinstance(body, dict):

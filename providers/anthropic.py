@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import hdrs
 
-from providers.base import ModelInfo, UpstreamInvalid, UpstreamRateLimited, UpstreamUnavailable
+from providers.base import ModelInfo, UpstreamInvalid, UpstreamRateLimited, stream_error
 from providers import translate as tr
 from providers.listing import get_json
 from providers.translating import StreamTranslator, TranslatingProvider
@@ -64,18 +64,18 @@ class AnthropicProvider(TranslatingProvider):
             out["stream"] = True
         return out
 
-    def answer(self, endpoint: str, doc: Any, model: str) -> dict[str, Any]:
+    def answer(self, endpoint: str, doc: dict[str, Any], model: str) -> dict[str, Any]:
         if doc.get("type") == "error":
             raise UpstreamInvalid("error object in a 200 answer")
         text, calls = [], []
-        for block in doc["content"]:
-            if block["type"] == "text":
-                text.append(block["text"])
-            elif block["type"] == "tool_use":
-                calls.append(tr.tool_call(None, block["id"], block["name"], block.get("input")))
-        use = doc.get("usage") or {}
-        return tr.answer(doc.get("id") or tr.completion_id(), model, "".join(text), calls,
-                         FINISH.get(doc.get("stop_reason"), "stop"), _usage(use))
+        for block in tr.objects(doc, "content", required=True):
+            if block.get("type") == "text":
+                text.append(tr.need(block, "text", str))
+            elif block.get("type") == "tool_use":
+                calls.append(tr.tool_call(None, tr.need(block, "id", str), tr.need(block, "name", str),
+                                          block.get("input")))
+        return tr.answer(tr.opt(doc, "id", str, "") or tr.completion_id(), model, "".join(text), calls,
+                         tr.finish(FINISH, doc.get("stop_reason")), _usage(tr.opt(doc, "usage", dict, {})))
 
     def translator(self, model: str) -> StreamTranslator:
         return _Stream(model)
@@ -174,47 +174,52 @@ class _Stream(StreamTranslator):
         self.prompt = 0
         self.output = 0
 
-    def feed(self, event: Any) -> list[dict[str, Any]]:
-        kind = event["type"]
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        kind = tr.need(event, "type", str)
         if kind == "message_start":
-            message = event["message"]
-            self.chunks.id = message.get("id") or self.chunks.id
-            use = message.get("usage") or {}
+            message = tr.obj(event.get("message"), "'message'")
+            self.chunks.id = tr.opt(message, "id", str, "") or self.chunks.id
+            use = tr.opt(message, "usage", dict, {})
             self.prompt = _usage(use)["prompt_tokens"]
-            self.output = use.get("output_tokens") or 0
+            self.output = tr.opt(use, "output_tokens", int, 0)
             return [self.chunks.delta({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
-            block = event["content_block"]
-            if block["type"] == "tool_use":
-                index = self.tools[event["index"]] = len(self.tools)
-                call = tr.tool_call(index, block["id"], block["name"], "")
-                return [self.chunks.delta({"tool_calls": [call]})]
-            if block["type"] == "text" and block.get("text"):
-                return [self.chunks.delta({"content": block["text"]})]
-            return []
+            return self._block(tr.need(event, "index", int), tr.obj(event.get("content_block"), "'content_block'"))
         if kind == "content_block_delta":
-            delta = event["delta"]
-            if delta["type"] == "text_delta":
-                return [self.chunks.delta({"content": delta["text"]})]
-            if delta["type"] == "input_json_delta":
-                index = self.tools[event["index"]]
-                return [self.chunks.delta({"tool_calls": [{"index": index, "function": {
-                    "arguments": delta.get("partial_json", "")}}]})]
-            return []  # thinking and signature deltas have no OpenAI equivalent
+            return self._delta(tr.need(event, "index", int), tr.obj(event.get("delta"), "'delta'"))
         if kind == "message_delta":
-            use = event.get("usage") or {}
+            use = tr.opt(event, "usage", dict, {})
             if isinstance(use.get("output_tokens"), int):
                 self.output = use["output_tokens"]
             if isinstance(use.get("input_tokens"), int):
                 self.prompt = _usage(use)["prompt_tokens"]
-            reason = (event.get("delta") or {}).get("stop_reason")
-            return [self.chunks.delta({}, FINISH.get(reason, "stop"))] if reason else []
+            reason = tr.opt(event, "delta", dict, {}).get("stop_reason")
+            return [self.chunks.delta({}, tr.finish(FINISH, reason))] if reason else []
         if kind == "message_stop":
             self.done = True
             return [self.chunks.usage(tr.usage(self.prompt, self.output))]
         if kind == "error":
-            err = event.get("error") or {}
-            if err.get("type") == "rate_limit_error":
+            err = event.get("error")
+            if isinstance(err, dict) and err.get("type") == "rate_limit_error":
                 raise UpstreamRateLimited("rate limited (in stream)")
-            raise UpstreamUnavailable(f"error in stream: {str(err.get('message') or err)[:200]}")
+            raise stream_error((err.get("message") or err) if isinstance(err, dict) else err)
         return []  # ping, content_block_stop, and event types added later
+
+    def _block(self, index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
+        if block.get("type") == "tool_use":
+            call_index = self.tools[index] = len(self.tools)
+            call = tr.tool_call(call_index, tr.need(block, "id", str), tr.need(block, "name", str), "")
+            return [self.chunks.delta({"tool_calls": [call]})]
+        if block.get("type") == "text" and tr.opt(block, "text", str, ""):
+            return [self.chunks.delta({"content": block["text"]})]
+        return []
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> list[dict[str, Any]]:
+        if delta.get("type") == "text_delta":
+            return [self.chunks.delta({"content": tr.need(delta, "text", str)})]
+        if delta.get("type") == "input_json_delta":
+            if index not in self.tools:
+                raise tr.malformed("tool input for a content block that did not start as a tool call")
+            return [self.chunks.delta({"tool_calls": [{"index": self.tools[index], "function": {
+                "arguments": tr.opt(delta, "partial_json", str, "")}}]})]
+        return []  # thinking and signature deltas have no OpenAI equivalent

@@ -18,6 +18,10 @@ import aiohttp
 from gateway.config import ProviderConfig
 from providers.deadlines import Deadlines
 
+#: the longest reason a failure carries out of an adapter (an upstream's message can be any length)
+MAX_REASON = 300
+REDACTED = "[redacted]"
+
 
 class ProviderError(Exception):
     """A target failed in a way that allows the next target to be tried."""
@@ -32,8 +36,20 @@ class ProviderError(Exception):
         self.retryable = retryable
 
 
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` blanked out: an upstream may echo the credential it was sent (a proxy's
+    "bad header 'Authorization: Bearer ...'"), and its words go on to the client and the log."""
+    return text.replace(secret, REDACTED) if secret else text
+
+
 class UpstreamUnavailable(ProviderError):
     """Unreachable, timed out, 5xx, or refused the gateway's own credentials."""
+
+
+def stream_error(message: Any) -> UpstreamUnavailable:
+    """The error event of an upstream's stream, its message whole: the provider blanks its credential
+    out and cuts it (:meth:`Provider.scrubbed`) as the failure leaves the adapter."""
+    return UpstreamUnavailable(f"error in stream: {message}")
 
 
 class UpstreamRateLimited(ProviderError):
@@ -93,7 +109,7 @@ class Provider(abc.ABC):
         self.config = config
         self.session = session
         #: the upstream's credential in clear, for request headers only: scrubbed from upstream error
-        #: messages (providers.http.check_status), never logged
+        #: messages (providers.http.check_status, :meth:`scrubbed`), never logged
         self.secret = config.api_key.reveal() if config.api_key is not None else None
         self.deadlines = Deadlines()  # the time limits of this provider's calls in flight
         # aiohttp keeps only the connect timeout: every other limit is the deadlines' or a stream reader's.
@@ -101,6 +117,14 @@ class Provider(abc.ABC):
         # upstream holds full fails this target soon, so the next one is tried
         self.client_timeout = aiohttp.ClientTimeout(total=None, connect=config.timeouts.connect)
         self._serves = self.capabilities & frozenset(config.endpoints)
+
+    def scrubbed(self, exc: ProviderError) -> ProviderError:
+        """``exc`` fit to leave this provider: its reason (which may quote the upstream) with the
+        credential blanked out, then cut to :data:`MAX_REASON`. Blanked before the cut, so that no
+        piece of the credential survives at the end of a cut message."""
+        exc.reason = redact(exc.reason, self.secret)[:MAX_REASON]
+        exc.args = (exc.reason,)
+        return exc
 
     def supports(self, endpoint: str) -> bool:
         return endpoint in self._serves

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from aiohttp import hdrs
 
 from providers import translate as tr
-from providers.base import ModelInfo, UpstreamInvalid, UpstreamUnavailable
+from providers.base import ModelInfo, UpstreamInvalid, stream_error
 from providers.listing import get_json
 from providers.translating import StreamTranslator, TranslatingProvider
 
@@ -77,31 +77,24 @@ class GeminiProvider(TranslatingProvider):
                 out["toolConfig"] = {"functionCallingConfig": _calling_config(choice)}
         return out
 
-    def answer(self, endpoint: str, doc: Any, model: str) -> dict[str, Any]:
+    def answer(self, endpoint: str, doc: dict[str, Any], model: str) -> dict[str, Any]:
         if endpoint == "embeddings":
-            vectors = [doc["embedding"]["values"]] if "embedding" in doc else [e["values"] for e in doc["embeddings"]]
-            if not all(isinstance(v, list) for v in vectors):
-                raise ValueError("embedding values")
+            embeddings = [tr.obj(doc.get("embedding"), "'embedding'")] if "embedding" in doc else tr.objects(
+                doc, "embeddings", required=True)
+            vectors = [tr.need(e, "values", list) for e in embeddings]
             return {"object": "list", "model": model, "usage": {"prompt_tokens": 0, "total_tokens": 0},
                     "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
-        candidates = doc.get("candidates")
+        candidates = tr.objects(doc, "candidates")
         if not candidates:
-            reason = (doc.get("promptFeedback") or {}).get("blockReason")
-            if reason:  # the prompt itself was blocked: an answer with no content
-                return tr.answer(doc.get("responseId") or tr.completion_id(), model, "", [], "content_filter",
-                                 _usage(doc.get("usageMetadata")))
+            if tr.opt(doc, "promptFeedback", dict, {}).get("blockReason"):  # the prompt itself was blocked
+                return tr.answer(tr.opt(doc, "responseId", str, "") or tr.completion_id(), model, "", [],
+                                 "content_filter", _usage(doc.get("usageMetadata")))
             raise UpstreamInvalid("answer has no candidates")
-        candidate = candidates[0]
-        text, calls = [], []
-        for part in (candidate.get("content") or {}).get("parts") or []:
-            if "text" in part and not part.get("thought"):
-                text.append(part["text"])
-            elif "functionCall" in part:
-                fc = part["functionCall"]
-                calls.append(tr.tool_call(None, fc.get("id") or tr.call_id(), fc["name"], fc.get("args") or {}))
-        finish = "tool_calls" if calls else FINISH.get(candidate.get("finishReason") or "STOP", "stop")
-        return tr.answer(doc.get("responseId") or tr.completion_id(), model, "".join(text), calls, finish,
-                         _usage(doc.get("usageMetadata")))
+        text, calls = _read_parts(candidates[0])
+        finish = "tool_calls" if calls else tr.finish(FINISH, candidates[0].get("finishReason") or "STOP")
+        return tr.answer(tr.opt(doc, "responseId", str, "") or tr.completion_id(), model, "".join(text),
+                         [tr.tool_call(None, tr.opt(fc, "id", str, "") or tr.call_id(), name, fc.get("args") or {})
+                          for name, fc in calls], finish, _usage(doc.get("usageMetadata")))
 
     def translator(self, model: str) -> StreamTranslator:
         return _Stream(model)
@@ -109,8 +102,20 @@ class GeminiProvider(TranslatingProvider):
 
 def _usage(meta: Any) -> dict[str, int]:
     meta = meta if isinstance(meta, dict) else {}
-    completion = (meta.get("candidatesTokenCount") or 0) + (meta.get("thoughtsTokenCount") or 0)
+    completion = tr.opt(meta, "candidatesTokenCount", int, 0) + tr.opt(meta, "thoughtsTokenCount", int, 0)
     return tr.usage(meta.get("promptTokenCount"), completion)
+
+
+def _read_parts(candidate: dict[str, Any]) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+    """A candidate's text pieces (thoughts left out) and its function calls (name, call)."""
+    text, calls = [], []
+    for part in tr.objects(tr.opt(candidate, "content", dict, {}), "parts"):
+        if "text" in part and not part.get("thought"):
+            text.append(tr.need(part, "text", str))
+        elif "functionCall" in part:
+            call = tr.obj(part["functionCall"], "'functionCall'")
+            calls.append((tr.need(call, "name", str), call))
+    return text, calls
 
 
 def _embedding_request(body: dict[str, Any], model: str) -> dict[str, Any]:
@@ -212,36 +217,32 @@ class _Stream(StreamTranslator):
         self.calls = 0
         self.usage = tr.usage(0, 0)
 
-    def feed(self, event: Any) -> list[dict[str, Any]]:
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         if "error" in event:
             err = event["error"]
-            raise UpstreamUnavailable(f"error in stream: {str(err.get('message') if isinstance(err, dict) else err)[:200]}")
+            raise stream_error(err.get("message") if isinstance(err, dict) else err)
         out = []
         if not self.started:
             self.started = True
-            self.chunks.id = event.get("responseId") or self.chunks.id
+            self.chunks.id = tr.opt(event, "responseId", str, "") or self.chunks.id
             out.append(self.chunks.delta({"role": "assistant", "content": ""}))
         if event.get("usageMetadata"):
             self.usage = _usage(event["usageMetadata"])
-        candidates = event.get("candidates") or []
+        candidates = tr.objects(event, "candidates")
         if not candidates:
-            if (event.get("promptFeedback") or {}).get("blockReason"):
+            if tr.opt(event, "promptFeedback", dict, {}).get("blockReason"):
                 out += [self.chunks.delta({}, "content_filter"), self.chunks.usage(self.usage)]
                 self.done = True
             return out
-        candidate = candidates[0]
-        for part in (candidate.get("content") or {}).get("parts") or []:
-            if "text" in part and not part.get("thought"):
-                if part["text"]:
-                    out.append(self.chunks.delta({"content": part["text"]}))
-            elif "functionCall" in part:
-                fc = part["functionCall"]
-                call = tr.tool_call(self.calls, fc.get("id") or tr.call_id(), fc["name"], fc.get("args") or {})
-                self.calls += 1
-                out.append(self.chunks.delta({"tool_calls": [call]}))
-        reason = candidate.get("finishReason")
+        text, calls = _read_parts(candidates[0])
+        out += [self.chunks.delta({"content": piece}) for piece in text if piece]
+        for name, fc in calls:
+            call = tr.tool_call(self.calls, tr.opt(fc, "id", str, "") or tr.call_id(), name, fc.get("args") or {})
+            self.calls += 1
+            out.append(self.chunks.delta({"tool_calls": [call]}))
+        reason = candidates[0].get("finishReason")
         if reason:
-            finish = "tool_calls" if self.calls else FINISH.get(reason, "stop")
+            finish = "tool_calls" if self.calls else tr.finish(FINISH, reason)
             out += [self.chunks.delta({}, finish), self.chunks.usage(self.usage)]
             self.done = True
         return out

@@ -10,7 +10,9 @@ from typing import Any
 import aiohttp
 
 from gateway import jsonx
-from providers.base import Provider, UpstreamInvalid, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable
+from providers.base import (
+    Provider, UpstreamInvalid, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable, redact,
+)
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_RETRY_AFTER = 3600.0
@@ -89,8 +91,7 @@ async def check_status(resp: aiohttp.ClientResponse, secret: str | None) -> None
     if status < 300:
         return
     message, param, code = await _error_details(resp)
-    if secret:
-        message = message.replace(secret, "[redacted]")
+    message = redact(message, secret)
     if status in CLIENT_FAULT_STATUSES:
         raise UpstreamRejected(status, message or f"upstream rejected the request ({status})", param, code)
     if status == 429:

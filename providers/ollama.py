@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import hdrs
 
 from providers import translate as tr
-from providers.base import ModelInfo, UpstreamUnavailable
+from providers.base import ModelInfo, UpstreamUnavailable, stream_error
 from providers.listing import get_json
 from providers.translating import StreamTranslator, TranslatingProvider
 
@@ -73,25 +73,34 @@ class OllamaProvider(TranslatingProvider):
             out["tools"] = body["tools"]
         return out
 
-    def answer(self, endpoint: str, doc: Any, model: str) -> dict[str, Any]:
+    def answer(self, endpoint: str, doc: dict[str, Any], model: str) -> dict[str, Any]:
         if endpoint == "embeddings":
-            vectors = doc["embeddings"]
-            if not isinstance(vectors, list) or not all(isinstance(v, list) for v in vectors):
-                raise ValueError("embeddings")
-            tokens = doc.get("prompt_eval_count") if isinstance(doc.get("prompt_eval_count"), int) else 0
+            vectors = tr.need(doc, "embeddings", list)
+            if not all(isinstance(v, list) for v in vectors):
+                raise tr.malformed("'embeddings' is not a list of vectors")
+            tokens = tr.opt(doc, "prompt_eval_count", int, 0)
             return {"object": "list", "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
                     "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
         if doc.get("error"):
-            raise UpstreamUnavailable(f"error: {str(doc['error'])[:200]}")
-        message = doc["message"]
-        calls = [tr.tool_call(None, c.get("id") or tr.call_id(), c["function"]["name"], c["function"].get("arguments"))
-                 for c in message.get("tool_calls") or []]
-        finish = "tool_calls" if calls else FINISH.get(doc.get("done_reason") or "stop", "stop")
-        return tr.answer(tr.completion_id(), model, message.get("content") or "", calls, finish,
+            raise UpstreamUnavailable(f"error: {doc['error']}")  # cut and scrubbed as it leaves (infer)
+        message = tr.obj(doc.get("message"), "'message'")
+        calls = [tr.tool_call(None, tr.opt(c, "id", str, "") or tr.call_id(), name, args)
+                 for name, args, c in _calls(message)]
+        finish = "tool_calls" if calls else tr.finish(FINISH, doc.get("done_reason") or "stop")
+        return tr.answer(tr.completion_id(), model, tr.text(message, "content"), calls, finish,
                          tr.usage(doc.get("prompt_eval_count"), doc.get("eval_count")))
 
     def translator(self, model: str) -> StreamTranslator:
         return _Stream(model)
+
+
+def _calls(message: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
+    """The tool calls of an answer's message: (name, arguments, the call)."""
+    out = []
+    for call in tr.objects(message, "tool_calls"):
+        function = tr.obj(call.get("function"), "a tool call's 'function'")
+        out.append((tr.need(function, "name", str), function.get("arguments"), call))
+    return out
 
 
 def _images(content: list[Any], param: str) -> tuple[str, list[str]]:
@@ -146,23 +155,23 @@ class _Stream(StreamTranslator):
         self.started = False
         self.calls = 0
 
-    def feed(self, event: Any) -> list[dict[str, Any]]:
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         if event.get("error"):
-            raise UpstreamUnavailable(f"error in stream: {str(event['error'])[:200]}")
+            raise stream_error(event["error"])
         out = []
         if not self.started:
             self.started = True
             out.append(self.chunks.delta({"role": "assistant", "content": ""}))
-        message = event.get("message") or {}
-        if message.get("content"):
-            out.append(self.chunks.delta({"content": message["content"]}))
-        for c in message.get("tool_calls") or []:
-            call = tr.tool_call(self.calls, c.get("id") or tr.call_id(), c["function"]["name"],
-                                c["function"].get("arguments"))
+        message = tr.obj(event.get("message") or {}, "'message'")
+        content = tr.text(message, "content")
+        if content:
+            out.append(self.chunks.delta({"content": content}))
+        for name, args, c in _calls(message):
+            call = tr.tool_call(self.calls, tr.opt(c, "id", str, "") or tr.call_id(), name, args)
             self.calls += 1
             out.append(self.chunks.delta({"tool_calls": [call]}))
         if event.get("done"):
-            finish = "tool_calls" if self.calls else FINISH.get(event.get("done_reason") or "stop", "stop")
+            finish = "tool_calls" if self.calls else tr.finish(FINISH, event.get("done_reason") or "stop")
             out += [self.chunks.delta({}, finish),
                     self.chunks.usage(tr.usage(event.get("prompt_eval_count"), event.get("eval_count")))]
             self.done = True

@@ -15,7 +15,7 @@ from gateway import jsonx
 from gateway.config import ProviderConfig
 from providers import http, sse
 from providers.listing import get_json
-from providers.base import ModelInfo, Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamUnavailable
+from providers.base import ModelInfo, Provider, ProviderError, StreamBatch, UpstreamInvalid, stream_error
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 RESULT_KEY = {"chat": "choices", "completions": "choices", "embeddings": "data"}
@@ -61,7 +61,7 @@ class OpenAICompatProvider(Provider):
                 if batch.chunks or batch.done:
                     yield batch  # what arrived intact goes out before any failure behind it
                 if failure is not None:
-                    raise failure
+                    raise self.scrubbed(failure)
                 if batch.done:
                     return
         finally:
@@ -96,6 +96,5 @@ def _chunk(data: bytes) -> dict[str, Any]:
         raise UpstreamInvalid("malformed stream chunk")
     if chunk.get("error"):
         err = chunk["error"]
-        message = err.get("message") if isinstance(err, dict) else err
-        raise UpstreamUnavailable(f"error in stream: {str(message)[:200]}")
+        raise stream_error(err.get("message") if isinstance(err, dict) else err)
     return chunk

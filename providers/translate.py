@@ -8,12 +8,69 @@ import binascii
 import struct
 import time
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway import jsonx
-from providers.base import UpstreamRejected
+from providers.base import UpstreamInvalid, UpstreamRejected
+
+T = TypeVar("T")
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+# Reading an upstream's answer: where a part the format requires is missing or of the wrong type, the
+# answer is invalid (UpstreamInvalid, a fallback). Only these readers say so: anything else an adapter
+# raises is its own bug, and must not be dressed as a flaky upstream.
+
+def malformed(what: str) -> UpstreamInvalid:
+    return UpstreamInvalid(f"unexpected answer shape: {what}")
+
+
+def obj(value: Any, what: str) -> dict[str, Any]:
+    """``value``, which the format says is an object."""
+    if not isinstance(value, dict):
+        raise malformed(f"{what} is not an object")
+    return value
+
+
+def need(doc: dict[str, Any], key: str, kind: type[T]) -> T:
+    """``doc[key]``, a part the format requires, of type ``kind``."""
+    value = doc.get(key)
+    if not isinstance(value, kind):
+        raise malformed(f"'{key}' is missing or not of type {kind.__name__}")
+    return value
+
+
+def opt(doc: dict[str, Any], key: str, kind: type[T], default: T) -> T:
+    """``doc[key]`` if it is a ``kind``, else ``default``: an optional part (usage, a stop reason) of
+    another type is taken as absent."""
+    value = doc.get(key)
+    return value if isinstance(value, kind) else default
+
+
+def text(doc: dict[str, Any], key: str) -> str:
+    """The text at ``doc[key]``: empty when it is absent or null."""
+    value = doc.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise malformed(f"'{key}' is not a string")
+    return value
+
+
+def objects(doc: dict[str, Any], key: str, required: bool = False) -> list[dict[str, Any]]:
+    """The objects listed at ``doc[key]``; none when it is absent or null, unless ``required``."""
+    items = doc.get(key)
+    if items is None and not required:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise malformed(f"'{key}' is not a list of objects")
+    return items
+
+
+def finish(table: dict[str, str], reason: Any) -> str:
+    """The OpenAI finish_reason for an upstream's stop reason (``stop`` for one it does not list)."""
+    return table.get(reason, "stop") if isinstance(reason, str) else "stop"
 
 
 def unsupported(provider_type: str, param: str, what: str) -> UpstreamRejected:

@@ -11,7 +11,7 @@ from typing import Any
 from gateway import jsonx
 from providers import http, sse
 from providers import translate as tr
-from providers.base import Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamUnavailable
+from providers.base import Provider, ProviderError, StreamBatch, UpstreamInvalid
 
 
 class StreamTranslator(abc.ABC):
@@ -20,8 +20,10 @@ class StreamTranslator(abc.ABC):
     done = False
 
     @abc.abstractmethod
-    def feed(self, event: Any) -> list[dict[str, Any]]:
-        """Raise :class:`ProviderError` for an error event; set ``done`` at the upstream's end."""
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Raise :class:`ProviderError` for an error event, :class:`UpstreamInvalid` for a part of the
+        event the format requires that is missing or of the wrong type (see ``providers.translate``'s
+        readers); set ``done`` at the upstream's end. Anything else it raises is a bug of the gateway's."""
 
 
 class TranslatingProvider(Provider):
@@ -39,8 +41,10 @@ class TranslatingProvider(Provider):
         """The upstream's request; raises UpstreamRejected (400) for what it cannot honour."""
 
     @abc.abstractmethod
-    def answer(self, endpoint: str, doc: Any, model: str) -> dict[str, Any]:
-        """The OpenAI answer for the upstream's; KeyError/TypeError/ValueError mean a malformed answer."""
+    def answer(self, endpoint: str, doc: dict[str, Any], model: str) -> dict[str, Any]:
+        """The OpenAI answer for the upstream's JSON object; :class:`UpstreamInvalid` for a malformed one,
+        raised where the part at fault is read. Anything else it raises is a bug of the gateway's: a 500
+        with its traceback in the log, never mistaken for a flaky upstream."""
 
     @abc.abstractmethod
     def translator(self, model: str) -> StreamTranslator: ...
@@ -48,14 +52,13 @@ class TranslatingProvider(Provider):
     async def infer(self, endpoint: str, body: dict[str, Any], model: str) -> dict[str, Any]:
         payload = jsonx.dumps(self.payload(endpoint, body, model, False))
         raw = await http.fetch(self, self.url(endpoint, model, False, body), payload, self.headers())
-        doc = http.parse_json(raw)
         try:
-            answer = self.answer(endpoint, doc, model)
-            if endpoint == "embeddings" and body.get("encoding_format") == "base64":
-                return tr.base64_embeddings(answer)
-            return answer
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            raise UpstreamInvalid(f"unexpected answer shape ({type(exc).__name__})") from None
+            answer = self.answer(endpoint, tr.obj(http.parse_json(raw), "the answer"), model)
+        except ProviderError as exc:
+            raise self.scrubbed(exc)
+        if endpoint == "embeddings" and body.get("encoding_format") == "base64":
+            return tr.base64_embeddings(answer)
+        return answer
 
     async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
         payload = jsonx.dumps(self.payload(endpoint, body, model, True))
@@ -74,18 +77,15 @@ class TranslatingProvider(Provider):
                 for data in events:
                     try:
                         chunks.extend(translator.feed(_event(data)))
-                    except ProviderError as exc:
+                    except ProviderError as exc:  # an error event, or a malformed one (read where it is parsed)
                         failure = exc
-                        break
-                    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-                        failure = UpstreamInvalid("malformed stream event")
                         break
                     if translator.done:
                         break
                 if chunks or translator.done:
                     yield StreamBatch(chunks, done=translator.done and failure is None)
                 if failure is not None:
-                    raise failure
+                    raise self.scrubbed(failure)
                 if translator.done:
                     return
         finally:
@@ -94,12 +94,10 @@ class TranslatingProvider(Provider):
         raise UpstreamInvalid("stream ended before its end event")
 
 
-def _event(data: bytes) -> Any:
+def _event(data: bytes) -> dict[str, Any]:
     try:
-        return jsonx.loads(data)
+        event = jsonx.loads(data)
     except ValueError:
         raise UpstreamInvalid("malformed stream event") from None
+    return tr.obj(event, "a stream event")
 
-
-def stream_error(message: Any) -> UpstreamUnavailable:
-    return UpstreamUnavailable(f"error in stream: {str(message)[:200]}")

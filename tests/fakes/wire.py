@@ -8,7 +8,9 @@ The model's behaviour is the same in every format, so one contract suite can che
   " (turn N)" with the number of user turns;
 - a token limit of 1: "Hel", finish "length".
 Usage is always 7 prompt + 5 completion tokens. ``fail(status)`` queues an error answer in the
-format's own error shape. Every request is recorded, normalised (``seen``) and raw (``raw``).
+format's own error shape; ``fail_stream(after, message)`` makes the next stream send its format's error
+event, holding ``message``, after ``after`` events. Every request is recorded, normalised (``seen``) and
+raw (``raw``).
 """
 
 from __future__ import annotations
@@ -72,11 +74,27 @@ class WireFake:
         self.seen: list[Seen] = []
         self.raw: list[tuple[str, dict[str, str], Any]] = []
         self.failures: deque[int] = deque()
+        self.stream_failures: deque[tuple[int, str]] = deque()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     def fail(self, *statuses: int) -> None:
         self.failures.extend(statuses)
+
+    def fail_stream(self, after: int, message: str) -> None:
+        self.stream_failures.append((after, message))
+
+    def _broken(self, events: list[Any]) -> list[Any]:
+        """``events`` cut by the next scripted stream failure (its error event in their place), if any."""
+        if not self.stream_failures:
+            return events
+        after, message = self.stream_failures.popleft()
+        error: Any = {
+            "anthropic": ("error", {"type": "error", "error": {"type": "api_error", "message": message}}),
+            "gemini": (None, {"error": {"code": 500, "message": message, "status": "INTERNAL"}}),
+            "ollama": {"error": message},
+        }.get(self.kind, (None, {"error": {"message": message, "type": "server_error", "param": None, "code": None}}))
+        return [*events[:after], error]
 
     @property
     def base_url(self) -> str:
@@ -126,12 +144,15 @@ class WireFake:
     async def _sse(self, request: web.Request, events: list[tuple[str | None, Any]]) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        for name, data in events:
-            head = f"event: {name}\n" if name else ""
-            payload = data if isinstance(data, str) else json.dumps(data)
-            await resp.write(f"{head}data: {payload}\n\n".encode())
-            await asyncio.sleep(0.005)  # separate reads on the other side
-        await resp.write_eof()
+        try:
+            for name, data in self._broken(events):
+                head = f"event: {name}\n" if name else ""
+                payload = data if isinstance(data, str) else json.dumps(data)
+                await resp.write(f"{head}data: {payload}\n\n".encode())
+                await asyncio.sleep(0.005)  # separate reads on the other side
+            await resp.write_eof()
+        except ConnectionError:  # the gateway left first (it stops reading at an error event)
+            pass
         return resp
 
     def _check_key(self, request: web.Request, header: str, expected: str) -> web.Response | None:
@@ -330,8 +351,11 @@ class WireFake:
             lines.append({"model": body["model"], "message": {"role": "assistant", "content": "", "tool_calls": calls},
                           "done": False})
         lines.append({**final, "message": {"role": "assistant", "content": ""}})
-        for line in lines:
-            await resp.write(json.dumps(line).encode() + b"\n")
-            await asyncio.sleep(0.005)
-        await resp.write_eof()
+        try:
+            for line in self._broken(lines):
+                await resp.write(json.dumps(line).encode() + b"\n")
+                await asyncio.sleep(0.005)
+            await resp.write_eof()
+        except ConnectionError:  # the gateway left first (it stops reading at an error line)
+            pass
         return resp

@@ -157,6 +157,7 @@ async def _stream(sdk, body, fault, fallback):
         chunks = [c async for c in await sdk.chat.completions.create(**body, stream=True)]
         assert {c.model for c in chunks} == {"backup/gpt-4o-mini"}
         assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 12
+        assert all(c.choices for c in chunks)  # the usage rides on the finish chunk: no chunk without choices
         return
     with pytest.raises(openai.APIStatusError) as err:
         async for _ in await sdk.chat.completions.create(**body, stream=True):

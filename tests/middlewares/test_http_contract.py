@@ -211,6 +211,7 @@ async def test_stream_adds_role_and_usage_the_client_did_not_ask_for(gw, http, u
         events = await sse_events(resp)
     assert events[0]["choices"][0]["delta"]["role"] == "assistant"
     assert events[-1] == "[DONE]" and events[-2]["usage"]["total_tokens"] == 12
+    assert events[-2]["choices"][0]["finish_reason"] == "stop"  # on the finish chunk: no chunk without choices
     assert primary.received[-1].body["stream_options"] == {"include_usage": True}
 
 

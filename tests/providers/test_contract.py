@@ -82,13 +82,21 @@ async def test_tool_call_round_trip(stack):
     assert fake.seen[-1].tool_result == "sunny"
 
 
-async def test_streaming_text(stack):
+@pytest.mark.parametrize("apart", [False, True], ids=["usage-on-finish", "include_usage"])
+async def test_streaming_text(stack, apart):
     kind, fake, _, _, sdk = stack
-    chunks = [c async for c in await sdk.chat.completions.create(model="up/m", messages=[USER], stream=True)]
+    options = {"stream_options": {"include_usage": True}} if apart else {}
+    chunks = [c async for c in await sdk.chat.completions.create(model="up/m", messages=[USER], stream=True,
+                                                                    **options)]
     assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from up (turn 1)"
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
-    assert chunks[-1].usage.total_tokens == 12 and chunks[-1].choices == []
+    if apart:  # OpenAI's usage chunk: no choices, last
+        assert chunks[-1].usage.total_tokens == 12 and chunks[-1].choices == []
+    else:  # no chunk without choices; the usage on the finish_reason one, last
+        assert all(c.choices for c in chunks) and chunks[-1].choices[0].finish_reason == "stop"
+        assert chunks[-1].usage.total_tokens == 12
+    assert [c for c in chunks if c.usage] == chunks[-1:]
     assert {c.model for c in chunks} == {"up/m"} and len({c.id for c in chunks}) == 1
     assert fake.seen[-1].stream
 
