@@ -44,6 +44,13 @@ class StateConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     fail_closed: bool = False
     key_prefix: str = "localrouter"
+    #: Redis connections per process; a request waits for a free one (waiting is not an outage)
+    max_connections: int = 50
+    #: seconds a request waits for a free connection before it is refused (503)
+    pool_timeout: float = 5.0
+    #: seconds to connect or to get a reply before Redis is judged unreachable; generous, because a busy
+    #: process reads a reply late, and a reply read late must not pass for an outage
+    timeout: float = 2.0
 
 
 def read_rate_limits(r: Reader, raw: Any, path: str) -> tuple[RateLimit, ...]:
@@ -95,7 +102,8 @@ def read_prices(r: Reader, raw: Any, path: str) -> Mapping[str, Price]:
 
 def read_state(r: Reader, raw: Any) -> StateConfig:
     d = StateConfig()
-    m = r.mapping(raw, "state", {"backend": False, "redis_url": False, "fail_closed": False, "key_prefix": False}) or {}
+    m = r.mapping(raw, "state", {"backend": False, "redis_url": False, "fail_closed": False, "key_prefix": False,
+                                 "max_connections": False, "pool_timeout": False, "timeout": False}) or {}
     backend = r.string(m["backend"], "state.backend") if "backend" in m else d.backend
     if backend is not None and backend not in STATE_BACKENDS:
         r.problem("state.backend", f"expected one of {', '.join(STATE_BACKENDS)}")
@@ -106,5 +114,9 @@ def read_state(r: Reader, raw: Any) -> StateConfig:
         url = None
     fail_closed = r.boolean(m["fail_closed"], "state.fail_closed") if "fail_closed" in m else d.fail_closed
     prefix = r.name(m["key_prefix"], "state.key_prefix") if "key_prefix" in m else d.key_prefix
+    pool = r.number(m["max_connections"], "state.max_connections", integer=True) if "max_connections" in m else None
+    wait = r.number(m["pool_timeout"], "state.pool_timeout") if "pool_timeout" in m else None
+    timeout = r.number(m["timeout"], "state.timeout") if "timeout" in m else None
     return StateConfig(backend or d.backend, url or d.redis_url,
-                       d.fail_closed if fail_closed is None else fail_closed, prefix or d.key_prefix)
+                       d.fail_closed if fail_closed is None else fail_closed, prefix or d.key_prefix,
+                       pool or d.max_connections, wait or d.pool_timeout, timeout or d.timeout)

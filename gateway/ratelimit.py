@@ -19,7 +19,7 @@ from multidict import istr
 
 from gateway.errors import AllProvidersFailed, RateLimited
 from gateway.limits_config import Price, RateLimit
-from gateway.state import Check, MemoryState, Reading, State, StateUnavailable
+from gateway.state import Check, MemoryState, Reading, State, StateBusy, StateUnavailable
 
 log = logging.getLogger("localrouter.ratelimit")
 
@@ -151,11 +151,18 @@ class RateLimiter:
         return headers
 
     def _unavailable(self, exc: StateUnavailable) -> dict[str, str]:
+        busy = isinstance(exc, StateBusy)
         now = time.monotonic()
         if now - self._warned > _WARN_EVERY:
             self._warned = now
-            log.warning("rate limits not enforced: state backend unavailable (%s)%s", exc,
-                        "; refusing requests (state.fail_closed)" if self.fail_closed else "; failing open")
+            if busy:
+                log.warning("requests refused: rate limit state busy (%s; see state.max_connections)", exc)
+            else:
+                log.warning("rate limits not enforced: state backend unavailable (%s)%s", exc,
+                            "; refusing requests (state.fail_closed)" if self.fail_closed else "; failing open")
+        if busy:  # the backend is up: failing open here would overrun the budget
+            raise AllProvidersFailed("Rate limit state is busy; try again shortly.",
+                                     code="rate_limit_state_busy", headers={"Retry-After": "1"})
         if self.fail_closed:
             raise AllProvidersFailed("Rate limit state is unavailable; try again shortly.",
                                      code="rate_limit_state_unavailable", headers={"Retry-After": "1"})

@@ -4,18 +4,22 @@ Each window is a hash (bucket index -> amount) that expires when it can no longe
 one Lua script over all the windows of a request, so check-and-count is atomic across processes; the
 clock is Redis's own (``TIME``), so hosts with skewed clocks still agree on the windows.
 When Redis cannot be reached the caller gets :class:`StateUnavailable` at once for ``backoff``
-seconds after each failure, instead of every request waiting on a dead connection.
+seconds after each failure, instead of every request waiting on a dead connection; a request that
+merely waits for a free connection is not such a failure (see :class:`RedisState`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.state import BUCKETS, Check, Reading, State, StateUnavailable
+from gateway.state import BUCKETS, Check, Reading, State, StateBusy, StateUnavailable
 
 log = logging.getLogger("localrouter.state")
 
@@ -89,36 +93,78 @@ return 1
 
 
 class RedisState(State):
+    """At most ``max_connections`` calls at a time; the rest wait their turn, up to ``pool_timeout`` seconds
+    (then :class:`StateBusy` for that call alone). Only a failed connection or a timed-out reply is an
+    outage: then every call fails at once for ``backoff`` seconds, after which one call probes Redis
+    while the others keep failing at once, and a success ends the outage."""
+
     backend = "redis"
 
-    def __init__(self, url: str, prefix: str, timeout: float = 0.5, backoff: float = 1.0) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                              health_check_interval=30)
+    def __init__(self, url: str, prefix: str, *, max_connections: int = 50, timeout: float = 2.0,
+                 backoff: float = 1.0, pool_timeout: float = 5.0) -> None:
+        self._redis = aioredis.Redis.from_url(url, max_connections=max_connections, socket_timeout=timeout,
+                                              socket_connect_timeout=timeout, health_check_interval=30)
+        # the turns are taken here rather than in redis-py's pool: its "no connection available" is a
+        # ConnectionError like a refused one, and waiting for a turn must never look like an outage
+        self._turns = asyncio.Semaphore(max_connections)
+        self._pool_timeout = pool_timeout
         self._prefix = prefix + ":"
         self._admit = self._redis.register_script(ADMIT)
         self._add = self._redis.register_script(ADD)
         self._backoff = backoff
         self._down_until = 0.0
         self._error: str | None = None
+        self._probing = False
 
     def _key(self, key: str) -> str:
         return self._prefix + key
 
     async def _run(self, what: str, call):  # type: ignore[no-untyped-def]
-        if time.monotonic() < self._down_until:
-            raise StateUnavailable(self._error or "redis unavailable")
         try:
+            async with asyncio.timeout(self._pool_timeout):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise StateBusy(f"no redis connection free within {self._pool_timeout:g}s") from None
+        try:
+            return await self._call(what, call)
+        finally:
+            self._turns.release()
+
+    async def _call(self, what: str, call):  # type: ignore[no-untyped-def]
+        probe = self._error is not None
+        if probe:
+            if self._probing or time.monotonic() < self._down_until:
+                raise StateUnavailable(self._error)
+            self._probing = True
+        try:
+            if probe:
+                # the idle connections were made before the outage, maybe to a server since restarted:
+                # each would fail once on its next use, and each failure would judge Redis down again
+                await self._redis.connection_pool.disconnect(inuse_connections=False)
             result = await call()
-        except (RedisError, OSError) as exc:
-            if self._error is None:
-                log.error("redis state backend unreachable (%s): %s", what, type(exc).__name__)
-            self._error = f"{type(exc).__name__}"
-            self._down_until = time.monotonic() + self._backoff
-            raise StateUnavailable(self._error) from None
-        if self._error is not None:
-            log.warning("redis state backend reachable again")
-            self._error = None
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self._down(what, type(exc).__name__)
+            raise StateUnavailable(type(exc).__name__) from exc
+        except RedisError as exc:  # Redis answered, with an error: this call failed, but Redis is there
+            if probe:
+                self._up()
+            raise StateUnavailable(type(exc).__name__) from exc
+        finally:
+            if probe:
+                self._probing = False  # also when the probe is cancelled: else none would probe again
+        if probe:
+            self._up()
         return result
+
+    def _down(self, what: str, error: str) -> None:
+        if self._error is None:
+            log.error("redis state backend unreachable (%s): %s", what, error)
+        self._error = error
+        self._down_until = time.monotonic() + self._backoff
+
+    def _up(self) -> None:
+        log.warning("redis state backend reachable again")
+        self._error = None
 
     async def admit(self, checks: list[Check]) -> tuple[bool, list[Reading]]:
         argv: list[float] = [BUCKETS]

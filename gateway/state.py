@@ -39,6 +39,11 @@ class StateUnavailable(Exception):
     """The backend cannot be reached; the caller decides between failing open and closed."""
 
 
+class StateBusy(StateUnavailable):
+    """The backend is up, but this request waited too long for one of its connections: this request fails,
+    and nothing else (the backend is not judged down, as it is on :class:`StateUnavailable`)."""
+
+
 class State(abc.ABC):
     backend = "?"
 
@@ -181,5 +186,6 @@ def make_state(config) -> State:  # type: ignore[no-untyped-def]
     if config.backend == "redis":
         from gateway.redis_state import RedisState
 
-        return RedisState(config.redis_url, config.key_prefix)
+        return RedisState(config.redis_url, config.key_prefix, max_connections=config.max_connections,
+                          pool_timeout=config.pool_timeout, timeout=config.timeout)
     return MemoryState()
