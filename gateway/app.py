@@ -13,9 +13,10 @@ from aiohttp import web
 
 from gateway import handlers, oauth, openapi
 from gateway.config import Config
-from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, STARTED_AT
+from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, SHUTDOWN, STARTED_AT
 from gateway.observe import Observer
 from gateway.runtime import Live
+from gateway.shutdown import Shutdown
 from middlewares.errors import errors
 from middlewares.gate import gate
 from middlewares.observe import observe
@@ -33,6 +34,7 @@ def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Appli
     app[CONFIG] = config
     app[OBSERVER] = Observer(config, access_out)
     app[STARTED_AT] = time.time()
+    app[SHUTDOWN] = Shutdown()
     routes = (*handlers.ROUTES, *oauth.ROUTES)
     for method, path, handler in routes:
         app.router.add_route(method, path, handler)

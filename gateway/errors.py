@@ -122,6 +122,14 @@ class AllProvidersFailed(GatewayError):
     code = "all_providers_failed"
 
 
+class ServerShuttingDown(GatewayError):
+    """Still running when the shutdown's deadline came (``server.shutdown_timeout``)."""
+
+    status = 503
+    type = "server_error"
+    code = "server_shutting_down"
+
+
 _BY_STATUS: dict[int, type[GatewayError]] = {
     cls.status: cls
     for cls in (

@@ -19,7 +19,7 @@ from gateway.config import AUTO_MODEL
 from gateway.errors import AuthenticationFailed, InvalidRequest, ModelNotFound, NotFound
 from gateway.routing import Target
 from gateway.keys import (
-    BODY, CHAIN, DRAINING, ENDPOINT_ATTR, EXCHANGE, LIVE, OBSERVER, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, STARTED_AT,
+    BODY, CHAIN, ENDPOINT_ATTR, EXCHANGE, LIVE, OBSERVER, OPENAPI, PRINCIPAL, PUBLIC_ATTR, RUNTIME, SHUTDOWN, STARTED_AT,
 )
 from gateway.ratelimit import cost_usd
 from gateway.validation import validate
@@ -77,12 +77,11 @@ def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 async def health(request: web.Request) -> web.Response:
     runtime = request[RUNTIME]
     state = request.app[LIVE].state.health()
-    draining = request.app.get(DRAINING)
     # a provider that cannot say which models it has: its names and reasons, never its address or key
     unreachable = [{"provider": name, "error": error} for name, error in runtime.catalog.failures().items()]
     healthy = state["ok"] and not unreachable
     doc: dict[str, Any] = {
-        "status": "draining" if draining is not None and draining.active else "ok" if healthy else "degraded",
+        "status": "draining" if request.app[SHUTDOWN].draining else "ok" if healthy else "degraded",
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app[STARTED_AT], 3),
         "providers": len(runtime.config.providers),

@@ -9,13 +9,14 @@ from gateway.exchange import Exchange
 from gateway.observe import Observer
 from gateway.routing import Principal, Target
 from gateway.runtime import Live, Runtime
+from gateway.shutdown import Shutdown
 
 CONFIG = web.AppKey("config", Config)  # the config the app was created with (socket, body limit)
 STARTED_AT = web.AppKey("started_at", float)
 LIVE = web.AppKey("live", Live)
 OPENAPI = web.AppKey("openapi", bytes)
 OBSERVER = web.AppKey("observer", Observer)
-DRAINING = web.AppKey("draining", object)  # gateway.server.Draining: .active once SIGTERM came
+SHUTDOWN = web.AppKey("shutdown", Shutdown)  # the process's graceful end, as requests see it
 
 EXCHANGE = web.RequestKey("exchange", Exchange)  # what is known about this request, for logs and metrics
 RUNTIME = web.RequestKey("runtime", Runtime)  # the runtime this request started on

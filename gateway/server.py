@@ -1,8 +1,10 @@
 """Running the app: one process on its socket, and its graceful end.
 
 SIGTERM (or SIGINT): ``/health`` answers 503 ``draining`` for ``server.drain_seconds`` while the
-gateway still serves (so a load balancer takes it out of rotation), then the listener closes and
-requests and streams in flight get up to ``server.shutdown_timeout`` seconds to finish; then exit 0.
+gateway still serves (so a load balancer takes it out of rotation) and every answer closes its
+connection; then the listener closes and requests and streams in flight get up to
+``server.shutdown_timeout`` seconds to finish. What still runs then is ended with a
+``server_shutting_down`` error (gateway.shutdown); records and logs are flushed; exit 0.
 SIGHUP reloads the config.
 """
 
@@ -13,33 +15,37 @@ import gc
 import logging
 import os
 import signal
+from collections.abc import Callable
 
-from aiohttp import web
 
 from gateway import __version__, connection
 from gateway.app import create_app
 from gateway.config import Config
-from gateway.keys import DRAINING, LIVE
+from gateway.keys import LIVE, SHUTDOWN
 from gateway.listen import ListenError
 
 log = logging.getLogger("localrouter")
 
-
-class Draining:
-    """Set once the process is on its way out."""
-
-    active = False
+#: aiohttp's own wait for handlers, once the gateway's is over: only stragglers are left for it (a request
+#: that came on a kept-alive connection after the last one ended), and it waits twice (see gateway.shutdown)
+STRAGGLERS_TIMEOUT = 0.25
+#: the least time connections get after the listener closed, before those without a request are closed
+SETTLE = 0.5
 
 
 async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, ready_fd: int | None = None) -> None:
     app = create_app(cfg)
-    app[DRAINING] = draining = Draining()
-    runner = connection.runner(app, cfg.server, shutdown_timeout=cfg.server.shutdown_timeout)
+    shutdown = app[SHUTDOWN]
+    runner = connection.runner(app, cfg.server, shutdown_timeout=STRAGGLERS_TIMEOUT)
     await runner.setup()
+    assert runner.server is not None  # set up
+    loop = asyncio.get_running_loop()
+    listener: asyncio.Server | None = None
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port or None)
+        # the loop's own server, as aiohttp's TCPSite makes it, but with its sockets at hand (see _close)
         try:
-            await site.start()
+            listener = await loop.create_server(runner.server, host, port, backlog=1024,
+                                                reuse_port=reuse_port or None)
         except OSError as exc:
             raise ListenError(host, port, exc) from exc
         gc.freeze()  # what startup built lives forever: keep it out of every later collection
@@ -50,7 +56,7 @@ async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, 
         if ready_fd is None:  # each worker would print the same; workers log discovery failures
             for line in await app[LIVE].current.catalog.report():
                 print(line, flush=True)
-        for address in runner.addresses:
+        for address in (sock.getsockname() for sock in listener.sockets):
             shown = f"[{address[0]}]" if ":" in address[0] else address[0]
             print(f"LocalRouter Gateway {__version__} listening on http://{shown}:{address[1]}"
                   + (f" (worker {os.getpid()})" if ready_fd is not None else ""), flush=True)
@@ -58,15 +64,41 @@ async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, 
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, app[LIVE].reload)
         await stop.wait()
-        draining.active = True
+        shutdown.draining = True
         log.info("draining: /health answers 503 for %gs, then in-flight requests get %gs to finish",
                  cfg.server.drain_seconds, cfg.server.shutdown_timeout)
         await asyncio.sleep(cfg.server.drain_seconds)
+        await _close(listener, runner.server)  # connections already open are still served
+        settle = min(SETTLE, cfg.server.shutdown_timeout)
+        await asyncio.sleep(settle)  # one opened just before the listener closed brings its request meanwhile
+        await shutdown.finish(cfg.server.shutdown_timeout - settle)
     finally:
-        await runner.cleanup()  # closes the listener, waits for what is in flight (shutdown_timeout)
+        if listener is not None:
+            listener.close()  # closed already, unless something failed on the way
+        await runner.cleanup()  # closes the connections, flushes usage records and logs (app cleanup)
         log.info("stopped")
+
+
+async def _close(listener: asyncio.Server, protocol: Callable[[], asyncio.Protocol]) -> None:
+    """Close the listening sockets, first taking every connection the kernel completed on them that the
+    loop has not accepted yet: closing a listening socket resets those, and their clients have sent a
+    request by then (one nginx cannot retry, if it is a POST). Nothing runs in between: no await."""
+    loop = asyncio.get_running_loop()
+    taken = []
+    for sock in listener.sockets:
+        with sock.dup() as listening:
+            listening.setblocking(False)
+            while True:
+                try:
+                    conn, _ = listening.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                taken.append(conn)
+    listener.close()
+    for conn in taken:
+        conn.setblocking(False)
+        await loop.connect_accepted_socket(protocol, conn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,7 +12,8 @@ from multidict import istr
 
 from gateway import jsonx
 from gateway.breaker import Verdict
-from gateway.errors import GatewayError, InternalError, UpstreamInvalidResponse
+from gateway.errors import GatewayError, InternalError, ServerShuttingDown, UpstreamInvalidResponse
+from gateway.keys import EXCHANGE, SHUTDOWN
 from gateway.routing import Target
 from providers.base import ProviderError, StreamBatch
 
@@ -143,6 +145,13 @@ async def relay(
             f"The stream from {target.id} failed mid-way: {exc.reason}", code="stream_interrupted"), seen)
     except ConnectionError:
         log.info("client went away during a stream from %s", target.id)
+    except asyncio.CancelledError:
+        if not request.app[SHUTDOWN].over:  # the client went away and aiohttp cancelled the handler
+            raise
+        # the shutdown's deadline (gateway.shutdown): the stream ends in words, and the handler returns
+        err = ServerShuttingDown("The server is shutting down; the stream was ended before it finished.")
+        request[EXCHANGE].error_code = err.code
+        await _end_with(resp, err)
     except Exception:
         log.exception("unhandled error during a stream from %s", target.id)
         await _end_with(resp, InternalError("The server had an error while processing your request."), seen)

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from gateway.errors import GatewayError, InternalError, body_framing_error, for_status, render_bytes
-from gateway.keys import CONFIG, EXCHANGE
+from gateway.keys import CONFIG, EXCHANGE, SHUTDOWN
 
 log = logging.getLogger("localrouter.errors")
 
@@ -47,7 +47,8 @@ def _answer(request: web.Request, err: GatewayError) -> web.Response:
 @web.middleware
 async def errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        async with request.app[SHUTDOWN].bound():  # still running at the shutdown's deadline: ended, in words
+            return await handler(request)
     except GatewayError as err:
         return _answer(request, err)
     except web.HTTPException as exc:

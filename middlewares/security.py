@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 
 from gateway.errors import InvalidRequest
-from gateway.keys import EXCHANGE, LIVE, RATE_HEADERS
+from gateway.keys import EXCHANGE, LIVE, RATE_HEADERS, SHUTDOWN
 
 _ALLOW_METHODS = "GET, POST, OPTIONS"
 _ALLOW_HEADERS = "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, X-Request-ID, X-Stainless-*"
@@ -66,6 +66,12 @@ async def response_headers(request: web.Request, response: web.StreamResponse) -
     if rate:
         headers.update(rate)
     headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
+    if request.app[SHUTDOWN].draining:
+        # Connection: close, and closed after this answer: clients and proxies open their next connection
+        # elsewhere, instead of sending on a kept-alive one just as it is closed (a reset, and a POST that
+        # nginx cannot retry)
+        headers[hdrs.CONNECTION] = "close"
+        response.force_close()
     if hdrs.ORIGIN in request.headers and LIVE in request.app:
         origin = _allowed_origin(request, request.app[LIVE].current.config.server.cors_origins)
         if origin is not None:

@@ -1,6 +1,6 @@
-"""deploy/nginx.conf run for real on 127.0.0.1 in front of a test gateway (tests/run installs nginx).
+"""deploy/nginx.conf run for real on 127.0.0.1 in front of a test gateway, or several (tests/run installs nginx).
 
-The file is used as shipped; only what ties it to docker compose is swapped: the upstream address,
+The file is used as shipped; only what ties it to docker compose is swapped: the upstream addresses,
 the listen port, and the paths a process of one's own needs (pid, logs, temp directories)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.redisserver import free_port
@@ -16,9 +17,11 @@ from tests.redisserver import free_port
 CONF = Path(__file__).parents[1] / "deploy" / "nginx.conf"
 
 
-def render(workdir: Path, gateway_port: int, port: int) -> str:
+def render(workdir: Path, gateway_port: int | Sequence[int], port: int) -> str:
+    ports = [gateway_port] if isinstance(gateway_port, int) else gateway_port
+    servers = "\n        ".join(f"server 127.0.0.1:{p};" for p in ports)
     text = CONF.read_text()
-    for old, new in (("server gateway:3625;", f"server 127.0.0.1:{gateway_port};"),
+    for old, new in (("server gateway:3625;", servers),
                      ("listen 80;", f"listen 127.0.0.1:{port};"),
                      ("worker_processes auto;", f"worker_processes 2;\ndaemon off;\npid {workdir}/nginx.pid;\n"
                                                 f"error_log {workdir}/error.log warn;"),
@@ -31,7 +34,7 @@ def render(workdir: Path, gateway_port: int, port: int) -> str:
 
 
 class Nginx:
-    def __init__(self, workdir: Path, gateway_port: int) -> None:
+    def __init__(self, workdir: Path, gateway_port: int | Sequence[int]) -> None:
         binary = shutil.which("nginx")
         assert binary, "nginx is not installed: run the tests with `bash tests/run`, which installs it"
         self.binary, self.workdir, self.port = binary, workdir, free_port()
