@@ -17,7 +17,6 @@ import os
 import signal
 from collections.abc import Callable
 
-
 from gateway import __version__, connection
 from gateway.app import create_app
 from gateway.config import Config
