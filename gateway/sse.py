@@ -13,7 +13,7 @@ from multidict import istr
 from gateway import jsonx
 from gateway.breaker import Verdict
 from gateway.errors import GatewayError, InternalError, ServerShuttingDown, UpstreamInvalidResponse
-from gateway.keys import EXCHANGE, SHUTDOWN
+from gateway.keys import SHUTDOWN
 from gateway.routing import Target
 from providers.base import ProviderError, StreamBatch
 
@@ -150,8 +150,7 @@ async def relay(
             raise
         # the shutdown's deadline (gateway.shutdown): the stream ends in words, and the handler returns
         err = ServerShuttingDown("The server is shutting down; the stream was ended before it finished.")
-        request[EXCHANGE].error_code = err.code
-        await _end_with(resp, err)
+        await _end_with(resp, err, seen)
     except Exception:
         log.exception("unhandled error during a stream from %s", target.id)
         await _end_with(resp, InternalError("The server had an error while processing your request."), seen)
