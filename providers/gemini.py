@@ -208,14 +208,17 @@ def _contents(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]
 
 
 class _Stream(StreamTranslator):
-    """Each SSE event is a whole GenerateContentResponse holding the next piece; the one with a
-    finishReason ends the answer (its usageMetadata is the total)."""
+    """Each SSE event is a whole GenerateContentResponse holding the next piece. The stream has no end
+    event, so the answer finishes where the stream ends, once some event has given a finishReason.
+    Google's own recorded streams give one on every event, so a finishReason does not end the answer.
+    The last usageMetadata is the total."""
 
     def __init__(self, model: str) -> None:
         self.chunks = tr.Chunks(model)
         self.started = False
         self.calls = 0
         self.usage = tr.usage(0, 0)
+        self.reason: str | None = None  # the latest finishReason
 
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         if "error" in event:
@@ -242,7 +245,11 @@ class _Stream(StreamTranslator):
             out.append(self.chunks.delta({"tool_calls": [call]}))
         reason = candidates[0].get("finishReason")
         if reason:
-            finish = "tool_calls" if self.calls else tr.finish(FINISH, reason)
-            out += [self.chunks.delta({}, finish), self.chunks.usage(self.usage)]
-            self.done = True
+            self.reason = reason
         return out
+
+    def end(self) -> list[dict[str, Any]]:
+        if self.reason is None:
+            return super().end()
+        finish = "tool_calls" if self.calls else tr.finish(FINISH, self.reason)
+        return [self.chunks.delta({}, finish), self.chunks.usage(self.usage)]

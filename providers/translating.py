@@ -25,6 +25,11 @@ class StreamTranslator(abc.ABC):
         event the format requires that is missing or of the wrong type (see ``providers.translate``'s
         readers); set ``done`` at the upstream's end. Anything else it raises is a bug of the gateway's."""
 
+    def end(self) -> list[dict[str, Any]]:
+        """The chunks that close the answer when the upstream's stream ends before ``done`` was set.
+        By default that stream was cut short. A format without an end event overrides this."""
+        raise UpstreamInvalid("stream ended before its end event")
+
 
 class TranslatingProvider(Provider):
     #: "sse" or "ndjson"
@@ -88,10 +93,11 @@ class TranslatingProvider(Provider):
                     raise self.scrubbed(failure)
                 if translator.done:
                     return
+            last = translator.end()
         finally:
             reader.close()
             resp.release()
-        raise UpstreamInvalid("stream ended before its end event")
+        yield StreamBatch(last, done=True)
 
 
 def _event(data: bytes) -> dict[str, Any]:
