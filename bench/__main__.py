@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -52,14 +52,16 @@ def free_port() -> int:
 
 
 def ensure_tools() -> None:
-    missing = [pkg for tool, pkg in (("nginx", "nginx-light"), ("wrk", "wrk")) if not shutil.which(tool)
-               and not Path(f"/usr/sbin/{tool}").exists()]
+    missing = [
+        pkg
+        for tool, pkg in (("nginx", "nginx-light"), ("wrk", "wrk"))
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists()
+    ]
     if missing:
         print(f"installing {' '.join(missing)} with apt-get ...", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
 def raise_fd_limit() -> None:
@@ -126,8 +128,14 @@ def start_gateway(workdir: Path, config_text: str, name: str = "gateway") -> Ser
         config_text += f"\nusage: {{path: {workdir / (name + '-usage.db')}}}\n"
     path.write_text(config_text)
     port = free_port()
-    return Server(name, pinned(PROXY_CPU, python("-m", "gateway", "serve", "-c", str(path), "--port", str(port),
-                                                 "--log-level", "WARNING")), port, workdir)
+    return Server(
+        name,
+        pinned(
+            PROXY_CPU, python("-m", "gateway", "serve", "-c", str(path), "--port", str(port), "--log-level", "WARNING")
+        ),
+        port,
+        workdir,
+    )
 
 
 def gateway_config(upstream: str, stream_upstream: str) -> str:
@@ -137,7 +145,9 @@ def gateway_config(upstream: str, stream_upstream: str) -> str:
 
     clients = "\n".join(
         f"  - {{name: user{i}, secret_sha256: {hash_secret(f'lr-bench-user-{i}-0123456789abcdef')}, "
-        f"strategy: {('default', 'team', 'interns')[i % 3]}}}" for i in range(20))
+        f"strategy: {('default', 'team', 'interns')[i % 3]}}}"
+        for i in range(20)
+    )
     return f"""
 server: {{host: 127.0.0.1, port: 0}}
 providers:
@@ -176,17 +186,24 @@ metrics: {enabled: false}
 WITHOUT = {
     "quiet": ("metrics and the access log", lambda cfg: cfg + QUIET),
     "no-usage": ("usage records", lambda cfg: cfg + "\nusage: {path: null}\n"),
-    "no-limits": ("rate limits (3 per client, memory state)",
-                  lambda cfg: re.sub(r"    rate_limits:.*\n(      - .*\n)+", "", cfg)),
-    "core": ("all four (the core left: auth, routing, fallback, validation)",
-             lambda cfg: re.sub(r"    rate_limits:.*\n(      - .*\n)+", "", cfg) + QUIET + "\nusage: {path: null}\n"),
+    "no-limits": (
+        "rate limits (3 per client, memory state)",
+        lambda cfg: re.sub(r"    rate_limits:.*\n(      - .*\n)+", "", cfg),
+    ),
+    "core": (
+        "all four (the core left: auth, routing, fallback, validation)",
+        lambda cfg: re.sub(r"    rate_limits:.*\n(      - .*\n)+", "", cfg) + QUIET + "\nusage: {path: null}\n",
+    ),
 }
 
 
 def wrk_script(workdir: Path, kind: str, model_prefix: str, auth: bool) -> Path:
     body = upstream_nginx.request_body(kind, model_prefix)
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}",
-             'wrk.headers["Content-Type"] = "application/json"']
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {json.dumps(body)}",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
     if auth:
         lines.append(f'wrk.headers["Authorization"] = "Bearer {SECRET}"')
     path = workdir / f"{kind}-{model_prefix or 'direct'}-{auth}.lua"
@@ -209,8 +226,7 @@ def wrk_argv(url: str, script: Path, seconds: int, connections: int) -> list[str
 
 
 def wrk(url: str, script: Path, seconds: int, connections: int) -> Result:
-    out = subprocess.run(wrk_argv(url, script, seconds, connections), capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(wrk_argv(url, script, seconds, connections), capture_output=True, text=True, check=True).stdout
     return parse_wrk(out)
 
 
@@ -237,8 +253,9 @@ def best(runs: list[Result]) -> Result:
     return Result(top.rps, top.p50_ms, top.p99_ms, sum(r.errors for r in runs), top.requests, top.cpu_us)
 
 
-def throughput(workdir: Path, seconds: int, warmup: int, connections: int, rounds: int,
-               kinds: tuple[str, ...] = KINDS) -> tuple[dict, int]:
+def throughput(
+    workdir: Path, seconds: int, warmup: int, connections: int, rounds: int, kinds: tuple[str, ...] = KINDS
+) -> tuple[dict, int]:
     nginx_port = free_port()
     nginx = upstream_nginx.start(workdir, nginx_port, LOAD_CPU)
     upstream = f"http://127.0.0.1:{nginx_port}/v1"
@@ -246,12 +263,23 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int, round
     results: dict[tuple[str, str], Result] = {}
     try:
         bare_port = free_port()
-        bare = Server("bare", pinned(PROXY_CPU, python("-m", "bench.bare_proxy", "--upstream",
-                                                       f"http://127.0.0.1:{nginx_port}", "--port", str(bare_port))),
-                      bare_port, workdir)
+        bare = Server(
+            "bare",
+            pinned(
+                PROXY_CPU,
+                python(
+                    "-m", "bench.bare_proxy", "--upstream", f"http://127.0.0.1:{nginx_port}", "--port", str(bare_port)
+                ),
+            ),
+            bare_port,
+            workdir,
+        )
         gateway = start_gateway(workdir, gateway_config(upstream, stream_upstream))
-        targets = {"direct": (nginx_port, "", False, None), "bare": (bare_port, "", False, bare),
-                   "gateway": (gateway.port, "gw", True, gateway)}
+        targets = {
+            "direct": (nginx_port, "", False, None),
+            "bare": (bare_port, "", False, bare),
+            "gateway": (gateway.port, "gw", True, gateway),
+        }
         try:
             for kind in kinds:
                 runs: dict[str, list[Result]] = {name: [] for name in targets}
@@ -265,9 +293,11 @@ def throughput(workdir: Path, seconds: int, warmup: int, connections: int, round
                         if server:
                             res.cpu_us = (server.cpu_seconds() - cpu) / max(res.requests, 1) * 1e6
                         runs[name].append(res)
-                        print(f"  {kind:<10} {name:<8} {res.rps:>9.0f} req/s  p50 {res.p50_ms:6.2f} ms  "
-                              f"p99 {res.p99_ms:6.2f} ms  cpu/req {res.cpu_us or 0:6.1f} us  errors {res.errors}",
-                              flush=True)
+                        print(
+                            f"  {kind:<10} {name:<8} {res.rps:>9.0f} req/s  p50 {res.p50_ms:6.2f} ms  "
+                            f"p99 {res.p99_ms:6.2f} ms  cpu/req {res.cpu_us or 0:6.1f} us  errors {res.errors}",
+                            flush=True,
+                        )
                 for name, done in runs.items():
                     results[(kind, name)] = best(done)
             peak = gateway.memory_kib("VmHWM")
@@ -307,8 +337,12 @@ def feature_costs(workdir: Path, kinds: tuple[str, ...], rounds: int, seconds: i
             for _ in range(rounds):
                 for phase in ("warmup", "measure"):
                     cpu = {name: s.cpu_seconds() for name, s in servers.items()}
-                    argv = {name: wrk_argv(f"http://127.0.0.1:{s.port}{url}", script,
-                                           1 if phase == "warmup" else seconds, 8) for name, s in servers.items()}
+                    argv = {
+                        name: wrk_argv(
+                            f"http://127.0.0.1:{s.port}{url}", script, 1 if phase == "warmup" else seconds, 8
+                        )
+                        for name, s in servers.items()
+                    }
                     procs = {name: subprocess.Popen(a, stdout=subprocess.PIPE, text=True) for name, a in argv.items()}
                     for name, proc in procs.items():
                         result = parse_wrk(proc.communicate()[0])
@@ -319,8 +353,12 @@ def feature_costs(workdir: Path, kinds: tuple[str, ...], rounds: int, seconds: i
                             samples[name].append((servers[name].cpu_seconds() - cpu[name]) / max(done, 1) * 1e6)
             for name, values in samples.items():
                 out[(kind, name)] = sorted(values)[len(values) // 2]
-            print(f"  {kind:<10} " + "  ".join(f"{name} {out[(kind, name)]:.0f}" for name in servers) +
-                  " us of CPU per request", flush=True)
+            print(
+                f"  {kind:<10} "
+                + "  ".join(f"{name} {out[(kind, name)]:.0f}" for name in servers)
+                + " us of CPU per request",
+                flush=True,
+            )
     finally:
         for server in servers.values():
             server.stop()
@@ -360,19 +398,42 @@ async def _hold_streams(url: str, count: int, gateway: Server) -> dict:
     elapsed = time.monotonic() - started
     sampler.cancel()
     completed = [o for o in outcomes if isinstance(o, tuple) and o[0]]
-    return {"streams": count, "completed": len(completed), "elapsed_s": elapsed,
-            "chunks_min": min((o[1] for o in completed), default=0), "peak_rss_kib": peak_rss,
-            "failures": sorted({repr(o)[:120] for o in outcomes if not (isinstance(o, tuple) and o[0])})[:5]}
+    return {
+        "streams": count,
+        "completed": len(completed),
+        "elapsed_s": elapsed,
+        "chunks_min": min((o[1] for o in completed), default=0),
+        "peak_rss_kib": peak_rss,
+        "failures": sorted({repr(o)[:120] for o in outcomes if not (isinstance(o, tuple) and o[0])})[:5],
+    }
 
 
 def concurrent_streams(workdir: Path, count: int, chunks: int, interval: float) -> dict:
     slow_port = free_port()
-    slow = Server("slow", pinned(LOAD_CPU, python("-m", "bench.slow_upstream", "--port", str(slow_port),
-                                                  "--chunks", str(chunks), "--interval", str(interval))),
-                  slow_port, workdir)
+    slow = Server(
+        "slow",
+        pinned(
+            LOAD_CPU,
+            python(
+                "-m",
+                "bench.slow_upstream",
+                "--port",
+                str(slow_port),
+                "--chunks",
+                str(chunks),
+                "--interval",
+                str(interval),
+            ),
+        ),
+        slow_port,
+        workdir,
+    )
     config = gateway_config(f"http://127.0.0.1:{slow_port}/v1", f"http://127.0.0.1:{slow_port}/v1")
-    config = config.replace("providers:\n", "providers:\n  - {name: slow, base_url: "
-                            f"\"http://127.0.0.1:{slow_port}/v1\", models: [gpt-4o-mini]}}\n", 1)
+    config = config.replace(
+        "providers:\n",
+        f'providers:\n  - {{name: slow, base_url: "http://127.0.0.1:{slow_port}/v1", models: [gpt-4o-mini]}}\n',
+        1,
+    )
     config = config.replace('allow: ["openai/*",', 'allow: ["slow/*", "openai/*",', 1)
     gateway = start_gateway(workdir, config, "gateway-streams")
     try:
@@ -386,26 +447,34 @@ def concurrent_streams(workdir: Path, count: int, chunks: int, interval: float) 
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Linux {platform.release()}, Python {platform.python_version()}"
 
 
-def report(results: dict, peak_kib: int, streams: dict | None, features: dict | None,
-           args: argparse.Namespace) -> str:
+def report(results: dict, peak_kib: int, streams: dict | None, features: dict | None, args: argparse.Namespace) -> str:
     lines = [
-        "# Benchmark results", "",
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "# Benchmark results",
+        "",
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine()}",
         f"- command: `python -m bench --seconds {args.seconds} --rounds {args.rounds} --connections {args.connections} "
         f"--feature-rounds {args.feature_rounds}`",
         "- placement: wrk and nginx pinned to CPU 0, the proxy under test alone on CPU 1 (taskset)",
         f"- load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per run after {args.warmup} s "
         f"warm-up, {args.rounds} rounds alternating direct, bare proxy and gateway; each cell is its least disturbed "
-        "round (highest req/s); upstream: nginx returning fixed bodies; everything on this one machine", "",
+        "round (highest req/s); upstream: nginx returning fixed bodies; everything on this one machine",
+        "",
         "`cpu us/req` is the proxy process's own CPU time per request, the figure least moved by the",
-        "other processes sharing the machine; the ratios are from this one run of the harness.", "",
+        "other processes sharing the machine; the ratios are from this one run of the harness.",
+        "",
         "| endpoint | target | req/s | p50 ms | p99 ms | cpu us/req | errors | gateway/bare req/s |"
         " gateway/bare p50 | bare/gateway cpu | gateway/direct req/s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -413,34 +482,49 @@ def report(results: dict, peak_kib: int, streams: dict | None, features: dict | 
     for kind in (k for k in KINDS if (k, "gateway") in results):
         direct, bare, gw = (results[(kind, n)] for n in ("direct", "bare", "gateway"))
         for name, r in (("direct", direct), ("bare proxy", bare), ("gateway", gw)):
-            ratios = (f"{gw.rps / bare.rps:.2f} | {gw.p50_ms / bare.p50_ms:.2f} | "
-                      f"{(bare.cpu_us or 0) / (gw.cpu_us or 1):.2f} | {gw.rps / direct.rps:.2f}"
-                      if name == "gateway" else " | | | ")
+            ratios = (
+                f"{gw.rps / bare.rps:.2f} | {gw.p50_ms / bare.p50_ms:.2f} | "
+                f"{(bare.cpu_us or 0) / (gw.cpu_us or 1):.2f} | {gw.rps / direct.rps:.2f}"
+                if name == "gateway"
+                else " | | | "
+            )
             cpu = f"{r.cpu_us:.0f}" if r.cpu_us is not None else "-"
-            lines.append(f"| {kind} | {name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {cpu} | {r.errors} "
-                         f"| {ratios} |")
+            lines.append(
+                f"| {kind} | {name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {cpu} | {r.errors} | {ratios} |"
+            )
     if features:
         shown = [k for k in KINDS if (k, "gateway") in features]
-        lines += ["", "What each feature costs: the gateway with that feature off, all variants measured at the same "
-                  "time (see `feature_costs` in bench/__main__.py); the share of throughput the feature takes, "
-                  "from CPU per request (throughput here is CPU-bound), and the CPU it adds:", "",
-                  "| feature | " + " | ".join(shown) + " |", "|---|" + "---:|" * len(shown)]
+        lines += [
+            "",
+            "What each feature costs: the gateway with that feature off, all variants measured at the same "
+            "time (see `feature_costs` in bench/__main__.py); the share of throughput the feature takes, "
+            "from CPU per request (throughput here is CPU-bound), and the CPU it adds:",
+            "",
+            "| feature | " + " | ".join(shown) + " |",
+            "|---|" + "---:|" * len(shown),
+        ]
         for name, (label, _) in WITHOUT.items():
             cells = []
             for kind in shown:
                 on, off = features[(kind, "gateway")], features[(kind, name)]
                 cells.append(f"{(1 - off / on) * 100:.1f}% ({on - off:.0f} us)")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines += ["", "(CPU per request of the whole gateway in that measurement: " + "; ".join(
-            f"{kind} {features[(kind, 'gateway')]:.0f} us" for kind in shown) + ". Five processes share one core "
-                  "there, which costs each some cache: the figures are higher than in the table above, and the "
-                  "usage records, written by a background thread, suffer most from the sharing, so their share is "
-                  "an upper bound.)"]
+        lines += [
+            "",
+            "(CPU per request of the whole gateway in that measurement: "
+            + "; ".join(f"{kind} {features[(kind, 'gateway')]:.0f} us" for kind in shown)
+            + ". Five processes share one core "
+            "there, which costs each some cache: the figures are higher than in the table above, and the "
+            "usage records, written by a background thread, suffer most from the sharing, so their share is "
+            "an upper bound.)",
+        ]
     lines += ["", f"Gateway peak RSS over the whole throughput run: {peak_kib / 1024:.1f} MiB.", ""]
     if streams:
         lines += [
-            f"## {streams['streams']} concurrent streams", "",
-            f"Upstream: {args.stream_chunks} chunks, one every {args.stream_interval * 1000:.0f} ms, per stream.", "",
+            f"## {streams['streams']} concurrent streams",
+            "",
+            f"Upstream: {args.stream_chunks} chunks, one every {args.stream_interval * 1000:.0f} ms, per stream.",
+            "",
             f"- completed with `[DONE]`: {streams['completed']} / {streams['streams']}"
             f" (fewest chunks in a completed stream: {streams['chunks_min']}, expected {streams['expected_chunks']})",
             f"- wall time for all: {streams['elapsed_s']:.1f} s",
@@ -460,8 +544,9 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--stream-chunks", type=int, default=100)
     parser.add_argument("--stream-interval", type=float, default=0.1)
-    parser.add_argument("--feature-rounds", type=int, default=5,
-                        help="rounds of the simultaneous per-feature measurement (0: skip it)")
+    parser.add_argument(
+        "--feature-rounds", type=int, default=5, help="rounds of the simultaneous per-feature measurement (0: skip it)"
+    )
     parser.add_argument("--only", action="append", choices=KINDS, help="measure only this endpoint (repeatable)")
     parser.add_argument("--no-write", action="store_true", help="do not overwrite bench/RESULTS.md")
     args = parser.parse_args()
@@ -470,8 +555,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lr-bench-") as tmp:
         workdir = Path(tmp)
         print("throughput (wrk):", flush=True)
-        results, peak = throughput(workdir, args.seconds, args.warmup, args.connections, args.rounds,
-                                   tuple(args.only or KINDS))
+        results, peak = throughput(
+            workdir, args.seconds, args.warmup, args.connections, args.rounds, tuple(args.only or KINDS)
+        )
         features = None
         if args.feature_rounds:
             print("what each feature costs (all variants at once):", flush=True)

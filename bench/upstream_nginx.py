@@ -38,37 +38,68 @@ def path(kind: str, prefix: str) -> str:
 
 
 def _chat() -> str:
-    return json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1732000000, "model": "gpt-4o-mini",
-        "system_fingerprint": "fp_bench",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Pooling trades sockets for "
-                     "latency; streams pin a connection for their whole duration.", "refusal": None},
-                     "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 61, "completion_tokens": 17, "total_tokens": 78},
-    })
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1732000000,
+            "model": "gpt-4o-mini",
+            "system_fingerprint": "fp_bench",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": "Pooling trades sockets for "
+                        "latency; streams pin a connection for their whole duration.",
+                        "refusal": None,
+                    },
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 61, "completion_tokens": 17, "total_tokens": 78},
+        }
+    )
 
 
 def _embeddings() -> str:
     vector = [round(((i * 7919) % 2000 - 1000) / 31337.0, 9) for i in range(EMBEDDING_DIMENSIONS)]
-    return json.dumps({"object": "list", "model": "text-embedding-3-small",
-                       "data": [{"object": "embedding", "index": 0, "embedding": vector}],
-                       "usage": {"prompt_tokens": 10, "total_tokens": 10}})
+    return json.dumps(
+        {
+            "object": "list",
+            "model": "text-embedding-3-small",
+            "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+            "usage": {"prompt_tokens": 10, "total_tokens": 10},
+        }
+    )
 
 
 def _stream() -> str:
-    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1732000000,
-            "model": "gpt-4o-mini", "system_fingerprint": "fp_bench"}
+    base = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1732000000,
+        "model": "gpt-4o-mini",
+        "system_fingerprint": "fp_bench",
+    }
     deltas = [{"role": "assistant", "content": ""}] + [{"content": w} for w in STREAM_WORDS]
-    events = [{**base, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]}
-              for d in deltas]
+    events = [{**base, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]} for d in deltas]
     events.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
     events.append({**base, "choices": [], "usage": {"prompt_tokens": 61, "completion_tokens": 8, "total_tokens": 69}})
     return "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
 
 
 def _models() -> str:
-    return json.dumps({"object": "list", "data": [{"id": m, "object": "model", "created": 1732000000,
-                                                   "owned_by": "bench"} for m in ("gpt-4o-mini", "text-embedding-3-small")]})
+    return json.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"id": m, "object": "model", "created": 1732000000, "owned_by": "bench"}
+                for m in ("gpt-4o-mini", "text-embedding-3-small")
+            ],
+        }
+    )
 
 
 FILES = {"chat.json": _chat, "embeddings.json": _embeddings, "stream.sse": _stream, "models.json": _models}
@@ -80,10 +111,15 @@ def config(workdir: Path, port: int) -> str:
     (workdir / "files").mkdir(exist_ok=True)
     for name, make in FILES.items():
         (workdir / "files" / name).write_text(make())
-    routes = {"/v1/models": "models.json", "/v1/chat/completions": "chat.json", "/v1/embeddings": "embeddings.json",
-              "/stream/v1/chat/completions": "stream.sse"}
-    locations = "\n".join(f"    location = {route} {{ error_page 405 =200 /files/{name}; return 405; }}"
-                          for route, name in routes.items())
+    routes = {
+        "/v1/models": "models.json",
+        "/v1/chat/completions": "chat.json",
+        "/v1/embeddings": "embeddings.json",
+        "/stream/v1/chat/completions": "stream.sse",
+    }
+    locations = "\n".join(
+        f"    location = {route} {{ error_page 405 =200 /files/{name}; return 405; }}" for route, name in routes.items()
+    )
     return f"""
 worker_processes 1;
 daemon off;
@@ -115,8 +151,11 @@ http {{
 def start(workdir: Path, port: int, cpu: str) -> subprocess.Popen[bytes]:
     conf = workdir / "nginx.conf"
     conf.write_text(config(workdir, port))
-    proc = subprocess.Popen(["taskset", "-c", cpu, "nginx", "-p", str(workdir), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["taskset", "-c", cpu, "nginx", "-p", str(workdir), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()

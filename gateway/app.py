@@ -11,10 +11,11 @@ from typing import IO
 
 from aiohttp import web
 
-from gateway import handlers, oauth, openapi
+from gateway.api import openapi
+from gateway.api.routes import ROUTES
 from gateway.config import Config
 from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, SHUTDOWN, STARTED_AT
-from gateway.observe import Observer
+from gateway.observability.observer import Observer
 from gateway.runtime import Live
 from gateway.shutdown import Shutdown
 from middlewares.errors import errors
@@ -35,7 +36,7 @@ def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Appli
     app[OBSERVER] = Observer(config, access_out)
     app[STARTED_AT] = time.time()
     app[SHUTDOWN] = Shutdown()
-    routes = (*handlers.ROUTES, *oauth.ROUTES)
+    routes = ROUTES
     for method, path, handler in routes:
         app.router.add_route(method, path, handler)
     app[OPENAPI] = openapi.build(app)  # documents the root paths; /v1 mirrors them

@@ -27,10 +27,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (overrides server.host)")
     serve.add_argument("--port", type=int, help="port to bind (overrides server.port; 0 picks one)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    serve.add_argument("--workers", type=int, default=1, help="processes on the one port (needs state.backend: "
-                       "redis so that limits are shared, unless --allow-per-process-limits)")
-    serve.add_argument("--allow-per-process-limits", action="store_true",
-                       help="with --workers > 1 and the memory state: each worker keeps its own budgets")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes on the one port (needs state.backend: "
+        "redis so that limits are shared, unless --allow-per-process-limits)",
+    )
+    serve.add_argument(
+        "--allow-per-process-limits",
+        action="store_true",
+        help="with --workers > 1 and the memory state: each worker keeps its own budgets",
+    )
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for workers
     serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     check = sub.add_parser("check-config", help="validate a config file and summarise it")
@@ -47,9 +55,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def new_secret() -> str:
     secret = config.generate_secret()
-    return (f"{secret}\n"
-            f"# give the line above to the client; put only this one in the config:\n"
-            f"secret_sha256: {config.hash_secret(secret)}")
+    return (
+        f"{secret}\n"
+        f"# give the line above to the client; put only this one in the config:\n"
+        f"secret_sha256: {config.hash_secret(secret)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,14 +85,13 @@ def main(argv: list[str] | None = None) -> int:
             print("usage records are off in this config (usage.path: null)", file=sys.stderr)
             return 2
         # the path is relative to where the command runs: say which file that was
-        print(f"usage records from {os.path.abspath(cfg.usage.path)} (usage.path of {_source(cfg)})",
-              file=sys.stderr)
+        print(f"usage records from {os.path.abspath(cfg.usage.path)} (usage.path of {_source(cfg)})", file=sys.stderr)
         return usage_report(cfg.usage.path, args)
     return serve(cfg, args, argv)
 
 
 def usage_report(path: str, args: argparse.Namespace) -> int:
-    from gateway.usage import SQLiteStore, since_seconds
+    from gateway.observability.usage import SQLiteStore, since_seconds
 
     try:
         since = since_seconds(args.since)
@@ -106,20 +115,41 @@ def usage_report(path: str, args: argparse.Namespace) -> int:
 
 def usage_table(rows: list[dict[str, Any]], by: str) -> str:
     columns = [by, "requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "unpriced", "errors"]
+
     def cost(row: dict[str, Any]) -> str:
         return "-" if row["cost_usd"] is None else f"{row['cost_usd']:.6f}"
+
     def key(row: dict[str, Any]) -> str:  # failed requests may have no model or provider
         return f"(no {by})" if row[by] is None else str(row[by])
-    body = [[key(r), str(r["requests"]), str(r["prompt_tokens"]), str(r["completion_tokens"]),
-             str(r["total_tokens"]), cost(r), str(r["unpriced_requests"]), str(r["errors"])] for r in rows]
-    totals = ["total", *(str(sum(r[k] for r in rows)) for k in ("requests", "prompt_tokens", "completion_tokens",
-                                                                  "total_tokens")),
-              f"{sum(r['cost_usd'] or 0 for r in rows):.6f}", str(sum(r["unpriced_requests"] for r in rows)),
-              str(sum(r["errors"] for r in rows))]
+
+    body = [
+        [
+            key(r),
+            str(r["requests"]),
+            str(r["prompt_tokens"]),
+            str(r["completion_tokens"]),
+            str(r["total_tokens"]),
+            cost(r),
+            str(r["unpriced_requests"]),
+            str(r["errors"]),
+        ]
+        for r in rows
+    ]
+    totals = [
+        "total",
+        *(str(sum(r[k] for r in rows)) for k in ("requests", "prompt_tokens", "completion_tokens", "total_tokens")),
+        f"{sum(r['cost_usd'] or 0 for r in rows):.6f}",
+        str(sum(r["unpriced_requests"] for r in rows)),
+        str(sum(r["errors"] for r in rows)),
+    ]
     table = [columns, *body, totals]
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+
     def fmt(row: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
     lines = [fmt(columns), "  ".join("-" * w for w in widths), *(fmt(r) for r in body), fmt(totals)]
     return "\n".join(lines)
 
@@ -139,8 +169,7 @@ def summary(cfg: config.Config) -> str:
     lines.append(f"strategies ({len(cfg.strategies)}):")
     for s in cfg.strategies:
         auto = f"  auto: {' -> '.join(s.auto)}" if s.auto else ""
-        lines.append(f"  {s.name:<16} allow: {', '.join(s.allow) or '(nothing)'}{auto}"
-                     f"  fallbacks: {len(s.fallbacks)}")
+        lines.append(f"  {s.name:<16} allow: {', '.join(s.allow) or '(nothing)'}{auto}  fallbacks: {len(s.fallbacks)}")
     lines.append(f"clients ({len(cfg.clients)}):")
     for c in cfg.clients:
         lines.append(f"  {c.name:<16} strategy: {c.strategy}{'' if c.enabled else '  (disabled)'}")
@@ -156,9 +185,12 @@ def serve(cfg: config.Config, args: argparse.Namespace, argv: list[str]) -> int:
         return 2
     if args.workers > 1:
         if cfg.state.backend != "redis" and not args.allow_per_process_limits:
-            print(f"refusing --workers {args.workers} with state.backend: {cfg.state.backend}: every worker would "
-                  "keep its own rate limits and token throttle, so clients would get N times their budget. Use "
-                  "state.backend: redis, or --allow-per-process-limits if that is what you want.", file=sys.stderr)
+            print(
+                f"refusing --workers {args.workers} with state.backend: {cfg.state.backend}: every worker would "
+                "keep its own rate limits and token throttle, so clients would get N times their budget. Use "
+                "state.backend: redis, or --allow-per-process-limits if that is what you want.",
+                file=sys.stderr,
+            )
             return 2
         if not Path(cfg.source).is_file():
             print("--workers needs a config file (-c): the workers read it themselves", file=sys.stderr)
@@ -175,11 +207,18 @@ def serve(cfg: config.Config, args: argparse.Namespace, argv: list[str]) -> int:
     if args.ready_fd is None:
         _startup_lines(cfg)
     if cfg.generated_secret is not None:
-        print("No client configured: generated a secret for client 'default' (shown once; set "
-              f"LOCALROUTER_SECRET to choose it):\n  {cfg.generated_secret.reveal()}", flush=True)
+        print(
+            "No client configured: generated a secret for client 'default' (shown once; set "
+            f"LOCALROUTER_SECRET to choose it):\n  {cfg.generated_secret.reveal()}",
+            flush=True,
+        )
     if cfg.server.internal_test_token and args.ready_fd is None:
-        print("WARNING: server.internal_test_token is on: the 'internal-test' token bypasses every client "
-              "restriction for callers on this host. Turn it off outside development.", file=sys.stderr, flush=True)
+        print(
+            "WARNING: server.internal_test_token is on: the 'internal-test' token bypasses every client "
+            "restriction for callers on this host. Turn it off outside development.",
+            file=sys.stderr,
+            flush=True,
+        )
     from gateway.server import serve as serve_app
 
     try:

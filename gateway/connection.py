@@ -26,15 +26,25 @@ from typing import Any
 
 from aiohttp import hdrs, web, web_protocol
 from aiohttp.http_exceptions import (
-    BadStatusLine, HttpProcessingError, InvalidHeader, InvalidURLError, LineTooLong, PayloadEncodingError,
+    BadStatusLine,
+    HttpProcessingError,
+    InvalidHeader,
+    InvalidURLError,
+    LineTooLong,
+    PayloadEncodingError,
 )
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 
 from gateway.config import ServerConfig
 from gateway.errors import (
-    GatewayError, InvalidRequest, RequestTimeout, body_framing_error, for_status, render_bytes,
+    GatewayError,
+    InvalidRequest,
+    RequestTimeout,
+    body_framing_error,
+    for_status,
+    render_bytes,
 )
-from gateway.exchange import new_id
+from gateway.observability.exchange import new_id
 
 log = logging.getLogger("localrouter.connection")
 
@@ -44,13 +54,19 @@ _REFUSALS: tuple[tuple[type[HttpProcessingError], str, str], ...] = (
     (BadStatusLine, "invalid_request_line", "The request line is not valid HTTP/1.1."),
     (InvalidURLError, "invalid_url", "The request target is not a valid URL."),
 )
-_CLOSE = {hdrs.CONNECTION: "close"}
+_CLOSE: dict[str, str] = {hdrs.CONNECTION: "close"}
 
 
 def runner(app: web.Application, server: ServerConfig, **kwargs: Any) -> web.AppRunner:
     """The app's runner, its connections served by :class:`Connection`."""
-    return _Runner(app, handler_cancellation=True, access_log=None, header_timeout=server.header_timeout,
-                   body_timeout=server.body_timeout, **kwargs)
+    return _Runner(
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        header_timeout=server.header_timeout,
+        body_timeout=server.body_timeout,
+        **kwargs,
+    )
 
 
 class Connection(web_protocol.RequestHandler):
@@ -89,28 +105,39 @@ class Connection(web_protocol.RequestHandler):
         elif data and not in_body and self._timer is None:
             self._arm(self._header_timeout, self._headers_late)  # a request has begun; its headers are not all here
 
-    async def finish_response(self, request: web.BaseRequest, resp: web.StreamResponse,
-                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
         if self._body is not None and request.content is self._body:
             self._disarm()  # answered: the rest of the body is only drained, for aiohttp's lingering time
         return await super().finish_response(request, resp, start_time)
 
-    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         """The answer to a request refused before the app (or to an error the app let escape)."""
         request_id = new_id()
         err = self._refusal(exc, status)
         if isinstance(exc, (HttpProcessingError, RequestTimeout)):
-            log.info("refused a request from %s before the app: %d %s (%s)", request.remote, err.status,
-                     err.code, request_id)
+            log.info(
+                "refused a request from %s before the app: %d %s (%s)", request.remote, err.status, err.code, request_id
+            )
         else:
             log.error("unhandled error (%s)", request_id, exc_info=exc)
         if request.writer.output_size > 0:
             raise ConnectionError("the answer has begun; no error answer can follow")
         err.message = f"{err.message} (request id: {request_id})"
-        response = web.Response(body=render_bytes(err), status=err.status, content_type="application/json",
-                                headers={**err.headers, hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff",
-                                         hdrs.CACHE_CONTROL: "no-store", hdrs.X_REQUEST_ID: request_id})
+        response = web.Response(
+            body=render_bytes(err),
+            status=err.status,
+            content_type="application/json",
+            headers={
+                **err.headers,
+                hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff",
+                hdrs.CACHE_CONTROL: "no-store",
+                hdrs.X_REQUEST_ID: request_id,
+            },
+        )
         response.force_close()
         return response
 
@@ -120,14 +147,18 @@ class Connection(web_protocol.RequestHandler):
         if isinstance(exc, PayloadEncodingError):
             return body_framing_error()
         if isinstance(exc, LineTooLong):
-            return InvalidRequest(f"The request line or a header field is longer than {self.max_field_size} "
-                                  "bytes.", code="line_too_long")
+            return InvalidRequest(
+                f"The request line or a header field is longer than {self.max_field_size} bytes.", code="line_too_long"
+            )
         for kind, code, text in _REFUSALS:
             if isinstance(exc, kind):
                 return InvalidRequest(text, code=code)
         if isinstance(exc, HttpProcessingError):
-            return InvalidRequest("The request is not valid HTTP/1.1 (a malformed header or framing, or more "
-                                  f"than {self.max_headers} headers).", code="malformed_request")
+            return InvalidRequest(
+                "The request is not valid HTTP/1.1 (a malformed header or framing, or more "
+                f"than {self.max_headers} headers).",
+                code="malformed_request",
+            )
         return for_status(status, "The server had an error while processing your request.")
 
     def _message_parsed(self) -> None:
@@ -157,8 +188,7 @@ class Connection(web_protocol.RequestHandler):
         self._late = True
         err = RequestTimeout("The request headers did not arrive in time.")
         # answered like a request the parser refused, in turn after those already queued
-        self._messages.append((web_protocol._ErrInfo(status=err.status, exc=err, message=err.message),
-                               EMPTY_PAYLOAD))
+        self._messages.append((web_protocol._ErrInfo(status=err.status, exc=err, message=err.message), EMPTY_PAYLOAD))
         self._request_count += 1
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -198,5 +228,9 @@ class _Server(web.Server):
 class _Runner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         made = await super()._make_server()
-        return _Server(made.request_handler, request_factory=made.request_factory,
-                       handler_cancellation=made.handler_cancellation, **made._kwargs)
+        return _Server(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            **made._kwargs,
+        )

@@ -17,7 +17,7 @@ class GatewayError(Exception):
 
     status: ClassVar[int] = 500
     type: ClassVar[str] = "server_error"
-    code: ClassVar[str | None] = None
+    code: str | None = None  # a class's default; an instance may carry its own
 
     def __init__(
         self,
@@ -163,8 +163,11 @@ def for_status(status: int, message: str, **kwargs: Any) -> GatewayError:
 def body_framing_error() -> InvalidRequest:
     """A request body that broke its Content-Length, chunked or content encoding while it was read (the
     connection closes after the answer: where the next request would start is unknown)."""
-    return InvalidRequest("The request body does not match its framing (Content-Length, chunked or "
-                          "content encoding).", code="invalid_body_framing", headers={"Connection": "close"})
+    return InvalidRequest(
+        "The request body does not match its framing (Content-Length, chunked or content encoding).",
+        code="invalid_body_framing",
+        headers={"Connection": "close"},
+    )
 
 
 def render_bytes(err: GatewayError) -> bytes:

@@ -2,10 +2,10 @@
 
 orjson turns integers beyond 64 bits into floats (and refuses to write them). A client's request must
 pass through untouched all the same, so :func:`loads_exact` sends documents with 19 or more digits in
-a row (-9223372036854775809 has 19) down the standard library's slower, exact path. Upstream answers use :func:`loads`: OpenAI-shaped
-answers carry no such integers, and an embedding answer's digits would make the check cost more than
-the parse. Both refuse documents nested deeper than :data:`MAX_DEPTH`, so that nothing the gateway
-read fails to be written again.
+a row (-9223372036854775809 has 19) down the standard library's slower, exact path. Upstream
+answers use :func:`loads`: OpenAI-shaped answers carry no such integers, and an embedding answer's
+digits would make the check cost more than the parse. Both refuse documents nested deeper than
+:data:`MAX_DEPTH`, so that nothing the gateway read fails to be written again.
 """
 
 from __future__ import annotations
@@ -77,8 +77,11 @@ def _deeper_than(doc: Any, limit: int) -> bool:
         node, level = todo.pop()
         if level > limit:
             return True
-        todo.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node)
-                    if isinstance(child, (dict, list)))
+        todo.extend(
+            (child, level + 1)
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, (dict, list))
+        )
     return False
 
 
@@ -97,7 +100,7 @@ def dumps_all(objs: list[Any]) -> list[bytes]:
         return list(map(dumps, objs))
 
 
-class Answer(dict):  # type: ignore[type-arg]
+class Answer(dict[str, Any]):
     """An upstream's JSON object as parsed, with the bytes it came as: :func:`encode_answer` relays those
     with the model changed instead of encoding it again (an embedding's 1536 floats take ~45 us to write).
     Nothing but ``model`` may change in it."""
@@ -159,4 +162,4 @@ def with_model(raw: bytes, old: Any, new: Any) -> bytes | None:
     value = orjson.dumps(old)
     if not raw.startswith(value, i):
         return None
-    return raw[:i] + orjson.dumps(new) + raw[i + len(value):]
+    return raw[:i] + orjson.dumps(new) + raw[i + len(value) :]

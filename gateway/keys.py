@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.config import Config
-from gateway.exchange import Exchange
-from gateway.observe import Observer
-from gateway.routing import Principal, Target
+from gateway.observability.exchange import Exchange
+from gateway.observability.observer import Observer
+from gateway.routing.router import Principal, Target
 from gateway.runtime import Live, Runtime
 from gateway.shutdown import Shutdown
 
@@ -25,6 +25,6 @@ BODY = web.RequestKey("body", dict)
 CHAIN = web.RequestKey("chain", tuple[Target, ...])
 RATE_HEADERS = web.RequestKey("rate_headers", dict)  # x-ratelimit-* for the answer
 
-# Handlers say what the middlewares owe them through attributes set in gateway.handlers.
+# Handlers say what the middlewares owe them through attributes set in gateway.api.endpoints.
 PUBLIC_ATTR = "__localrouter_public__"
 ENDPOINT_ATTR = "__localrouter_endpoint__"

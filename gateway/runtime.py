@@ -17,22 +17,21 @@ from dataclasses import fields
 import aiohttp
 
 from gateway import config as gwconfig
-from gateway.breaker import Breakers
-from gateway.catalog import Catalog
-from gateway.clients import ClientRegistry
+from gateway.auth.clients import ClientRegistry
+from gateway.auth.tokens import TokenSigner
 from gateway.config import Config, ProviderConfig
-from gateway.ratelimit import RateLimiter
-from gateway.routing import Router
-from gateway.state import make_state
-from gateway.tokens import TokenSigner
+from gateway.limits import make_state
+from gateway.limits.limiter import RateLimiter
+from gateway.routing.breaker import Breakers
+from gateway.routing.catalog import Catalog
+from gateway.routing.router import Router
 from providers import ADAPTERS
 from providers.base import Provider
 
 log = logging.getLogger("localrouter.reload")
 
 #: server settings that the listening socket or the app were built with: a reload cannot change them
-RESTART_ONLY = ("host", "port", "max_body_bytes", "header_timeout", "body_timeout", "drain_seconds",
-                "shutdown_timeout")
+RESTART_ONLY = ("host", "port", "max_body_bytes", "header_timeout", "body_timeout", "drain_seconds", "shutdown_timeout")
 RESTART_ONLY_SECTIONS = ("state",)
 WATCH_INTERVAL = 1.0
 
@@ -42,8 +41,9 @@ class Runtime:
         self.config = config
         # one pool per provider, so a provider that hangs holds only its own connections
         self.sessions = {p.name: _session(p) for p in config.providers}
-        self.providers: dict[str, Provider] = {p.name: ADAPTERS[p.type](p, self.sessions[p.name])
-                                               for p in config.providers}
+        self.providers: dict[str, Provider] = {
+            p.name: ADAPTERS[p.type](p, self.sessions[p.name]) for p in config.providers
+        }
         self.catalog = Catalog(self.providers)
         self.router = Router(config, self.catalog)
         key = config.auth.signing_key.reveal().encode() if config.auth.signing_key else fallback_key
@@ -94,8 +94,10 @@ class Live:
         # without a configured key, one random key for this process's whole life (kept across reloads)
         self._fallback_key = secrets.token_bytes(32)
         if config.auth.signing_key is None:
-            log.info("no auth.signing_key (or %s): access tokens are valid on this process only, until it "
-                     "stops", gwconfig.SIGNING_KEY_ENV)
+            log.info(
+                "no auth.signing_key (or %s): access tokens are valid on this process only, until it stops",
+                gwconfig.SIGNING_KEY_ENV,
+            )
         self.breakers = Breakers()  # per target id, kept across reloads
         self.state = make_state(config.state)  # budgets and throttles, kept across reloads
         self.limiter = RateLimiter(self.state, config.state.fail_closed)
@@ -117,8 +119,12 @@ class Live:
         try:
             new = gwconfig.load(path)
         except gwconfig.ConfigError as exc:
-            log.error("config reload refused, the running config stays (%d problem%s):\n  %s",
-                      len(exc.problems), "s" * (len(exc.problems) != 1), "\n  ".join(exc.problems))
+            log.error(
+                "config reload refused, the running config stays (%d problem%s):\n  %s",
+                len(exc.problems),
+                "s" * (len(exc.problems) != 1),
+                "\n  ".join(exc.problems),
+            )
             return False
         old = self.current
         for f in fields(new.server):
@@ -128,16 +134,23 @@ class Live:
             if getattr(new, section) != getattr(old.config, section):
                 log.warning("config reload: %s changed; it takes effect on restart", section)
         if new.server.internal_test_token and not old.config.server.internal_test_token:
-            log.warning("config reload: server.internal_test_token is now on: the 'internal-test' token bypasses "
-                        "every client restriction for callers on this host")
+            log.warning(
+                "config reload: server.internal_test_token is now on: the 'internal-test' token bypasses "
+                "every client restriction for callers on this host"
+            )
         runtime = Runtime(new, self._fallback_key)
         runtime.start()
         self.current = runtime
         task = asyncio.get_running_loop().create_task(old.retire())
         self._retired[task] = old
         task.add_done_callback(lambda done: self._retired.pop(done, None))
-        log.info("config reloaded from %s: %d providers, %d strategies, %d clients", path,
-                 len(new.providers), len(new.strategies), len(new.clients))
+        log.info(
+            "config reloaded from %s: %d providers, %d strategies, %d clients",
+            path,
+            len(new.providers),
+            len(new.strategies),
+            len(new.clients),
+        )
         return True
 
     async def watch(self) -> None:

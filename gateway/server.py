@@ -43,8 +43,7 @@ async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, 
     try:
         # the loop's own server, as aiohttp's TCPSite makes it, but with its sockets at hand (see _close)
         try:
-            listener = await loop.create_server(runner.server, host, port, backlog=1024,
-                                                reuse_port=reuse_port or None)
+            listener = await loop.create_server(runner.server, host, port, backlog=1024, reuse_port=reuse_port or None)
         except OSError as exc:
             raise ListenError(host, port, exc) from exc
         gc.freeze()  # what startup built lives forever: keep it out of every later collection
@@ -57,8 +56,11 @@ async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, 
                 print(line, flush=True)
         for address in (sock.getsockname() for sock in listener.sockets):
             shown = f"[{address[0]}]" if ":" in address[0] else address[0]
-            print(f"LocalRouter Gateway {__version__} listening on http://{shown}:{address[1]}"
-                  + (f" (worker {os.getpid()})" if ready_fd is not None else ""), flush=True)
+            print(
+                f"LocalRouter Gateway {__version__} listening on http://{shown}:{address[1]}"
+                + (f" (worker {os.getpid()})" if ready_fd is not None else ""),
+                flush=True,
+            )
         if ready_fd is not None:
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
@@ -68,8 +70,11 @@ async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, 
         loop.add_signal_handler(signal.SIGHUP, app[LIVE].reload)
         await stop.wait()
         shutdown.draining = True
-        log.info("draining: /health answers 503 for %gs, then in-flight requests get %gs to finish",
-                 cfg.server.drain_seconds, cfg.server.shutdown_timeout)
+        log.info(
+            "draining: /health answers 503 for %gs, then in-flight requests get %gs to finish",
+            cfg.server.drain_seconds,
+            cfg.server.shutdown_timeout,
+        )
         await asyncio.sleep(cfg.server.drain_seconds)
         await _close(listener, runner.server)  # connections already open are still served
         settle = min(SETTLE, cfg.server.shutdown_timeout)

@@ -1,7 +1,7 @@
 """The process's graceful end, as requests see it: one :class:`Shutdown` per app (gateway.server drives it).
 
 Every request runs under :meth:`Shutdown.bound`, so the shutdown knows what is in flight and can end it at
-its deadline: a plain request then answers 503 ``server_shutting_down``; an open stream (gateway.sse) ends
+its deadline: a plain request then answers 503 ``server_shutting_down``; an open stream (gateway.api.events) ends
 with that error as its last event and ``[DONE]``. Nothing is cut without a word, and the deadline is one
 deadline: aiohttp's own wait for handlers, left alone, takes its timeout twice (it waits, cancels, and
 waits again), and cuts streams with a bare close.
@@ -82,8 +82,9 @@ class _Bound:
         if self._shutdown.over:
             self._shutdown._end(task)
 
-    async def __aexit__(self, typ: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         # A cancellation of the shutdown's becomes its error; a client's (or another one, still pending)
         # stays a cancellation. A stream that ended itself in words (sse.relay) returns normally.
         if self._shutdown._leave(self._task) and self._task.uncancel() == 0 and typ is asyncio.CancelledError:

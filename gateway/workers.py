@@ -3,7 +3,7 @@
 The supervisor reserves the port, starts each worker as ``serve`` with the same arguments, forwards
 SIGTERM/SIGINT (graceful drain in every worker) and SIGHUP (reload), restarts a worker that dies,
 and exits 0 once every worker has exited 0. Each worker snapshots its metrics into a directory the
-supervisor creates and removes, and a scrape on any worker sums them (gateway.metrics).
+supervisor creates and removes, and a scrape on any worker sums them (gateway.observability.metrics).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 
 from gateway import __version__
 from gateway.listen import ListenError
-from gateway.metrics import METRICS_DIR_ENV
+from gateway.observability.metrics import METRICS_DIR_ENV
 
 RESTART_BACKOFF = 1.0
 
@@ -53,8 +53,21 @@ class Supervisor:
     def _start(self, slot: int) -> None:
         read, write = os.pipe()
         env = self.env
-        cmd = [sys.executable, "-m", "gateway", *self.argv, "--host", self.host, "--port", str(self.port),
-               "--workers", "1", "--reuse-port", "--ready-fd", str(write)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "gateway",
+            *self.argv,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--reuse-port",
+            "--ready-fd",
+            str(write),
+        ]
         proc = subprocess.Popen(cmd, pass_fds=(write,), env=env)
         os.close(write)
         with os.fdopen(read, "rb") as ready:
@@ -76,8 +89,10 @@ class Supervisor:
             self._wait_all()
             return 1
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        print(f"LocalRouter Gateway {__version__} listening on http://{shown}:{self.port} "
-              f"({self.count} workers)", flush=True)
+        print(
+            f"LocalRouter Gateway {__version__} listening on http://{shown}:{self.port} ({self.count} workers)",
+            flush=True,
+        )
         while not self.stopping:
             for slot, proc in list(self.procs.items()):
                 if proc.poll() is not None and not self.stopping:
@@ -103,7 +118,7 @@ class Supervisor:
 
     def _wait_all(self) -> int:
         codes = [proc.wait() for proc in self.procs.values()]
-        for proc, code in zip(self.procs.values(), codes):
+        for proc, code in zip(self.procs.values(), codes, strict=True):
             if code != 0:
                 print(f"worker {proc.pid} exited with {code}", file=sys.stderr, flush=True)
         self.reserved.close()

@@ -11,10 +11,10 @@ import ipaddress
 from aiohttp import hdrs, web
 from multidict import istr
 
-from gateway.clients import INTERNAL_TEST_TOKEN
+from gateway.auth.clients import INTERNAL_TEST_TOKEN
 from gateway.errors import AuthenticationFailed
 from gateway.keys import LIVE, PRINCIPAL, PUBLIC_ATTR, RUNTIME
-from gateway.routing import Principal
+from gateway.routing.router import Principal
 from gateway.runtime import Runtime
 
 _SCHEME = "bearer "
@@ -25,10 +25,11 @@ def _token(request: web.Request) -> str:
     header = request.headers.get(hdrs.AUTHORIZATION)
     if not header:
         raise AuthenticationFailed(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <your client secret>'.")
-    if header[: len(_SCHEME)].lower() != _SCHEME or not header[len(_SCHEME):].strip():
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <your client secret>'."
+        )
+    if header[: len(_SCHEME)].lower() != _SCHEME or not header[len(_SCHEME) :].strip():
         raise AuthenticationFailed("Malformed Authorization header; expected 'Bearer <your client secret>'.")
-    return header[len(_SCHEME):].strip()
+    return header[len(_SCHEME) :].strip()
 
 
 def _is_loopback(request: web.Request) -> bool:

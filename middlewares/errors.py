@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway.errors import GatewayError, InternalError, body_framing_error, for_status, render_bytes
 from gateway.keys import CONFIG, EXCHANGE, SHUTDOWN
@@ -16,8 +17,7 @@ CLIENT_CLOSED = 499
 
 
 def render(err: GatewayError) -> web.Response:
-    return web.Response(body=render_bytes(err), status=err.status, content_type="application/json",
-                        headers=err.headers)
+    return web.Response(body=render_bytes(err), status=err.status, content_type="application/json", headers=err.headers)
 
 
 def _from_http_exception(request: web.Request, exc: web.HTTPException) -> GatewayError:
@@ -45,7 +45,7 @@ def _answer(request: web.Request, err: GatewayError) -> web.Response:
 
 
 @web.middleware
-async def errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         async with request.app[SHUTDOWN].bound():  # still running at the shutdown's deadline: ended, in words
             return await handler(request)

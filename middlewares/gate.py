@@ -12,13 +12,14 @@ what comes back, are middlewares of their own.
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway.keys import ENDPOINT_ATTR, RUNTIME
 from middlewares import auth, permissions, rate_limit, security
 
 
 @web.middleware
-async def gate(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     preflight = security.screen(request)
     if preflight is not None:
         return preflight

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from gateway import exchange as ex
 from gateway.keys import BODY, EXCHANGE, OBSERVER, PRINCIPAL
+from gateway.observability import exchange as ex
 from middlewares.errors import CLIENT_CLOSED
 
 
 @web.middleware
-async def observe(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     observer = request.app[OBSERVER]
     x = request[EXCHANGE] = ex.start(request, observer.trusted)
     try:

@@ -38,19 +38,22 @@ def screen(request: web.Request) -> web.Response | None:
     """Refuse a host not allowed; answer a CORS preflight (the response), else None."""
     server = request.app[LIVE].current.config.server
     if server.allowed_hosts and not _host_allowed(request, server.allowed_hosts):
-        raise InvalidRequest("This gateway does not answer for the host named in the request.",
-                             code="host_not_allowed")
+        raise InvalidRequest("This gateway does not answer for the host named in the request.", code="host_not_allowed")
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         origin = _allowed_origin(request, server.cors_origins)
         if origin is not None:
-            return web.Response(status=204, headers={
-                "Access-Control-Allow-Origin": origin,
-                "Access-Control-Allow-Methods": _ALLOW_METHODS,
-                "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers",
-                                                                    _ALLOW_HEADERS),
-                "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
-                "Vary": "Origin",
-            })
+            return web.Response(
+                status=204,
+                headers={
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Methods": _ALLOW_METHODS,
+                    "Access-Control-Allow-Headers": request.headers.get(
+                        "Access-Control-Request-Headers", _ALLOW_HEADERS
+                    ),
+                    "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
+                    "Vary": "Origin",
+                },
+            )
     return None
 
 

@@ -5,7 +5,7 @@ from providers.azure import AzureProvider
 from providers.base import Provider
 from providers.gemini import GeminiProvider
 from providers.ollama import OllamaProvider
-from providers.openai_compat import OpenAICompatProvider
+from providers.openai_compatible import OpenAICompatProvider
 
 ADAPTERS: dict[str, type[Provider]] = {
     "openai": OpenAICompatProvider,

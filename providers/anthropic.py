@@ -12,15 +12,22 @@ from typing import Any
 
 from aiohttp import hdrs
 
+from providers import openai_shapes as tr
 from providers.base import ModelInfo, UpstreamInvalid, UpstreamRateLimited, stream_error
-from providers import translate as tr
-from providers.listing import get_json
-from providers.translating import StreamTranslator, TranslatingProvider
+from providers.native import StreamTranslator, TranslatingProvider
+from providers.transport.listing import get_json
 
 VERSION = "2023-06-01"
 TYPE = "anthropic"
-FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
-          "pause_turn": "stop", "refusal": "content_filter", "model_context_window_exceeded": "length"}
+FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "pause_turn": "stop",
+    "refusal": "content_filter",
+    "model_context_window_exceeded": "length",
+}
 
 
 class AnthropicProvider(TranslatingProvider):
@@ -72,24 +79,38 @@ class AnthropicProvider(TranslatingProvider):
             if block.get("type") == "text":
                 text.append(tr.need(block, "text", str))
             elif block.get("type") == "tool_use":
-                calls.append(tr.tool_call(None, tr.need(block, "id", str), tr.need(block, "name", str),
-                                          block.get("input")))
-        return tr.answer(tr.opt(doc, "id", str, "") or tr.completion_id(), model, "".join(text), calls,
-                         tr.finish(FINISH, doc.get("stop_reason")), _usage(tr.opt(doc, "usage", dict, {})))
+                calls.append(
+                    tr.tool_call(None, tr.need(block, "id", str), tr.need(block, "name", str), block.get("input"))
+                )
+        return tr.answer(
+            tr.opt(doc, "id", str, "") or tr.completion_id(),
+            model,
+            "".join(text),
+            calls,
+            tr.finish(FINISH, doc.get("stop_reason")),
+            _usage(tr.opt(doc, "usage", dict, {})),
+        )
 
     def translator(self, model: str) -> StreamTranslator:
         return _Stream(model)
 
 
 def _usage(use: dict[str, Any]) -> dict[str, int]:
-    prompt = sum(use.get(k) or 0 for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-                 if isinstance(use.get(k), int))
+    prompt = sum(
+        use.get(k) or 0
+        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        if isinstance(use.get(k), int)
+    )
     return tr.usage(prompt, use.get("output_tokens"))
 
 
 def _tool(tool: Any, param: str) -> dict[str, Any]:
-    if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(
-            tool.get("function"), dict) or not isinstance(tool["function"].get("name"), str):
+    if (
+        not isinstance(tool, dict)
+        or tool.get("type", "function") != "function"
+        or not isinstance(tool.get("function"), dict)
+        or not isinstance(tool["function"].get("name"), str)
+    ):
         raise tr.invalid(param, f"'{param}' must be a function tool with a name.")
     fn = tool["function"]
     out = {"name": fn["name"], "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
@@ -128,8 +149,11 @@ def _content(content: Any, param: str) -> list[dict[str, Any]]:
         elif kind == "image_url":
             url = tr.image_url_of(part, p)
             inline = tr.data_url(url, p)
-            source = ({"type": "base64", "media_type": inline[0], "data": inline[1]} if inline
-                      else {"type": "url", "url": url})
+            source = (
+                {"type": "base64", "media_type": inline[0], "data": inline[1]}
+                if inline
+                else {"type": "url", "url": url}
+            )
             blocks.append({"type": "image", "source": source})
         else:
             raise tr.unsupported(TYPE, p, f"Content part type {kind!r}")
@@ -151,14 +175,28 @@ def _messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]
             blocks = _content(m.get("content"), f"{param}.content")
             for j, call in enumerate(m.get("tool_calls") or []):
                 name = tr.call_name(call, f"{param}.tool_calls[{j}]", need_id=True)
-                blocks.append({"type": "tool_use", "id": call["id"], "name": name,
-                               "input": tr.arguments_of(call, f"{param}.tool_calls[{j}]")})
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call["id"],
+                        "name": name,
+                        "input": tr.arguments_of(call, f"{param}.tool_calls[{j}]"),
+                    }
+                )
             push("assistant", blocks)
         elif role == "tool":
             if not isinstance(m.get("tool_call_id"), str):
                 raise tr.invalid(f"{param}.tool_call_id", "A tool message needs its tool_call_id.")
-            push("user", [{"type": "tool_result", "tool_use_id": m["tool_call_id"],
-                           "content": tr.text_of(m.get("content"), f"{param}.content")}])
+            push(
+                "user",
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": m["tool_call_id"],
+                        "content": tr.text_of(m.get("content"), f"{param}.content"),
+                    }
+                ],
+            )
         else:
             raise tr.unsupported(TYPE, f"{param}.role", f"Message role {role!r}")
     return "\n\n".join(s for s in system if s), turns.out
@@ -220,6 +258,16 @@ class _Stream(StreamTranslator):
         if delta.get("type") == "input_json_delta":
             if index not in self.tools:
                 raise tr.malformed("tool input for a content block that did not start as a tool call")
-            return [self.chunks.delta({"tool_calls": [{"index": self.tools[index], "function": {
-                "arguments": tr.opt(delta, "partial_json", str, "")}}]})]
+            return [
+                self.chunks.delta(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": self.tools[index],
+                                "function": {"arguments": tr.opt(delta, "partial_json", str, "")},
+                            }
+                        ]
+                    }
+                )
+            ]
         return []  # thinking and signature deltas have no OpenAI equivalent

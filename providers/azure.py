@@ -12,13 +12,13 @@ from aiohttp import hdrs
 
 from gateway.config import ProviderConfig
 from providers.base import ModelInfo
-from providers.openai_compat import PATHS, OpenAICompatProvider
+from providers.openai_compatible import PATHS, OpenAICompatProvider
 
 
 class AzureProvider(OpenAICompatProvider):
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         super().__init__(config, session)
-        self._headers = {hdrs.CONTENT_TYPE: "application/json"}
+        self._headers: dict[str, str] = {hdrs.CONTENT_TYPE: "application/json"}
         if self.secret is not None:
             self._headers["api-key"] = self.secret
         self._query = f"?api-version={quote(config.api_version or '', safe='')}"

@@ -15,25 +15,40 @@ from urllib.parse import quote
 
 from aiohttp import hdrs
 
-from providers import translate as tr
+from providers import openai_shapes as tr
 from providers.base import ModelInfo, UpstreamInvalid, stream_error
-from providers.listing import get_json
-from providers.translating import StreamTranslator, TranslatingProvider
+from providers.native import StreamTranslator, TranslatingProvider
+from providers.transport.listing import get_json
 
 TYPE = "gemini"
-SAMPLING = (("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed"),
-            ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"))
-FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter",
-          "BLOCKLIST": "content_filter", "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
-          "IMAGE_SAFETY": "content_filter", "LANGUAGE": "stop", "OTHER": "stop",
-          "MALFORMED_FUNCTION_CALL": "stop", "FINISH_REASON_UNSPECIFIED": "stop"}
+SAMPLING = (
+    ("temperature", "temperature"),
+    ("top_p", "topP"),
+    ("seed", "seed"),
+    ("presence_penalty", "presencePenalty"),
+    ("frequency_penalty", "frequencyPenalty"),
+)
+FINISH = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "LANGUAGE": "stop",
+    "OTHER": "stop",
+    "MALFORMED_FUNCTION_CALL": "stop",
+    "FINISH_REASON_UNSPECIFIED": "stop",
+}
 
 
 class GeminiProvider(TranslatingProvider):
     capabilities = frozenset({"chat", "embeddings"})
 
     def headers(self) -> dict[str, str]:
-        headers = {hdrs.CONTENT_TYPE: "application/json"}
+        headers: dict[str, str] = {hdrs.CONTENT_TYPE: "application/json"}
         if self.secret is not None:
             headers["x-goog-api-key"] = self.secret
         return headers
@@ -46,8 +61,11 @@ class GeminiProvider(TranslatingProvider):
 
     async def list_models(self) -> list[ModelInfo]:
         doc = await get_json(self, self.config.base_url + "/v1beta/models?pageSize=1000", self.headers())
-        return [ModelInfo(str(m["name"]).removeprefix("models/")) for m in doc.get("models", [])
-                if isinstance(m, dict) and m.get("name")]
+        return [
+            ModelInfo(str(m["name"]).removeprefix("models/"))
+            for m in doc.get("models", [])
+            if isinstance(m, dict) and m.get("name")
+        ]
 
     def payload(self, endpoint: str, body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
         if endpoint == "embeddings":
@@ -79,22 +97,43 @@ class GeminiProvider(TranslatingProvider):
 
     def answer(self, endpoint: str, doc: dict[str, Any], model: str) -> dict[str, Any]:
         if endpoint == "embeddings":
-            embeddings = [tr.obj(doc.get("embedding"), "'embedding'")] if "embedding" in doc else tr.objects(
-                doc, "embeddings", required=True)
+            embeddings = (
+                [tr.obj(doc.get("embedding"), "'embedding'")]
+                if "embedding" in doc
+                else tr.objects(doc, "embeddings", required=True)
+            )
             vectors = [tr.need(e, "values", list) for e in embeddings]
-            return {"object": "list", "model": model, "usage": {"prompt_tokens": 0, "total_tokens": 0},
-                    "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
+            return {
+                "object": "list",
+                "model": model,
+                "usage": {"prompt_tokens": 0, "total_tokens": 0},
+                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+            }
         candidates = tr.objects(doc, "candidates")
         if not candidates:
             if tr.opt(doc, "promptFeedback", dict, {}).get("blockReason"):  # the prompt itself was blocked
-                return tr.answer(tr.opt(doc, "responseId", str, "") or tr.completion_id(), model, "", [],
-                                 "content_filter", _usage(doc.get("usageMetadata")))
+                return tr.answer(
+                    tr.opt(doc, "responseId", str, "") or tr.completion_id(),
+                    model,
+                    "",
+                    [],
+                    "content_filter",
+                    _usage(doc.get("usageMetadata")),
+                )
             raise UpstreamInvalid("answer has no candidates")
         text, calls = _read_parts(candidates[0])
         finish = "tool_calls" if calls else tr.finish(FINISH, candidates[0].get("finishReason") or "STOP")
-        return tr.answer(tr.opt(doc, "responseId", str, "") or tr.completion_id(), model, "".join(text),
-                         [tr.tool_call(None, tr.opt(fc, "id", str, "") or tr.call_id(), name, fc.get("args") or {})
-                          for name, fc in calls], finish, _usage(doc.get("usageMetadata")))
+        return tr.answer(
+            tr.opt(doc, "responseId", str, "") or tr.completion_id(),
+            model,
+            "".join(text),
+            [
+                tr.tool_call(None, tr.opt(fc, "id", str, "") or tr.call_id(), name, fc.get("args") or {})
+                for name, fc in calls
+            ],
+            finish,
+            _usage(doc.get("usageMetadata")),
+        )
 
     def translator(self, model: str) -> StreamTranslator:
         return _Stream(model)
@@ -126,14 +165,17 @@ def _embedding_request(body: dict[str, Any], model: str) -> dict[str, Any]:
     if isinstance(value, str):
         return {"content": {"parts": [{"text": value}]}, **extra}
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return {"requests": [{"model": f"models/{model}", "content": {"parts": [{"text": v}]}, **extra}
-                             for v in value]}
+        return {"requests": [{"model": f"models/{model}", "content": {"parts": [{"text": v}]}, **extra} for v in value]}
     raise tr.unsupported(TYPE, "input", "Embedding input other than strings (token arrays)")
 
 
 def _declaration(tool: Any, param: str) -> dict[str, Any]:
-    if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(
-            tool.get("function"), dict) or not isinstance(tool["function"].get("name"), str):
+    if (
+        not isinstance(tool, dict)
+        or tool.get("type", "function") != "function"
+        or not isinstance(tool.get("function"), dict)
+        or not isinstance(tool["function"].get("name"), str)
+    ):
         raise tr.invalid(param, f"'{param}' must be a function tool with a name.")
     fn = tool["function"]
     out: dict[str, Any] = {"name": fn["name"]}
@@ -194,14 +236,26 @@ def _contents(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]
                 name = tr.call_name(call, f"{param}.tool_calls[{j}]")
                 if isinstance(call.get("id"), str):
                     names[call["id"]] = name
-                parts.append({"functionCall": {"name": name, "args": tr.arguments_of(call, f"{param}.tool_calls[{j}]")}})
+                parts.append(
+                    {"functionCall": {"name": name, "args": tr.arguments_of(call, f"{param}.tool_calls[{j}]")}}
+                )
             push("model", parts)
         elif role == "tool":
-            name = names.get(m.get("tool_call_id")) or m.get("name")
-            if not isinstance(name, str):
+            answered = m.get("tool_call_id")
+            answerer = (names.get(answered) if isinstance(answered, str) else None) or m.get("name")
+            if not isinstance(answerer, str):
                 raise tr.invalid(f"{param}.tool_call_id", "A tool message must answer a tool call made earlier.")
-            push("user", [{"functionResponse": {"name": name, "response": {
-                "result": tr.text_of(m.get("content"), f"{param}.content")}}}])
+            push(
+                "user",
+                [
+                    {
+                        "functionResponse": {
+                            "name": answerer,
+                            "response": {"result": tr.text_of(m.get("content"), f"{param}.content")},
+                        }
+                    }
+                ],
+            )
         else:
             raise tr.unsupported(TYPE, f"{param}.role", f"Message role {role!r}")
     return "\n\n".join(s for s in system if s), turns.out

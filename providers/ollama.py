@@ -13,15 +13,20 @@ from typing import Any
 
 from aiohttp import hdrs
 
-from providers import translate as tr
+from providers import openai_shapes as tr
 from providers.base import ModelInfo, UpstreamUnavailable, stream_error
-from providers.listing import get_json
-from providers.translating import StreamTranslator, TranslatingProvider
+from providers.native import StreamTranslator, TranslatingProvider
+from providers.transport.listing import get_json
 
 TYPE = "ollama"
 FINISH = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
-OPTIONS = (("temperature", "temperature"), ("top_p", "top_p"), ("seed", "seed"),
-           ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty"))
+OPTIONS = (
+    ("temperature", "temperature"),
+    ("top_p", "top_p"),
+    ("seed", "seed"),
+    ("presence_penalty", "presence_penalty"),
+    ("frequency_penalty", "frequency_penalty"),
+)
 
 
 class OllamaProvider(TranslatingProvider):
@@ -29,7 +34,7 @@ class OllamaProvider(TranslatingProvider):
     stream_format = "ndjson"
 
     def headers(self) -> dict[str, str]:
-        headers = {hdrs.CONTENT_TYPE: "application/json"}
+        headers: dict[str, str] = {hdrs.CONTENT_TYPE: "application/json"}
         if self.secret is not None:  # an Ollama behind an authenticating proxy
             headers[hdrs.AUTHORIZATION] = f"Bearer {self.secret}"
         return headers
@@ -39,8 +44,11 @@ class OllamaProvider(TranslatingProvider):
 
     async def list_models(self) -> list[ModelInfo]:
         doc = await get_json(self, self.config.base_url + "/api/tags", self.headers())
-        return [ModelInfo(str(m.get("model") or m["name"])) for m in doc.get("models", [])
-                if isinstance(m, dict) and (m.get("model") or m.get("name"))]
+        return [
+            ModelInfo(str(m.get("model") or m["name"]))
+            for m in doc.get("models", [])
+            if isinstance(m, dict) and (m.get("model") or m.get("name"))
+        ]
 
     def payload(self, endpoint: str, body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"model": model}
@@ -79,16 +87,28 @@ class OllamaProvider(TranslatingProvider):
             if not all(isinstance(v, list) for v in vectors):
                 raise tr.malformed("'embeddings' is not a list of vectors")
             tokens = tr.opt(doc, "prompt_eval_count", int, 0)
-            return {"object": "list", "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-                    "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
+            return {
+                "object": "list",
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+            }
         if doc.get("error"):
             raise UpstreamUnavailable(f"error: {doc['error']}")  # cut and scrubbed as it leaves (infer)
         message = tr.obj(doc.get("message"), "'message'")
-        calls = [tr.tool_call(None, tr.opt(c, "id", str, "") or tr.call_id(), name, args)
-                 for name, args, c in _calls(message)]
+        calls = [
+            tr.tool_call(None, tr.opt(c, "id", str, "") or tr.call_id(), name, args)
+            for name, args, c in _calls(message)
+        ]
         finish = "tool_calls" if calls else tr.finish(FINISH, doc.get("done_reason") or "stop")
-        return tr.answer(tr.completion_id(), model, tr.text(message, "content"), calls, finish,
-                         tr.usage(doc.get("prompt_eval_count"), doc.get("eval_count")))
+        return tr.answer(
+            tr.completion_id(),
+            model,
+            tr.text(message, "content"),
+            calls,
+            finish,
+            tr.usage(doc.get("prompt_eval_count"), doc.get("eval_count")),
+        )
 
     def translator(self, model: str) -> StreamTranslator:
         return _Stream(model)
@@ -141,10 +161,13 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 name = tr.call_name(call, f"{param}.tool_calls[{j}]")
                 if isinstance(call.get("id"), str):
                     names[call["id"]] = name
-                calls.append({"function": {"name": name, "arguments": tr.arguments_of(call, f"{param}.tool_calls[{j}]")}})
+                calls.append(
+                    {"function": {"name": name, "arguments": tr.arguments_of(call, f"{param}.tool_calls[{j}]")}}
+                )
             item["tool_calls"] = calls
-        if role == "tool" and names.get(m.get("tool_call_id")):
-            item["tool_name"] = names[m["tool_call_id"]]
+        answered = m.get("tool_call_id")
+        if role == "tool" and isinstance(answered, str) and answered in names:
+            item["tool_name"] = names[answered]
         out.append(item)
     return out
 
@@ -172,7 +195,9 @@ class _Stream(StreamTranslator):
             out.append(self.chunks.delta({"tool_calls": [call]}))
         if event.get("done"):
             finish = "tool_calls" if self.calls else tr.finish(FINISH, event.get("done_reason") or "stop")
-            out += [self.chunks.delta({}, finish),
-                    self.chunks.usage(tr.usage(event.get("prompt_eval_count"), event.get("eval_count")))]
+            out += [
+                self.chunks.delta({}, finish),
+                self.chunks.usage(tr.usage(event.get("prompt_eval_count"), event.get("eval_count"))),
+            ]
             self.done = True
         return out

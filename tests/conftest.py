@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
 
-from gateway import config as gwconfig, connection
+from gateway import config as gwconfig
+from gateway import connection
 from gateway.app import create_app
 from tests import leakcheck
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -63,15 +64,29 @@ def standard_config(primary: FakeOpenAI, backup: FakeOpenAI, **overrides: Any) -
     data: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 0},
         "providers": [
-            {"name": "openai", "type": "openai", "base_url": primary.base_url, "api_key": "sk-upstream-primary-key",
-             "models": ["gpt-4o-mini", "text-embedding-3-small"], "timeouts": {"first_byte": 2, "idle": 2}},
-            {"name": "backup", "base_url": backup.base_url, "api_key": "sk-upstream-backup-key",
-             "endpoints": ["chat", "embeddings"], "timeouts": {"first_byte": 2, "idle": 2}},
+            {
+                "name": "openai",
+                "type": "openai",
+                "base_url": primary.base_url,
+                "api_key": "sk-upstream-primary-key",
+                "models": ["gpt-4o-mini", "text-embedding-3-small"],
+                "timeouts": {"first_byte": 2, "idle": 2},
+            },
+            {
+                "name": "backup",
+                "base_url": backup.base_url,
+                "api_key": "sk-upstream-backup-key",
+                "endpoints": ["chat", "embeddings"],
+                "timeouts": {"first_byte": 2, "idle": 2},
+            },
         ],
         "strategies": [
-            {"name": "default", "allow": ["openai/*", "backup/*"],
-             "auto": ["openai/gpt-4o-mini", "backup/gpt-4o-mini"],
-             "fallbacks": {"openai/gpt-4o-mini": ["backup/gpt-4o-mini"]}},
+            {
+                "name": "default",
+                "allow": ["openai/*", "backup/*"],
+                "auto": ["openai/gpt-4o-mini", "backup/gpt-4o-mini"],
+                "fallbacks": {"openai/gpt-4o-mini": ["backup/gpt-4o-mini"]},
+            },
             {"name": "narrow", "allow": ["backup/gpt-4o-mini"]},
         ],
         "clients": [

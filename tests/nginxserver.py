@@ -21,13 +21,20 @@ def render(workdir: Path, gateway_port: int | Sequence[int], port: int) -> str:
     ports = [gateway_port] if isinstance(gateway_port, int) else gateway_port
     servers = "\n        ".join(f"server 127.0.0.1:{p};" for p in ports)
     text = CONF.read_text()
-    for old, new in (("server gateway:3625;", servers),
-                     ("listen 80;", f"listen 127.0.0.1:{port};"),
-                     ("worker_processes auto;", f"worker_processes 2;\ndaemon off;\npid {workdir}/nginx.pid;\n"
-                                                f"error_log {workdir}/error.log warn;"),
-                     ("http {", f"http {{\n    access_log off;\n    client_body_temp_path {workdir}/body;\n"
-                                f"    proxy_temp_path {workdir}/proxy;\n    fastcgi_temp_path {workdir}/fcgi;\n"
-                                f"    uwsgi_temp_path {workdir}/uwsgi;\n    scgi_temp_path {workdir}/scgi;")):
+    for old, new in (
+        ("server gateway:3625;", servers),
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        (
+            "worker_processes auto;",
+            f"worker_processes 2;\ndaemon off;\npid {workdir}/nginx.pid;\nerror_log {workdir}/error.log warn;",
+        ),
+        (
+            "http {",
+            f"http {{\n    access_log off;\n    client_body_temp_path {workdir}/body;\n"
+            f"    proxy_temp_path {workdir}/proxy;\n    fastcgi_temp_path {workdir}/fcgi;\n"
+            f"    uwsgi_temp_path {workdir}/uwsgi;\n    scgi_temp_path {workdir}/scgi;",
+        ),
+    ):
         assert old in text, f"deploy/nginx.conf no longer has {old!r}"
         text = text.replace(old, new, 1)
     return text
@@ -48,12 +55,16 @@ class Nginx:
         return f"http://127.0.0.1:{self.port}"
 
     def check(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.binary, "-t", "-p", str(self.workdir), "-c", str(self.conf)],
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [self.binary, "-t", "-p", str(self.workdir), "-c", str(self.conf)], capture_output=True, text=True
+        )
 
     def start(self) -> Nginx:
-        self.proc = subprocess.Popen([self.binary, "-p", str(self.workdir), "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [self.binary, "-p", str(self.workdir), "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -19,8 +19,14 @@ ROOT = Path(__file__).parents[1]
 
 
 def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
 
 
 def write_config(tmp_path: Path, data: dict) -> Path:
@@ -61,9 +67,18 @@ async def start_serve(*args: str, cwd: Path | None = None, env: dict[str, str] |
     log = Path(tempfile.mkdtemp(prefix="localrouter-out-")) / "output.log"
     with open(log, "wb") as sink:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", "--port", "0", *args, cwd=cwd,
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--port",
+            "0",
+            *args,
+            cwd=cwd,
             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},  # the tree under test, whatever is installed
-            stdout=sink, stderr=asyncio.subprocess.STDOUT)
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+        )
     out = OUTPUTS[proc.pid] = Output(log)
     workers = "--workers" in args and args[args.index("--workers") + 1] != "1"
     try:
@@ -83,7 +98,7 @@ async def read_until(proc, text: str, timeout: float = 10.0) -> str:
     start = out.mark
     i = await out.until(text, start, timeout)
     out.mark = i + 1
-    return "".join(out.lines[start: i + 1])
+    return "".join(out.lines[start : i + 1])
 
 
 async def stop(proc) -> int:

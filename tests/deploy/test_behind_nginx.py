@@ -49,8 +49,9 @@ async def test_200_concurrent_streams_through_nginx_all_complete(stack):
     primary.default = Script(chunks=10, chunk_delay=0.05)
 
     async def one(http: aiohttp.ClientSession) -> bool:
-        async with http.post(nginx.url + "/v1/chat/completions", json={**CHAT, "stream": True},
-                             headers=bearer()) as resp:
+        async with http.post(
+            nginx.url + "/v1/chat/completions", json={**CHAT, "stream": True}, headers=bearer()
+        ) as resp:
             events = await sse_events(resp)
             return resp.status == 200 and events[-1] == "[DONE]" and not any("error" in e for e in events[:-1])
 
@@ -66,17 +67,22 @@ async def test_a_1_mb_body_passes_and_a_bigger_one_is_refused(stack, http):
         assert resp.status == 200
     assert len(primary.received[-1].body["messages"][0]["content"]) == 1_000_000
     huge = json.dumps({**CHAT, "messages": [{"role": "user", "content": "x" * (17 * 1024 * 1024)}]}).encode()
-    async with http.post(nginx.url + "/v1/chat/completions", data=io.BytesIO(huge),
-                         headers={**bearer(), "Content-Type": "application/json"}) as resp:
+    async with http.post(
+        nginx.url + "/v1/chat/completions",
+        data=io.BytesIO(huge),
+        headers={**bearer(), "Content-Type": "application/json"},
+    ) as resp:
         assert resp.status == 413  # nginx's client_max_body_size, the same limit as the gateway's
         assert (await resp.json(content_type=None))["error"]["type"] == "invalid_request_error"
 
 
 async def test_errors_keep_the_openai_shape_through_nginx(stack, http):
     gw, nginx, _ = stack
-    for headers, body, status in ((bearer("lr-wrong-0123456789abcdef"), CHAT, 401),
-                                  (bearer(), {**CHAT, "model": "openai/nope"}, 404),
-                                  (bearer(), {"model": "openai/gpt-4o-mini"}, 400)):
+    for headers, body, status in (
+        (bearer("lr-wrong-0123456789abcdef"), CHAT, 401),
+        (bearer(), {**CHAT, "model": "openai/nope"}, 404),
+        (bearer(), {"model": "openai/gpt-4o-mini"}, 400),
+    ):
         async with http.post(nginx.url + "/v1/chat/completions", json=body, headers=headers) as resp:
             assert resp.status == status
             doc = await resp.json()
@@ -93,8 +99,9 @@ async def test_gateway_down_is_an_openai_shaped_503(stack, http):
 
 async def test_client_address_and_request_id_are_passed_on(stack, http):
     gw, nginx, _ = stack
-    async with http.post(nginx.url + "/v1/chat/completions", json=CHAT,
-                         headers={**bearer(), "X-Request-ID": "caller-id-42"}) as resp:
+    async with http.post(
+        nginx.url + "/v1/chat/completions", json=CHAT, headers={**bearer(), "X-Request-ID": "caller-id-42"}
+    ) as resp:
         assert resp.status == 200 and resp.headers["X-Request-ID"] == "caller-id-42"
     async with http.post(nginx.url + "/v1/chat/completions", json=CHAT, headers=bearer()) as resp:
         generated = resp.headers["X-Request-ID"]

@@ -16,8 +16,11 @@ ROOT = DEPLOY.parent
 
 def instructions() -> list[tuple[str, str]]:
     text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
-            for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def test_dockerfile_is_small_non_root_health_checked_and_copies_what_exists():
@@ -35,7 +38,7 @@ def test_dockerfile_is_small_non_root_health_checked_and_copies_what_exists():
     entry = next(arg for op, arg in steps if op == "ENTRYPOINT")
     assert "localrouter" in entry and "/etc/localrouter/localrouter.yaml" in entry and "0.0.0.0" in entry
     # only the installed package: the source tree is copied into the build stage alone
-    final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM"):]
+    final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
     assert not any(op == "COPY" and "--from" not in arg for op, arg in final)
 
 
@@ -45,7 +48,8 @@ def test_compose_file_wires_gateway_redis_and_nginx():
     assert set(services) == {"gateway", "redis", "nginx"}
     gateway = services["gateway"]
     assert (ROOT / gateway["build"]["context"].replace("..", ".") / gateway["build"]["dockerfile"]).exists() or (
-        DEPLOY / ".." / gateway["build"]["dockerfile"]).exists()
+        DEPLOY / ".." / gateway["build"]["dockerfile"]
+    ).exists()
     assert "--workers" in gateway["command"]
     mounts = {m.split(":")[1] for m in gateway["volumes"]}
     assert "/etc/localrouter/localrouter.yaml" in mounts and "/var/lib/localrouter" in mounts
@@ -62,9 +66,16 @@ def test_compose_file_wires_gateway_redis_and_nginx():
 
 def test_nginx_conf_has_what_llm_traffic_needs():
     conf = (DEPLOY / "nginx.conf").read_text()
-    for line in ("proxy_buffering off;", "proxy_read_timeout 900s;", "proxy_http_version 1.1;",
-                 'proxy_set_header Connection "";', "keepalive 64;", "X-Forwarded-For", "X-Request-ID",
-                 "# listen 443 ssl;"):
+    for line in (
+        "proxy_buffering off;",
+        "proxy_read_timeout 900s;",
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',
+        "keepalive 64;",
+        "X-Forwarded-For",
+        "X-Request-ID",
+        "# listen 443 ssl;",
+    ):
         assert line in conf, line
     limit = int(re.search(r"client_max_body_size (\d+)m;", conf).group(1)) * 1024 * 1024
     assert limit == gwconfig.ServerConfig().max_body_bytes

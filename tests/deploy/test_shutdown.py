@@ -67,11 +67,17 @@ async def test_what_runs_at_the_deadline_is_ended_in_words_and_recorded(tmp_path
     assert rows == [(200, 1)]
     lines = [json.loads(line) for line in out.lines if line.startswith("{")]
     assert [(line["status"], line.get("error_code")) for line in lines if line["request_id"] == request_id] == [
-        (200, "server_shutting_down")]
+        (200, "server_shutting_down")
+    ]
 
 
-async def _post_until_refused(http: aiohttp.ClientSession, url: str, draining: asyncio.Event,
-                              answers: list[tuple[bool, int, str]], failures: list[BaseException]) -> None:
+async def _post_until_refused(
+    http: aiohttp.ClientSession,
+    url: str,
+    draining: asyncio.Event,
+    answers: list[tuple[bool, int, str]],
+    failures: list[BaseException],
+) -> None:
     """POST again and again until a connection is refused (the listener closed). ``answers``: (sent once
     draining had begun, status, Connection header); ``failures``: anything else that went wrong."""
     while True:
@@ -95,8 +101,7 @@ async def test_draining_closes_kept_alive_connections_instead_of_resetting_them(
     answers: list[tuple[bool, int, str]] = []
     failures: list[BaseException] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8)) as http:  # kept alive
-        clients = [asyncio.create_task(_post_until_refused(http, url, draining, answers, failures))
-                   for _ in range(8)]
+        clients = [asyncio.create_task(_post_until_refused(http, url, draining, answers, failures)) for _ in range(8)]
         await asyncio.sleep(0.5)
         stopping = asyncio.create_task(stop(proc))
         await read_until(proc, "draining")

@@ -44,16 +44,20 @@ async def test_two_workers_share_the_port_and_one_budget(tmp_path, upstreams, re
                 pids[(await resp.json())["pid"]] += 1
         assert len(pids) == 2, pids
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+
             async def one() -> int:
                 async with http.post(url + "/v1/chat/completions", json=CHAT, headers=bearer()) as resp:
                     await resp.read()
                     return resp.status
+
             statuses = Counter(await asyncio.gather(*(one() for _ in range(60))))
         assert statuses == {200: 20, 429: 40}  # one budget across both workers
         # tokens issued by one worker work on the other (one signing key for all)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
-            async with http.post(url + "/oauth/token", data={"grant_type": "client_credentials", "client_id": "alice",
-                                                             "client_secret": ALICE}) as resp:
+            async with http.post(
+                url + "/oauth/token",
+                data={"grant_type": "client_credentials", "client_id": "alice", "client_secret": ALICE},
+            ) as resp:
                 token = (await resp.json())["access_token"]
             for _ in range(10):
                 async with http.get(url + "/v1/models", headers=bearer(token)) as resp:
@@ -63,8 +67,11 @@ async def test_two_workers_share_the_port_and_one_budget(tmp_path, upstreams, re
             for _ in range(30):
                 async with http.get(url + "/metrics") as resp:
                     text = await resp.text()
-                served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                             if line.startswith("localrouter_requests_total{") and 'endpoint="chat"' in line)
+                served = sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("localrouter_requests_total{") and 'endpoint="chat"' in line
+                )
                 if served >= 60:
                     break
                 await asyncio.sleep(0.1)
@@ -100,8 +107,10 @@ async def test_sigterm_lets_50_open_streams_finish_then_exits_0(tmp_path, upstre
         async with http.get(url + "/health") as resp:  # still serving, but out of rotation
             assert resp.status == 503 and (await resp.json())["status"] == "draining"
         results = await asyncio.gather(*streams)
-    assert all(events[-1] == "[DONE]" and not any(isinstance(e, dict) and "error" in e for e in events[1:-1])
-               for events in results)
+    assert all(
+        events[-1] == "[DONE]" and not any(isinstance(e, dict) and "error" in e for e in events[1:-1])
+        for events in results
+    )
     async with asyncio.timeout(20):
         assert await proc.wait() == 0
     with pytest.raises(aiohttp.ClientConnectionError):  # and nothing listens any more

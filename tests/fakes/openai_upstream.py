@@ -124,15 +124,25 @@ class FakeOpenAI:
             return {"object": "list", "data": data, "model": body["model"], "usage": USAGE}
         if path.endswith("/chat/completions"):
             message = {"role": "assistant", "content": f"Hello from {self.name}"}
-            return {**base, "object": "chat.completion",
-                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
-        return {**base, "object": "text_completion",
-                "choices": [{"index": 0, "text": f"Hello from {self.name}", "finish_reason": "stop", "logprobs": None}]}
+            return {
+                **base,
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            }
+        return {
+            **base,
+            "object": "text_completion",
+            "choices": [{"index": 0, "text": f"Hello from {self.name}", "finish_reason": "stop", "logprobs": None}],
+        }
 
     def _events(self, path: str, body: dict[str, Any], script: Script) -> list[dict[str, Any]]:
         chat = path.endswith("/chat/completions")
-        base = {"id": "chunk-1", "created": int(time.time()), "model": body["model"],
-                "object": "chat.completion.chunk" if chat else "text_completion"}
+        base = {
+            "id": "chunk-1",
+            "created": int(time.time()),
+            "model": body["model"],
+            "object": "chat.completion.chunk" if chat else "text_completion",
+        }
         words = [f"w{i} " for i in range(script.chunks)]
         events = []
         for i, word in enumerate(words):
@@ -143,7 +153,11 @@ class FakeOpenAI:
                 events.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
             else:
                 events.append({**base, "choices": [{"index": 0, "text": word, "finish_reason": None}]})
-        end = {"index": 0, "delta": {}, "finish_reason": "stop"} if chat else {"index": 0, "text": "", "finish_reason": "stop"}
+        end = (
+            {"index": 0, "delta": {}, "finish_reason": "stop"}
+            if chat
+            else {"index": 0, "text": "", "finish_reason": "stop"}
+        )
         events.append({**base, "choices": [end]})
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append({**base, "choices": [], "usage": USAGE})
@@ -180,10 +194,17 @@ class FakeOpenAI:
 
 def _raw(script: Script) -> web.Response:
     if isinstance(script.body, bytes):
-        return web.Response(body=script.body, status=script.status, headers=script.headers,
-                            content_type="application/json")
+        return web.Response(
+            body=script.body, status=script.status, headers=script.headers, content_type="application/json"
+        )
     body = script.body
     if body is None:
-        body = {"error": {"message": f"scripted failure {script.status}", "type": "server_error",
-                          "param": None, "code": None}}
+        body = {
+            "error": {
+                "message": f"scripted failure {script.status}",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
     return web.json_response(body, status=script.status, headers=script.headers)

@@ -65,7 +65,7 @@ def decide(name: str, seen: Seen) -> tuple[str, dict[str, Any] | None, str]:
 
 
 def pieces(text: str) -> list[str]:
-    return [text[i:i + 4] for i in range(0, len(text), 4)] or [""]
+    return [text[i : i + 4] for i in range(0, len(text), 4)] or [""]
 
 
 class WireFake:
@@ -105,12 +105,17 @@ class WireFake:
         app = web.Application()
         routes = {
             "openai": [("POST", "/v1/chat/completions", self._openai), ("POST", "/v1/embeddings", self._embed)],
-            "azure": [("POST", "/openai/deployments/{dep}/chat/completions", self._openai),
-                      ("POST", "/openai/deployments/{dep}/embeddings", self._embed)],
+            "azure": [
+                ("POST", "/openai/deployments/{dep}/chat/completions", self._openai),
+                ("POST", "/openai/deployments/{dep}/embeddings", self._embed),
+            ],
             "anthropic": [("POST", "/v1/messages", self._anthropic)],
             "gemini": [("POST", "/v1beta/models/{call}", self._gemini)],
-            "ollama": [("POST", "/api/chat", self._ollama), ("POST", "/api/embed", self._embed),
-                       ("GET", "/api/tags", self._tags)],
+            "ollama": [
+                ("POST", "/api/chat", self._ollama),
+                ("POST", "/api/embed", self._embed),
+                ("GET", "/api/tags", self._tags),
+            ],
         }[self.kind]
         for method, path, handler in routes:
             app.router.add_route(method, path, handler)
@@ -134,8 +139,10 @@ class WireFake:
     def _error(self, status: int) -> web.Response:
         message = f"scripted {status}"
         body = {
-            "anthropic": {"type": "error", "error": {"type": "api_error" if status >= 500 else
-                                                     "invalid_request_error", "message": message}},
+            "anthropic": {
+                "type": "error",
+                "error": {"type": "api_error" if status >= 500 else "invalid_request_error", "message": message},
+            },
             "gemini": {"error": {"code": status, "message": message, "status": "INVALID_ARGUMENT"}},
             "ollama": {"error": message},
         }.get(self.kind, {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}})
@@ -174,20 +181,38 @@ class WireFake:
         body = await self._receive(request)
         if self.failures:
             return self._error(self.failures.popleft())
-        seen = Seen(stream=bool(body.get("stream")), max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
-                    tools=[t["function"]["name"] for t in body.get("tools") or []])
+        seen = Seen(
+            stream=bool(body.get("stream")),
+            max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
+            tools=[t["function"]["name"] for t in body.get("tools") or []],
+        )
         self.seen.append(seen.note(body["messages"], system_roles=("system", "developer")))
         text, call, finish = decide(self.name, seen)
         model = body.get("model", "m")
         if not seen.stream:
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if call:
-                message["tool_calls"] = [{"id": "call_1", "type": "function", "function": {
-                    "name": call["name"], "arguments": json.dumps(call["args"])}}]
-            return web.json_response({
-                "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": {"prompt_tokens": PROMPT, "completion_tokens": COMPLETION, "total_tokens": PROMPT + COMPLETION}})
+                message["tool_calls"] = [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": json.dumps(call["args"])},
+                    }
+                ]
+            return web.json_response(
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "created": 1,
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": {
+                        "prompt_tokens": PROMPT,
+                        "completion_tokens": COMPLETION,
+                        "total_tokens": PROMPT + COMPLETION,
+                    },
+                }
+            )
         base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model}
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> tuple[None, Any]:
@@ -196,15 +221,41 @@ class WireFake:
         events = [chunk({"role": "assistant", "content": ""})]
         if call:
             args = json.dumps(call["args"])
-            events.append(chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                                                 "function": {"name": call["name"], "arguments": ""}}]}))
-            events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[i:i + 5]}}]})
-                       for i in range(0, len(args), 5)]
+            events.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": call["name"], "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
+            events += [
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[i : i + 5]}}]})
+                for i in range(0, len(args), 5)
+            ]
         else:
             events += [chunk({"content": p}) for p in pieces(text)]
         events.append(chunk({}, finish))
-        events.append((None, {**base, "choices": [], "usage": {"prompt_tokens": PROMPT, "completion_tokens": COMPLETION,
-                                                              "total_tokens": PROMPT + COMPLETION}}))
+        events.append(
+            (
+                None,
+                {
+                    **base,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": PROMPT,
+                        "completion_tokens": COMPLETION,
+                        "total_tokens": PROMPT + COMPLETION,
+                    },
+                },
+            )
+        )
         events.append((None, "[DONE]"))
         return await self._sse(request, events)
 
@@ -216,10 +267,14 @@ class WireFake:
         vectors = [[0.5, float(len(text))] for text in inputs]
         if self.kind == "ollama":
             return web.json_response({"model": body["model"], "embeddings": vectors, "prompt_eval_count": PROMPT})
-        return web.json_response({"object": "list", "model": body.get("model", "m"),
-                                  "data": [{"object": "embedding", "index": i, "embedding": v}
-                                           for i, v in enumerate(vectors)],
-                                  "usage": {"prompt_tokens": PROMPT, "total_tokens": PROMPT}})
+        return web.json_response(
+            {
+                "object": "list",
+                "model": body.get("model", "m"),
+                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+                "usage": {"prompt_tokens": PROMPT, "total_tokens": PROMPT},
+            }
+        )
 
     # --- Anthropic --------------------------------------------------------------------------
 
@@ -232,8 +287,12 @@ class WireFake:
             return self._error(self.failures.popleft())
         if not isinstance(body.get("max_tokens"), int):
             return self._error(400)
-        seen = Seen(stream=bool(body.get("stream")), max_tokens=body["max_tokens"], system=body.get("system", ""),
-                    tools=[t["name"] for t in body.get("tools") or []])
+        seen = Seen(
+            stream=bool(body.get("stream")),
+            max_tokens=body["max_tokens"],
+            system=body.get("system", ""),
+            tools=[t["name"] for t in body.get("tools") or []],
+        )
         for m in body["messages"]:
             blocks = m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]
             for block in blocks:
@@ -249,30 +308,87 @@ class WireFake:
             content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
             if call:
                 content.append({"type": "tool_use", "id": "toolu_1", "name": call["name"], "input": call["args"]})
-            return web.json_response({"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
-                                      "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage})
+            return web.json_response(
+                {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body["model"],
+                    "content": content,
+                    "stop_reason": stop,
+                    "stop_sequence": None,
+                    "usage": usage,
+                }
+            )
         events: list[tuple[str | None, Any]] = [
-            ("message_start", {"type": "message_start", "message": {
-                "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": [],
-                "stop_reason": None, "usage": {"input_tokens": PROMPT, "output_tokens": 1}}}),
-            ("ping", {"type": "ping"})]
+            (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_1",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body["model"],
+                        "content": [],
+                        "stop_reason": None,
+                        "usage": {"input_tokens": PROMPT, "output_tokens": 1},
+                    },
+                },
+            ),
+            ("ping", {"type": "ping"}),
+        ]
         if text:
-            events.append(("content_block_start", {"type": "content_block_start", "index": 0,
-                                                   "content_block": {"type": "text", "text": ""}}))
-            events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                "delta": {"type": "text_delta", "text": p}}) for p in pieces(text)]
+            events.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                )
+            )
+            events += [
+                (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}},
+                )
+                for p in pieces(text)
+            ]
             events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
         if call:
             index = 1 if text else 0
             args = json.dumps(call["args"])
-            events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": {
-                "type": "tool_use", "id": "toolu_1", "name": call["name"], "input": {}}}))
-            events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
-                "type": "input_json_delta", "partial_json": args[i:i + 5]}}) for i in range(0, len(args), 5)]
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "tool_use", "id": "toolu_1", "name": call["name"], "input": {}},
+                    },
+                )
+            )
+            events += [
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": args[i : i + 5]},
+                    },
+                )
+                for i in range(0, len(args), 5)
+            ]
             events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
-        events += [("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                                      "usage": {"output_tokens": COMPLETION}}),
-                   ("message_stop", {"type": "message_stop"})]
+        events += [
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": COMPLETION},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
         return await self._sse(request, events)
 
     # --- Gemini -----------------------------------------------------------------------------
@@ -290,9 +406,12 @@ class WireFake:
             vectors = [{"values": [0.5, float(len(c["parts"][0]["text"]))]} for c in items]
             return web.json_response({"embedding": vectors[0]} if method == "embedContent" else {"embeddings": vectors})
         config = body.get("generationConfig") or {}
-        seen = Seen(stream=method == "streamGenerateContent", max_tokens=config.get("maxOutputTokens"),
-                    system="".join(p["text"] for p in (body.get("systemInstruction") or {}).get("parts", [])),
-                    tools=[d["name"] for t in body.get("tools") or [] for d in t.get("functionDeclarations", [])])
+        seen = Seen(
+            stream=method == "streamGenerateContent",
+            max_tokens=config.get("maxOutputTokens"),
+            system="".join(p["text"] for p in (body.get("systemInstruction") or {}).get("parts", [])),
+            tools=[d["name"] for t in body.get("tools") or [] for d in t.get("functionDeclarations", [])],
+        )
         for c in body["contents"]:
             for part in c["parts"]:
                 if "functionResponse" in part:
@@ -307,17 +426,39 @@ class WireFake:
         if call:
             parts.append({"functionCall": {"name": call["name"], "args": call["args"]}})
         if not seen.stream:
-            return web.json_response({"candidates": [{"content": {"role": "model", "parts": parts},
-                                                      "finishReason": reason, "index": 0}],
-                                      "usageMetadata": usage, "modelVersion": model, "responseId": "resp-1"})
+            return web.json_response(
+                {
+                    "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": reason, "index": 0}],
+                    "usageMetadata": usage,
+                    "modelVersion": model,
+                    "responseId": "resp-1",
+                }
+            )
         events: list[tuple[str | None, Any]] = []
         for p in pieces(text) if text else []:
-            events.append((None, {"candidates": [{"content": {"role": "model", "parts": [{"text": p}]}, "index": 0}],
-                                  "usageMetadata": {"promptTokenCount": PROMPT}, "responseId": "resp-1"}))
+            events.append(
+                (
+                    None,
+                    {
+                        "candidates": [{"content": {"role": "model", "parts": [{"text": p}]}, "index": 0}],
+                        "usageMetadata": {"promptTokenCount": PROMPT},
+                        "responseId": "resp-1",
+                    },
+                )
+            )
         last_parts = [{"functionCall": {"name": call["name"], "args": call["args"]}}] if call else [{"text": ""}]
-        events.append((None, {"candidates": [{"content": {"role": "model", "parts": last_parts},
-                                              "finishReason": reason, "index": 0}],
-                              "usageMetadata": usage, "responseId": "resp-1"}))
+        events.append(
+            (
+                None,
+                {
+                    "candidates": [
+                        {"content": {"role": "model", "parts": last_parts}, "finishReason": reason, "index": 0}
+                    ],
+                    "usageMetadata": usage,
+                    "responseId": "resp-1",
+                },
+            )
+        )
         return await self._sse(request, events)
 
     # --- Ollama -----------------------------------------------------------------------------
@@ -330,13 +471,22 @@ class WireFake:
         if self.failures:
             return self._error(self.failures.popleft())
         options = body.get("options") or {}
-        seen = Seen(stream=body.get("stream", True), max_tokens=options.get("num_predict"),
-                    tools=[t["function"]["name"] for t in body.get("tools") or []])
+        seen = Seen(
+            stream=body.get("stream", True),
+            max_tokens=options.get("num_predict"),
+            tools=[t["function"]["name"] for t in body.get("tools") or []],
+        )
         self.seen.append(seen.note(body["messages"], system_roles=("system",)))
         text, call, finish = decide(self.name, seen)
         reason = "length" if finish == "length" else "stop"
-        final = {"model": body["model"], "created_at": "2026-01-01T00:00:00Z", "done": True, "done_reason": reason,
-                 "prompt_eval_count": PROMPT, "eval_count": COMPLETION}
+        final = {
+            "model": body["model"],
+            "created_at": "2026-01-01T00:00:00Z",
+            "done": True,
+            "done_reason": reason,
+            "prompt_eval_count": PROMPT,
+            "eval_count": COMPLETION,
+        }
         calls = [{"function": {"name": call["name"], "arguments": call["args"]}}] if call else []
         if not seen.stream:
             message: dict[str, Any] = {"role": "assistant", "content": text}
@@ -345,11 +495,18 @@ class WireFake:
             return web.json_response({**final, "message": message})
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
-        lines = [{"model": body["model"], "message": {"role": "assistant", "content": p}, "done": False}
-                 for p in (pieces(text) if text else [])]
+        lines = [
+            {"model": body["model"], "message": {"role": "assistant", "content": p}, "done": False}
+            for p in (pieces(text) if text else [])
+        ]
         if calls:
-            lines.append({"model": body["model"], "message": {"role": "assistant", "content": "", "tool_calls": calls},
-                          "done": False})
+            lines.append(
+                {
+                    "model": body["model"],
+                    "message": {"role": "assistant", "content": "", "tool_calls": calls},
+                    "done": False,
+                }
+            )
         lines.append({**final, "message": {"role": "assistant", "content": ""}})
         try:
             for line in self._broken(lines):

@@ -12,8 +12,14 @@ from tests.procs import ROOT, run, start_serve, stop, write_config
 
 
 def test_check_config_summarises_a_good_file_without_secrets():
-    env = {"OPENAI_API_KEY": "sk-must-not-print", "ALICE_SECRET": "lr-alice-must-not-print", "GROQ_API_KEY": "g",
-           "ANTHROPIC_API_KEY": "sk-ant-must-not-print", "GEMINI_API_KEY": "g", "AZURE_OPENAI_API_KEY": "z"}
+    env = {
+        "OPENAI_API_KEY": "sk-must-not-print",
+        "ALICE_SECRET": "lr-alice-must-not-print",
+        "GROQ_API_KEY": "g",
+        "ANTHROPIC_API_KEY": "sk-ant-must-not-print",
+        "GEMINI_API_KEY": "g",
+        "AZURE_OPENAI_API_KEY": "z",
+    }
     out = run("check-config", "-c", "deploy/localrouter.example.yaml", env=env)
     assert out.returncode == 0, out.stderr
     assert "config OK" in out.stdout
@@ -28,9 +34,13 @@ def test_check_config_and_serve_list_every_problem_and_exit_2(tmp_path):
         "server: {prot: 1}\n"
         "providers: [{name: a, base_url: http://127.0.0.1:1/v1}, {name: b, base_url: nope}]\n"
         "strategies: [{name: default, allow: ['*']}]\n"
-        "clients: [{name: c, secret: lr-0123456789abcdef, strategy: fast}]\n")
-    expected = ["server.prot: unknown key", "providers[1].base_url: not a URL",
-                "clients[0].strategy: unknown strategy 'fast'"]
+        "clients: [{name: c, secret: lr-0123456789abcdef, strategy: fast}]\n"
+    )
+    expected = [
+        "server.prot: unknown key",
+        "providers[1].base_url: not a URL",
+        "clients[0].strategy: unknown strategy 'fast'",
+    ]
     check = run("check-config", "-c", str(path))
     serve = run("serve", "-c", str(path))
     for out in (check, serve):
@@ -52,8 +62,11 @@ async def test_serve_a_config_file_end_to_end(tmp_path, upstreams):
         async with aiohttp.ClientSession() as http:
             async with http.get(url + "/health") as resp:
                 assert resp.status == 200
-            async with http.post(url + "/v1/chat/completions", headers={"Authorization": f"Bearer {ALICE}"},
-                                 json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}) as resp:
+            async with http.post(
+                url + "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {ALICE}"},
+                json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+            ) as resp:
                 assert resp.status == 200
                 assert (await resp.json())["model"] == "openai/gpt-4o-mini"
     finally:

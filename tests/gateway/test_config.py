@@ -103,7 +103,8 @@ clients:
 
 def test_unset_env_var_is_an_error():
     assert "providers[0].api_key: environment variable OPENAI_API_KEY is not set" in problems(
-        GOOD, {"ALICE_SECRET": "lr-alice-0123456789abcdef"})
+        GOOD, {"ALICE_SECRET": "lr-alice-0123456789abcdef"}
+    )
 
 
 def test_models_named_in_chains_must_be_listed_by_the_provider():
@@ -149,9 +150,17 @@ def test_example_config_is_valid():
     from pathlib import Path
 
     example = Path(__file__).parents[2] / "deploy" / "localrouter.example.yaml"
-    cfg = config.load(example, {"OPENAI_API_KEY": "sk-x", "ALICE_SECRET": "lr-alice-0123456789abcdef",
-                                "GROQ_API_KEY": "gsk-x", "ANTHROPIC_API_KEY": "a", "GEMINI_API_KEY": "g",
-                                "AZURE_OPENAI_API_KEY": "z"})
+    cfg = config.load(
+        example,
+        {
+            "OPENAI_API_KEY": "sk-x",
+            "ALICE_SECRET": "lr-alice-0123456789abcdef",
+            "GROQ_API_KEY": "gsk-x",
+            "ANTHROPIC_API_KEY": "a",
+            "GEMINI_API_KEY": "g",
+            "AZURE_OPENAI_API_KEY": "z",
+        },
+    )
     assert cfg.clients and cfg.providers and cfg.strategies
     types = {p.name: p.type for p in cfg.providers}
     assert {"anthropic", "gemini", "ollama", "azure", "openai"} == set(types.values())
@@ -161,17 +170,32 @@ def test_example_config_is_valid():
     assert by_name["azure"].deployments == {"gpt-4o-mini": "my-gpt-4o-mini"}
 
 
-@pytest.mark.parametrize("provider, problem", [
-    ({"name": "z", "type": "azure", "base_url": "https://r.openai.azure.com", "models": ["m"]},
-     "providers[0].api_version: required for type azure (e.g. 2024-10-21)"),
-    ({"name": "z", "type": "azure", "base_url": "https://r.openai.azure.com", "api_version": "v"},
-     "providers[0]: type azure needs `models` or `deployments` (Azure has no model list to discover)"),
-    ({"name": "z", "type": "azure", "api_version": "v", "models": ["m"]}, "providers[0].base_url: required for type azure"),
-    ({"name": "o", "type": "openai"}, "providers[0].base_url: required for type openai"),
-    ({"name": "o", "type": "openai", "base_url": "http://x/v1", "default_max_tokens": 5},
-     "providers[0].default_max_tokens: only for type anthropic"),
-    ({"name": "a", "type": "anthropic", "deployments": {"m": "d"}}, "providers[0].deployments: only for type azure"),
-])
+@pytest.mark.parametrize(
+    "provider, problem",
+    [
+        (
+            {"name": "z", "type": "azure", "base_url": "https://r.openai.azure.com", "models": ["m"]},
+            "providers[0].api_version: required for type azure (e.g. 2024-10-21)",
+        ),
+        (
+            {"name": "z", "type": "azure", "base_url": "https://r.openai.azure.com", "api_version": "v"},
+            "providers[0]: type azure needs `models` or `deployments` (Azure has no model list to discover)",
+        ),
+        (
+            {"name": "z", "type": "azure", "api_version": "v", "models": ["m"]},
+            "providers[0].base_url: required for type azure",
+        ),
+        ({"name": "o", "type": "openai"}, "providers[0].base_url: required for type openai"),
+        (
+            {"name": "o", "type": "openai", "base_url": "http://x/v1", "default_max_tokens": 5},
+            "providers[0].default_max_tokens: only for type anthropic",
+        ),
+        (
+            {"name": "a", "type": "anthropic", "deployments": {"m": "d"}},
+            "providers[0].deployments: only for type azure",
+        ),
+    ],
+)
 def test_provider_type_options(provider, problem):
     data = {"providers": [provider], "strategies": [{"name": "s"}], "clients": []}
     with pytest.raises(config.ConfigError) as err:
@@ -180,8 +204,14 @@ def test_provider_type_options(provider, problem):
 
 
 def test_provider_types_default_their_base_url():
-    data = {"providers": [{"name": t[:3], "type": t} for t in ("anthropic", "gemini", "ollama")],
-            "strategies": [{"name": "s"}], "clients": []}
+    data = {
+        "providers": [{"name": t[:3], "type": t} for t in ("anthropic", "gemini", "ollama")],
+        "strategies": [{"name": "s"}],
+        "clients": [],
+    }
     cfg = config.parse(data, {})
     assert [p.base_url for p in cfg.providers] == [
-        "https://api.anthropic.com", "https://generativelanguage.googleapis.com", "http://127.0.0.1:11434"]
+        "https://api.anthropic.com",
+        "https://generativelanguage.googleapis.com",
+        "http://127.0.0.1:11434",
+    ]

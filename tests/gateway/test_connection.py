@@ -29,20 +29,38 @@ CHAT = orjson.dumps({"model": "openai/gpt-4o-mini", "messages": [{"role": "user"
 # name: (raw request, expected status, expected code)
 REFUSED = {
     "oversized Authorization header": (
-        _request("GET /v1/models HTTP/1.1", "Authorization: Bearer " + SECRET + "x" * 9000), 400, "line_too_long"),
+        _request("GET /v1/models HTTP/1.1", "Authorization: Bearer " + SECRET + "x" * 9000),
+        400,
+        "line_too_long",
+    ),
     "oversized URL": (_request("GET /v1/models?q=" + "a" * 9000 + " HTTP/1.1"), 400, "line_too_long"),
-    "too many headers": (_request("GET /v1/models HTTP/1.1", *(f"X-H{i}: v" for i in range(200))),
-                         400, "malformed_request"),
-    "NUL in a header value": (_request("GET /v1/models HTTP/1.1", f"Authorization: Bearer {SECRET}\x00"),
-                              400, "malformed_request"),
+    "too many headers": (
+        _request("GET /v1/models HTTP/1.1", *(f"X-H{i}: v" for i in range(200))),
+        400,
+        "malformed_request",
+    ),
+    "NUL in a header value": (
+        _request("GET /v1/models HTTP/1.1", f"Authorization: Bearer {SECRET}\x00"),
+        400,
+        "malformed_request",
+    ),
     "Content-Length not a number": (
         _request("POST /v1/chat/completions HTTP/1.1", f"Authorization: Bearer {SECRET}", "Content-Length: 1x"),
-        400, "malformed_request"),
+        400,
+        "malformed_request",
+    ),
     "garbage request line": (f"HELLO {SECRET}\r\n\r\n".encode(), 400, "invalid_request_line"),
     "invalid chunk size": (
-        _request("POST /v1/chat/completions HTTP/1.1", f"Authorization: Bearer {ALICE}",
-                 "Content-Type: application/json", "Transfer-Encoding: chunked", body=b"zz\r\n" + SECRET.encode()),
-        400, "malformed_request"),
+        _request(
+            "POST /v1/chat/completions HTTP/1.1",
+            f"Authorization: Bearer {ALICE}",
+            "Content-Type: application/json",
+            "Transfer-Encoding: chunked",
+            body=b"zz\r\n" + SECRET.encode(),
+        ),
+        400,
+        "malformed_request",
+    ),
 }
 
 
@@ -129,8 +147,14 @@ async def test_a_body_that_breaks_its_framing_is_a_400_not_a_hang(tmp_path, upst
             ("gzip that is not", ["Content-Encoding: gzip", "Content-Length: 40"], SECRET.encode().ljust(40)),
         ]:
             reader, writer = await _open(url)
-            writer.write(_request("POST /v1/chat/completions HTTP/1.1", f"Authorization: Bearer {ALICE}",
-                                  "Content-Type: application/json", *headers))
+            writer.write(
+                _request(
+                    "POST /v1/chat/completions HTTP/1.1",
+                    f"Authorization: Bearer {ALICE}",
+                    "Content-Type: application/json",
+                    *headers,
+                )
+            )
             await writer.drain()
             await asyncio.sleep(0.3)  # the app is reading the body when its framing breaks
             writer.write(body)
@@ -176,8 +200,15 @@ async def test_a_slow_body_times_out_with_408(tmp_path, upstreams):
     proc, url, _ = await _serve(tmp_path, upstreams, header_timeout=1, body_timeout=1)
     try:
         reader, writer = await _open(url)
-        writer.write(_request("POST /v1/chat/completions HTTP/1.1", f"Authorization: Bearer {ALICE}",
-                              "Content-Type: application/json", "Content-Length: 100", body=b"{"))
+        writer.write(
+            _request(
+                "POST /v1/chat/completions HTTP/1.1",
+                f"Authorization: Bearer {ALICE}",
+                "Content-Type: application/json",
+                "Content-Length: 100",
+                body=b"{",
+            )
+        )
         started = time.monotonic()
         answer = await _read_answer(reader, timeout=15)
         writer.close()
@@ -196,8 +227,15 @@ async def test_an_idle_keepalive_connection_outlives_the_header_timeout(tmp_path
     try:
         reader, writer = await _open(url)
         for _ in range(2):
-            writer.write(_request("POST /v1/chat/completions HTTP/1.1", f"Authorization: Bearer {ALICE}",
-                                  "Content-Type: application/json", f"Content-Length: {len(CHAT)}", body=CHAT))
+            writer.write(
+                _request(
+                    "POST /v1/chat/completions HTTP/1.1",
+                    f"Authorization: Bearer {ALICE}",
+                    "Content-Type: application/json",
+                    f"Content-Length: {len(CHAT)}",
+                    body=CHAT,
+                )
+            )
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             assert head.startswith(b"HTTP/1.1 200 "), head
             length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
@@ -209,8 +247,7 @@ async def test_an_idle_keepalive_connection_outlives_the_header_timeout(tmp_path
 
 
 def test_the_timeouts_are_positive_seconds():
-    data = {"providers": [], "strategies": [], "clients": [],
-            "server": {"header_timeout": 0, "body_timeout": "soon"}}
+    data = {"providers": [], "strategies": [], "clients": [], "server": {"header_timeout": 0, "body_timeout": "soon"}}
     try:
         parse(data, ENV)
     except ConfigError as exc:

@@ -14,10 +14,17 @@ from tests.fakes.openai_upstream import Script
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 FALLBACK_FAILURES = [
-    Script(status=500), Script(status=502), Script(status=503), Script(status=429),
-    Script(status=401), Script(status=403), Script(status=404),
+    Script(status=500),
+    Script(status=502),
+    Script(status=503),
+    Script(status=429),
+    Script(status=401),
+    Script(status=403),
+    Script(status=404),
     Script(hang=True),  # answers nothing: the first-byte timeout (2 s in the test config)
-    Script(body=b"<html>not json</html>"), Script(body=b""), Script(body={"unexpected": True}),
+    Script(body=b"<html>not json</html>"),
+    Script(body=b""),
+    Script(body={"unexpected": True}),
 ]
 
 
@@ -39,8 +46,11 @@ async def test_non_stream_falls_back(gw, http, upstreams, script):
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.parametrize("script", FALLBACK_FAILURES + [Script(stall_after=0), Script(cut_after=0), Script(raw_stream=[b"data: [DONE]\n\n"])],
-                         ids=lambda s: f"{s.status}-{s.hang}-{s.body!r:.12}-{s.cut_after}-{s.stall_after}")
+@pytest.mark.parametrize(
+    "script",
+    FALLBACK_FAILURES + [Script(stall_after=0), Script(cut_after=0), Script(raw_stream=[b"data: [DONE]\n\n"])],
+    ids=lambda s: f"{s.status}-{s.hang}-{s.body!r:.12}-{s.cut_after}-{s.stall_after}",
+)
 async def test_stream_falls_back_before_the_first_byte(gw, http, upstreams, script):
     primary, backup = upstreams
     primary.queue(script)
@@ -71,8 +81,12 @@ async def test_unreachable_target_falls_back(upstreams, start_gateway, http):
 @pytest.mark.parametrize("status", [400, 422, 413])
 async def test_client_faults_do_not_fall_back(gw, http, upstreams, status):
     primary, backup = upstreams
-    primary.queue(Script(status=status, body={"error": {"message": "bad thing", "type": "invalid_request_error",
-                                                         "param": None, "code": "bad"}}))
+    primary.queue(
+        Script(
+            status=status,
+            body={"error": {"message": "bad thing", "type": "invalid_request_error", "param": None, "code": "bad"}},
+        )
+    )
     async with http.post(gw.url + "/chat/completions", json=CHAT, headers=bearer()) as resp:
         assert resp.status == status
         doc = await resp.json()
@@ -138,12 +152,15 @@ async def test_upstream_error_message_never_carries_the_upstream_key(gw, http, u
     assert resp.status == 400 and "sk-upstream-primary-key" not in text and "[redacted]" in text
 
 
-@pytest.mark.parametrize("script, reason", [
-    (Script(cut_after=2), "stream interrupted"),
-    (Script(stall_after=2), "stream stalled"),
-    (Script(bad_chunk_after=2), "malformed stream chunk"),
-    (Script(no_done=True), "without [DONE]"),
-])
+@pytest.mark.parametrize(
+    "script, reason",
+    [
+        (Script(cut_after=2), "stream interrupted"),
+        (Script(stall_after=2), "stream stalled"),
+        (Script(bad_chunk_after=2), "malformed stream chunk"),
+        (Script(no_done=True), "without [DONE]"),
+    ],
+)
 async def test_mid_stream_failure_ends_with_one_error_event_then_done(gw, http, upstreams, script, reason):
     upstreams[0].queue(script)
     started = time.monotonic()

@@ -54,8 +54,13 @@ FAULTS = [
     Fault("stall mid-stream", Script(stall_after=2), 200, mid_stream=True, stream_only=True),
     Fault("malformed chunk mid-stream", Script(bad_chunk_after=2), 200, mid_stream=True, stream_only=True),
 ]
-CASES = [(f, stream, fallback) for f in FAULTS for stream in (False, True) for fallback in (True, False)
-         if not (f.stream_only and not stream) and not (f.plain_only and stream)]
+CASES = [
+    (f, stream, fallback)
+    for f in FAULTS
+    for stream in (False, True)
+    for fallback in (True, False)
+    if not (f.stream_only and not stream) and not (f.plain_only and stream)
+]
 
 
 def dead_port() -> int:
@@ -75,12 +80,20 @@ def matrix_config(primary, backup) -> dict:
             {"name": "backup", "base_url": backup.base_url, **provider},
         ],
         "strategies": [
-            {"name": "with-fallback", "allow": ["*"], "fallbacks": {
-                "primary/gpt-4o-mini": ["backup/gpt-4o-mini"], "dead/gpt-4o-mini": ["backup/gpt-4o-mini"]}},
+            {
+                "name": "with-fallback",
+                "allow": ["*"],
+                "fallbacks": {
+                    "primary/gpt-4o-mini": ["backup/gpt-4o-mini"],
+                    "dead/gpt-4o-mini": ["backup/gpt-4o-mini"],
+                },
+            },
             {"name": "alone", "allow": ["*"]},
         ],
-        "clients": [{"name": "alice", "secret": ALICE, "strategy": "with-fallback"},
-                    {"name": "bob", "secret": BOB, "strategy": "alone"}],
+        "clients": [
+            {"name": "alice", "secret": ALICE, "strategy": "with-fallback"},
+            {"name": "bob", "secret": BOB, "strategy": "alone"},
+        ],
     }
 
 
@@ -106,17 +119,22 @@ async def matrix(upstreams, start_gateway):
 def _stray(baseline: set[asyncio.Task]) -> list[asyncio.Task]:
     """Tasks started during the test that are still running, but for idle keep-alive connection handlers."""
     current = asyncio.current_task()
-    return [t for t in asyncio.all_tasks() - baseline
-            if t is not current and not ("RequestHandler" in repr(t.get_coro()) and "start" in repr(t))]
+    return [
+        t
+        for t in asyncio.all_tasks() - baseline
+        if t is not current and not ("RequestHandler" in repr(t.get_coro()) and "start" in repr(t))
+    ]
 
 
 def target(fault: Fault) -> str:
     return "dead/gpt-4o-mini" if fault.script is None else "primary/gpt-4o-mini"
 
 
-@pytest.mark.parametrize("fault, stream, fallback", CASES,
-                         ids=[f"{f.name}-{'stream' if s else 'plain'}-{'fallback' if fb else 'alone'}"
-                              for f, s, fb in CASES])
+@pytest.mark.parametrize(
+    "fault, stream, fallback",
+    CASES,
+    ids=[f"{f.name}-{'stream' if s else 'plain'}-{'fallback' if fb else 'alone'}" for f, s, fb in CASES],
+)
 async def test_fault(matrix, fault, stream, fallback):
     gw, primary, backup = matrix
     if fault.script is not None:
@@ -179,8 +197,9 @@ async def test_slow_stream_within_limits_is_never_cut(matrix):
     gw, primary, _ = matrix
     primary.queue(Script(chunks=4, chunk_delay=TIMEOUT * 0.7))  # each gap under idle, the whole well over it
     async with gw.sdk(BOB) as sdk:
-        stream = await sdk.chat.completions.create(model="primary/gpt-4o-mini", stream=True,
-                                                   messages=[{"role": "user", "content": "hi"}])
+        stream = await sdk.chat.completions.create(
+            model="primary/gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "hi"}]
+        )
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text == "w0 w1 w2 w3 "
 
@@ -188,9 +207,11 @@ async def test_slow_stream_within_limits_is_never_cut(matrix):
 async def test_client_disconnect_mid_stream_releases_the_upstream_at_once(matrix, http):
     gw, primary, _ = matrix
     primary.queue(Script(chunks=100, chunk_delay=0.05))
-    async with http.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {BOB}"},
-                         json={"model": "primary/gpt-4o-mini", "stream": True,
-                               "messages": [{"role": "user", "content": "hi"}]}) as resp:
+    async with http.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {BOB}"},
+        json={"model": "primary/gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+    ) as resp:
         await resp.content.readline()
         resp.close()
     async with asyncio.timeout(2):
@@ -202,9 +223,11 @@ async def test_client_disconnect_mid_stream_releases_the_upstream_at_once(matrix
 async def test_the_raw_events_of_a_mid_stream_failure(matrix, http):
     gw, primary, _ = matrix
     primary.queue(Script(cut_after=2))
-    async with http.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {BOB}"},
-                         json={"model": "primary/gpt-4o-mini", "stream": True,
-                               "messages": [{"role": "user", "content": "hi"}]}) as resp:
+    async with http.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {BOB}"},
+        json={"model": "primary/gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+    ) as resp:
         events = await sse_events(resp)
     assert [type(e) for e in events[-2:]] == [dict, str] and events[-1] == "[DONE]"
     assert events[-2]["error"]["code"] == "stream_interrupted" and len(events) == 4
@@ -220,9 +243,11 @@ async def test_the_total_timeout_ends_a_call_that_keeps_trickling(upstreams, sta
     # every gap well under idle, the whole well over total
     primary.queue(Script(chunks=40, chunk_delay=0.2) if stream else Script(delay=0.9, body_then="stall"))
     began = time.monotonic()
-    async with http.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {BOB}"},
-                         json={"model": "primary/gpt-4o-mini", "stream": stream,
-                               "messages": [{"role": "user", "content": "hi"}]}) as resp:
+    async with http.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {BOB}"},
+        json={"model": "primary/gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]},
+    ) as resp:
         if stream:
             events = await sse_events(resp)
             assert resp.status == 200 and events[-1] == "[DONE]"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.usage import SQLiteStore, UsageRecord
+from gateway.observability.usage import SQLiteStore, UsageRecord
 from tests.conftest import ALICE, BOB, bearer, standard_config
 from tests.procs import ROOT, run, start_serve, stop, write_config
 
@@ -59,8 +59,11 @@ async def test_health_is_ok_when_every_provider_answers(gw, http):
 
 
 async def chat_error(http, gw, model: str, key: str = ALICE) -> str:
-    async with http.post(gw.url + "/v1/chat/completions", headers=bearer(key),
-                         json={"model": model, "messages": [{"role": "user", "content": "x"}]}) as resp:
+    async with http.post(
+        gw.url + "/v1/chat/completions",
+        headers=bearer(key),
+        json={"model": model, "messages": [{"role": "user", "content": "x"}]},
+    ) as resp:
         assert resp.status == 404
         err = (await resp.json())["error"]
     assert err["code"] == "model_not_found" and err["param"] == "model"
@@ -102,8 +105,9 @@ async def test_serve_says_where_its_config_usage_records_and_providers_are(tmp_p
 
 
 async def test_serve_on_the_embedded_default_says_so(tmp_path):
-    proc, _, lines = await start_serve(cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "LOCALROUTER_SECRET": "",
-                                                          "OPENAI_API_KEY": ""})
+    proc, _, lines = await start_serve(
+        cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "LOCALROUTER_SECRET": "", "OPENAI_API_KEY": ""}
+    )
     try:
         text = "".join(lines)
         assert "config: the embedded default" in text
@@ -117,17 +121,24 @@ def test_a_short_localrouter_secret_is_refused(tmp_path):
     env = {"PYTHONPATH": str(ROOT), "LOCALROUTER_SECRET": "short"}
     expected = "environment variable LOCALROUTER_SECRET: too short (at least 16 characters)"
     for command in ("check-config", "serve"):
-        out = run(command, "--port", "0", cwd=tmp_path, env=env) if command == "serve" else run(
-            command, cwd=tmp_path, env=env)
+        out = (
+            run(command, "--port", "0", cwd=tmp_path, env=env)
+            if command == "serve"
+            else run(command, cwd=tmp_path, env=env)
+        )
         assert out.returncode == 2 and expected in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("workers", [[], ["--workers", "2", "--allow-per-process-limits"]])
 def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, workers):
-    path = write_config(tmp_path, {
-        "providers": [{"name": "p", "base_url": f"http://127.0.0.1:{closed_port()}/v1", "models": ["m"]}],
-        "strategies": [{"name": "s", "allow": ["*"]}],
-        "clients": [{"name": "c", "secret": "lr-0123456789abcdef", "strategy": "s"}]})
+    path = write_config(
+        tmp_path,
+        {
+            "providers": [{"name": "p", "base_url": f"http://127.0.0.1:{closed_port()}/v1", "models": ["m"]}],
+            "strategies": [{"name": "s", "allow": ["*"]}],
+            "clients": [{"name": "c", "secret": "lr-0123456789abcdef", "strategy": "s"}],
+        },
+    )
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -142,11 +153,20 @@ def test_check_config_lists_what_each_provider_type_can_serve(tmp_path):
     def provider(name: str, ptype: str) -> dict:
         return {"name": name, "type": ptype, "base_url": "http://127.0.0.1:1", "api_key": "k", "models": ["m"]}
 
-    path = write_config(tmp_path, {
-        "providers": [provider("oa", "openai"), provider("an", "anthropic"), provider("ge", "gemini"),
-                      provider("ol", "ollama"), {**provider("emb", "openai"), "endpoints": ["embeddings"]}],
-        "strategies": [{"name": "s", "allow": ["*"]}],
-        "clients": [{"name": "c", "secret": "lr-0123456789abcdef", "strategy": "s"}]})
+    path = write_config(
+        tmp_path,
+        {
+            "providers": [
+                provider("oa", "openai"),
+                provider("an", "anthropic"),
+                provider("ge", "gemini"),
+                provider("ol", "ollama"),
+                {**provider("emb", "openai"), "endpoints": ["embeddings"]},
+            ],
+            "strategies": [{"name": "s", "allow": ["*"]}],
+            "clients": [{"name": "c", "secret": "lr-0123456789abcdef", "strategy": "s"}],
+        },
+    )
     out = run("check-config", "-c", str(path))
     assert out.returncode == 0, out.stderr
     rows = {line.split()[0]: line for line in out.stdout.splitlines() if "http://127.0.0.1:1" in line}
@@ -160,10 +180,29 @@ def test_check_config_lists_what_each_provider_type_can_serve(tmp_path):
 def seed_usage(path: Path) -> None:
     store = SQLiteStore(str(path))
     now = time.time()
-    store.write([UsageRecord("req_1", now, "alice", "chat", "openai/gpt-4o-mini", "openai/gpt-4o-mini", "openai",
-                             False, 200, 10, 5, 15, None, 12.0, None, 1),
-                 UsageRecord("req_2", now, "alice", "chat", "llama3.2", None, None, False, 404, 0, 0, 0, None,
-                             1.0, None, 0)])
+    store.write(
+        [
+            UsageRecord(
+                "req_1",
+                now,
+                "alice",
+                "chat",
+                "openai/gpt-4o-mini",
+                "openai/gpt-4o-mini",
+                "openai",
+                False,
+                200,
+                10,
+                5,
+                15,
+                None,
+                12.0,
+                None,
+                1,
+            ),
+            UsageRecord("req_2", now, "alice", "chat", "llama3.2", None, None, False, 404, 0, 0, 0, None, 1.0, None, 0),
+        ]
+    )
     store.close()
 
 

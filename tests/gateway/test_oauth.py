@@ -56,15 +56,21 @@ async def test_the_v1_prefix_serves_the_token_endpoint_too(gw, http):
     assert status == 200 and doc["access_token"].startswith("lrat.")
 
 
-@pytest.mark.parametrize("data, status, error", [
-    ({"client_id": "alice", "client_secret": ALICE}, 400, "invalid_request"),
-    ({"grant_type": "password", "client_id": "alice", "client_secret": ALICE}, 400, "unsupported_grant_type"),
-    ({"grant_type": "client_credentials", "client_id": "alice"}, 400, "invalid_request"),
-    ({"grant_type": "client_credentials", "client_id": "alice", "client_secret": "lr-wrong-0123456789abc"}, 401,
-     "invalid_client"),
-    ({"grant_type": "client_credentials", "client_id": "nobody", "client_secret": ALICE}, 401, "invalid_client"),
-    ({"grant_type": "client_credentials", "client_id": "carol", "client_secret": CAROL}, 401, "invalid_client"),
-])
+@pytest.mark.parametrize(
+    "data, status, error",
+    [
+        ({"client_id": "alice", "client_secret": ALICE}, 400, "invalid_request"),
+        ({"grant_type": "password", "client_id": "alice", "client_secret": ALICE}, 400, "unsupported_grant_type"),
+        ({"grant_type": "client_credentials", "client_id": "alice"}, 400, "invalid_request"),
+        (
+            {"grant_type": "client_credentials", "client_id": "alice", "client_secret": "lr-wrong-0123456789abc"},
+            401,
+            "invalid_client",
+        ),
+        ({"grant_type": "client_credentials", "client_id": "nobody", "client_secret": ALICE}, 401, "invalid_client"),
+        ({"grant_type": "client_credentials", "client_id": "carol", "client_secret": CAROL}, 401, "invalid_client"),
+    ],
+)
 async def test_errors_have_the_rfc_6749_shape(gw, http, data, status, error):
     async with http.post(gw.url + "/oauth/token", data=data) as resp:
         assert resp.status == status
@@ -75,20 +81,32 @@ async def test_errors_have_the_rfc_6749_shape(gw, http, data, status, error):
 
 
 async def test_bad_bodies_and_basic_failures(gw, http):
-    async with http.post(gw.url + "/oauth/token", data=b"grant_type=client_credentials",
-                         headers={"Content-Type": "text/plain"}) as resp:
+    async with http.post(
+        gw.url + "/oauth/token", data=b"grant_type=client_credentials", headers={"Content-Type": "text/plain"}
+    ) as resp:
         assert resp.status == 400 and (await resp.json())["error"] == "invalid_request"
-    async with http.post(gw.url + "/oauth/token", data=b"{not json", headers={"Content-Type": "application/json"}) as resp:
+    async with http.post(
+        gw.url + "/oauth/token", data=b"{not json", headers={"Content-Type": "application/json"}
+    ) as resp:
         assert resp.status == 400 and (await resp.json())["error"] == "invalid_request"
-    async with http.post(gw.url + "/oauth/token", data={"grant_type": "client_credentials"},
-                         headers=basic("alice", "lr-wrong-secret-0123456789")) as resp:
+    async with http.post(
+        gw.url + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic("alice", "lr-wrong-secret-0123456789"),
+    ) as resp:
         assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Basic")
-    async with http.post(gw.url + "/oauth/token", headers={"Authorization": "Basic !!!notbase64"},
-                         data={"grant_type": "client_credentials"}) as resp:
+    async with http.post(
+        gw.url + "/oauth/token",
+        headers={"Authorization": "Basic !!!notbase64"},
+        data={"grant_type": "client_credentials"},
+    ) as resp:
         assert resp.status == 400
     # credentials both ways at once are refused (RFC 6749 2.3)
-    async with http.post(gw.url + "/oauth/token", headers=basic("alice", ALICE),
-                         data={"grant_type": "client_credentials", "client_secret": ALICE}) as resp:
+    async with http.post(
+        gw.url + "/oauth/token",
+        headers=basic("alice", ALICE),
+        data={"grant_type": "client_credentials", "client_secret": ALICE},
+    ) as resp:
         assert resp.status == 400
 
 
@@ -117,8 +135,9 @@ async def test_token_expires(upstreams, start_gateway, http):
         assert (await resp.json())["error"]["code"] == "invalid_api_key"
 
 
-async def test_replicas_sharing_a_key_accept_each_others_tokens_and_a_new_key_kills_them(upstreams, start_gateway,
-                                                                                         http):
+async def test_replicas_sharing_a_key_accept_each_others_tokens_and_a_new_key_kills_them(
+    upstreams, start_gateway, http
+):
     one = await start_gateway(standard_config(*upstreams, auth={"signing_key": KEY_A}))
     two = await start_gateway(standard_config(*upstreams, auth={"signing_key": KEY_A}))
     other = await start_gateway(standard_config(*upstreams, auth={"signing_key": KEY_B}))
@@ -132,10 +151,18 @@ async def test_tampered_tokens_are_refused(gw, http):
     _, _, doc = await get_token(http, gw.url)
     token = doc["access_token"]
     prefix, payload, mac = token.split(".")
-    forged_payload = base64.urlsafe_b64encode(
-        base64.urlsafe_b64decode(payload + "==").replace(b"alice", b"bob__")).rstrip(b"=").decode()
-    for bad in (f"{prefix}.{forged_payload}.{mac}", token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
-                f"{prefix}.{payload}", "lrat.", "lrat.x.y"):
+    forged_payload = (
+        base64.urlsafe_b64encode(base64.urlsafe_b64decode(payload + "==").replace(b"alice", b"bob__"))
+        .rstrip(b"=")
+        .decode()
+    )
+    for bad in (
+        f"{prefix}.{forged_payload}.{mac}",
+        token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
+        f"{prefix}.{payload}",
+        "lrat.",
+        "lrat.x.y",
+    ):
         async with http.get(gw.url + "/v1/models", headers=bearer(bad)) as resp:
             assert resp.status == 401, bad
 
@@ -148,9 +175,16 @@ async def test_a_token_has_exactly_one_accepted_spelling(gw, http):
     # the MAC's last character with its unused low bits set: lenient decoding gives the same bytes
     sibling = alphabet[alphabet.index(mac[-1]) | 1]
     assert base64.urlsafe_b64decode(mac[:-1] + sibling + "=") == base64.urlsafe_b64decode(mac + "=")
-    spellings = [f"{prefix}.{payload[:3]}!!{payload[3:]}.{mac}", f"{prefix}.{payload}.{mac[:5]}$${mac[5:]}",
-                 token + "=", f"{prefix}.{payload}=.{mac}", f"{prefix}.{payload}.{mac}==", token + ".",
-                 f"{prefix}.{payload}.{mac[:-1]}{sibling}", f"{prefix}.{payload}.{mac[:4]}+{mac[5:]}"]
+    spellings = [
+        f"{prefix}.{payload[:3]}!!{payload[3:]}.{mac}",
+        f"{prefix}.{payload}.{mac[:5]}$${mac[5:]}",
+        token + "=",
+        f"{prefix}.{payload}=.{mac}",
+        f"{prefix}.{payload}.{mac}==",
+        token + ".",
+        f"{prefix}.{payload}.{mac[:-1]}{sibling}",
+        f"{prefix}.{payload}.{mac[:4]}+{mac[5:]}",
+    ]
     async with http.get(gw.url + "/v1/models", headers=bearer(token)) as resp:
         assert resp.status == 200
     for bad in spellings:

@@ -10,9 +10,9 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway import metrics as m
-from gateway.observe import Observer
-from gateway.usage import SQLiteStore, UsageRecord, UsageWriter
+from gateway.observability import metrics as m
+from gateway.observability.observer import Observer
+from gateway.observability.usage import SQLiteStore, UsageRecord, UsageWriter
 from tests.conftest import ALICE, BOB, bearer, sse_events, standard_config
 from tests.fakes.openai_upstream import Script
 from tests.procs import run
@@ -60,10 +60,14 @@ async def test_metrics_after_a_known_sequence(upstreams, start_gateway, http):
         assert resp.status == 200 and resp.content_type == "text/plain"
         found = samples(await resp.text())
     req = "localrouter_requests_total"
-    assert value(found, req, endpoint="chat", status="200", client="alice", model="openai/gpt-4o-mini",
-                 provider="openai") == 3
-    assert value(found, req, endpoint="chat", status="200", client="alice", model="backup/gpt-4o-mini",
-                 provider="backup") == 1
+    assert (
+        value(found, req, endpoint="chat", status="200", client="alice", model="openai/gpt-4o-mini", provider="openai")
+        == 3
+    )
+    assert (
+        value(found, req, endpoint="chat", status="200", client="alice", model="backup/gpt-4o-mini", provider="backup")
+        == 1
+    )
     assert value(found, req, endpoint="chat", status="404", client="alice", model="none", provider="none") == 1
     assert value(found, req, endpoint="chat", status="401", client="none", model="none", provider="none") == 1
     # the raw model string of the 404 never became a label
@@ -72,10 +76,12 @@ async def test_metrics_after_a_known_sequence(upstreams, start_gateway, http):
     assert value(found, tokens, client="alice", model="openai/gpt-4o-mini", provider="openai", direction="input") == 21
     assert value(found, tokens, client="alice", model="openai/gpt-4o-mini", provider="openai", direction="output") == 15
     assert value(found, tokens, client="alice", model="backup/gpt-4o-mini", provider="backup", direction="input") == 7
-    assert value(found, "localrouter_cost_usd_total", client="alice", model="openai/gpt-4o-mini",
-                 provider="openai") == pytest.approx(3 * 0.017)
-    assert value(found, "localrouter_cost_usd_total", client="alice", model="backup/gpt-4o-mini",
-                 provider="backup") == 0  # no price: unknown, not counted as zero cost
+    assert value(
+        found, "localrouter_cost_usd_total", client="alice", model="openai/gpt-4o-mini", provider="openai"
+    ) == pytest.approx(3 * 0.017)
+    assert (
+        value(found, "localrouter_cost_usd_total", client="alice", model="backup/gpt-4o-mini", provider="backup") == 0
+    )  # no price: unknown, not counted as zero cost
     assert value(found, "localrouter_fallbacks_total", target="openai/gpt-4o-mini", reason="unavailable") == 1
     assert value(found, "localrouter_upstream_errors_total", provider="openai", kind="unavailable") == 1
     assert value(found, "localrouter_request_duration_seconds_count", endpoint="chat", stream="false") == 5
@@ -119,8 +125,9 @@ def test_histogram_buckets_are_inclusive_and_cumulative():
     assert value(found, bucket, endpoint="chat", stream="false", le="300.0") == 3
     assert value(found, bucket, endpoint="chat", stream="false", le="+Inf") == 4
     assert value(found, "localrouter_request_duration_seconds_count", endpoint="chat", stream="false") == 4
-    assert value(found, "localrouter_request_duration_seconds_sum", endpoint="chat",
-                 stream="false") == pytest.approx(400.0201)
+    assert value(found, "localrouter_request_duration_seconds_sum", endpoint="chat", stream="false") == pytest.approx(
+        400.0201
+    )
 
 
 def test_workers_snapshots_are_summed_and_a_dead_workers_gauge_dropped(tmp_path):
@@ -136,17 +143,43 @@ def test_workers_snapshots_are_summed_and_a_dead_workers_gauge_dropped(tmp_path)
     other.streams[0] = 2
     for pid in (dead_pid, __import__("os").getppid()):
         (tmp_path / f"worker-{pid}.json").write_bytes(
-            __import__("orjson").dumps({"pid": pid, "values": {name: [[list(k), c] for k, c in series.items()]
-                                                               for name, series in other.values.items()}}))
+            __import__("orjson").dumps(
+                {
+                    "pid": pid,
+                    "values": {
+                        name: [[list(k), c] for k, c in series.items()] for name, series in other.values.items()
+                    },
+                }
+            )
+        )
     (tmp_path / "worker-garbage.json").write_text("{not json")
     mine = m.Metrics(str(tmp_path))
     mine.cell(m.REQUESTS, "chat", "200", "alice", "openai/gpt-4o-mini", "openai")[0] = 1
     mine.streams[0] = 1
     found = samples(mine.render().decode())
-    assert value(found, "localrouter_requests_total", endpoint="chat", status="200", client="alice",
-                 model="openai/gpt-4o-mini", provider="openai") == 11  # 1 + 5 (alive) + 5 (dead: it happened)
-    assert value(found, "localrouter_tokens_total", client="alice", model="openai/gpt-4o-mini", provider="openai",
-                 direction="input") == 140
+    assert (
+        value(
+            found,
+            "localrouter_requests_total",
+            endpoint="chat",
+            status="200",
+            client="alice",
+            model="openai/gpt-4o-mini",
+            provider="openai",
+        )
+        == 11
+    )  # 1 + 5 (alive) + 5 (dead: it happened)
+    assert (
+        value(
+            found,
+            "localrouter_tokens_total",
+            client="alice",
+            model="openai/gpt-4o-mini",
+            provider="openai",
+            direction="input",
+        )
+        == 140
+    )
     assert value(found, "localrouter_request_duration_seconds_count", endpoint="chat", stream="false") == 2
     assert value(found, "localrouter_streams_in_flight") == 3  # 1 + 2 (alive); the dead worker's 2 are gone
 
@@ -160,12 +193,29 @@ async def test_access_log_lines(upstreams, start_gateway, http):
     lines = {line["request_id"]: line for line in gw.access.lines}
     plain, stream, missing = (lines[h["X-Request-ID"]] for h in (headers, stream_headers, error_headers))
     for line in (plain, stream, missing):
-        assert set(line) >= {"time", "request_id", "client", "model_requested", "model", "provider", "status",
-                             "attempts", "prompt_tokens", "completion_tokens", "cost_usd", "duration_ms", "ttfb_ms"}
+        assert set(line) >= {
+            "time",
+            "request_id",
+            "client",
+            "model_requested",
+            "model",
+            "provider",
+            "status",
+            "attempts",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "duration_ms",
+            "ttfb_ms",
+        }
         assert line["client"] == "alice" and line["duration_ms"] > 0
         assert "request_body" not in line and "hi" not in json.dumps(line)  # no prompt unless logging.bodies
     assert (plain["status"], plain["model"], plain["provider"], plain["attempts"]) == (
-        200, "openai/gpt-4o-mini", "openai", 1)
+        200,
+        "openai/gpt-4o-mini",
+        "openai",
+        1,
+    )
     assert (plain["prompt_tokens"], plain["completion_tokens"]) == (7, 5)
     assert plain["cost_usd"] == pytest.approx(0.017) and plain["ttfb_ms"] is None
     assert stream["stream"] and stream["ttfb_ms"] > 0 and stream["prompt_tokens"] == 7
@@ -187,8 +237,9 @@ async def test_request_id_and_client_address_come_from_trusted_proxies_only(upst
     untrusted = await start_gateway(standard_config(*upstreams))
     _, headers, _ = await post(http, untrusted, headers=forwarded)
     assert headers["X-Request-ID"].startswith("req_")
-    trusted = await start_gateway(standard_config(*upstreams, server={"host": "127.0.0.1", "port": 0,
-                                                                        "trusted_proxies": ["127.0.0.1/32"]}))
+    trusted = await start_gateway(
+        standard_config(*upstreams, server={"host": "127.0.0.1", "port": 0, "trusted_proxies": ["127.0.0.1/32"]})
+    )
     _, headers, _ = await post(http, trusted, headers=forwarded)
     assert headers["X-Request-ID"] == "from-proxy-123"
     _, headers, _ = await post(http, trusted, headers={"X-Request-ID": "bad id with spaces"})
@@ -252,7 +303,8 @@ async def test_a_lookup_never_waits_on_the_writers_transaction(upstreams, start_
                 return time.perf_counter() - started, resp.status, await resp.json()
 
         (lookup_s, status, record), (health_s, health_status, _) = await asyncio.gather(
-            timed("/v1/generation", {"id": request_id}), timed("/health"))
+            timed("/v1/generation", {"id": request_id}), timed("/health")
+        )
     finally:
         other.close()  # rolls back: the writer's batch goes through
     assert status == 200 and record["id"] == request_id and health_status == 200
@@ -262,13 +314,21 @@ async def test_a_lookup_never_waits_on_the_writers_transaction(upstreams, start_
 def seed(path) -> None:
     store = SQLiteStore(str(path))
     now = time.time()
-    rows = [("alice", "openai/gpt-4o-mini", "openai", 100, 50, 0.01, 200, now - 3600),
-            ("alice", "openai/gpt-4o-mini", "openai", 10, 5, 0.001, 200, now - 60),
-            ("bob", "backup/gpt-4o-mini", "backup", 7, 5, None, 200, now - 60),
-            ("bob", "backup/gpt-4o-mini", "backup", 0, 0, 0.0, 503, now - 60),
-            ("carol", "openai/gpt-4o-mini", "openai", 1000, 1000, 1.0, 200, now - 30 * 86400)]
-    store.write([UsageRecord(f"req_{i}", ts, client, "chat", model, model, provider, False, status, p, c, p + c, cost,
-                             12.0, None, 1) for i, (client, model, provider, p, c, cost, status, ts) in enumerate(rows)])
+    rows = [
+        ("alice", "openai/gpt-4o-mini", "openai", 100, 50, 0.01, 200, now - 3600),
+        ("alice", "openai/gpt-4o-mini", "openai", 10, 5, 0.001, 200, now - 60),
+        ("bob", "backup/gpt-4o-mini", "backup", 7, 5, None, 200, now - 60),
+        ("bob", "backup/gpt-4o-mini", "backup", 0, 0, 0.0, 503, now - 60),
+        ("carol", "openai/gpt-4o-mini", "openai", 1000, 1000, 1.0, 200, now - 30 * 86400),
+    ]
+    store.write(
+        [
+            UsageRecord(
+                f"req_{i}", ts, client, "chat", model, model, provider, False, status, p, c, p + c, cost, 12.0, None, 1
+            )
+            for i, (client, model, provider, p, c, cost, status, ts) in enumerate(rows)
+        ]
+    )
     store.close()
 
 
@@ -283,8 +343,16 @@ def test_usage_cli_summarises_a_seeded_store(tmp_path):
     assert rows["alice"]["cost_usd"] == pytest.approx(0.011)
     assert rows["bob"]["unpriced_requests"] == 1 and rows["bob"]["errors"] == 1
     table = run("usage", "--db", str(db), "--by", "model", "--since", "60d").stdout.splitlines()
-    assert table[0].split() == ["model", "requests", "prompt_tokens", "completion_tokens", "total_tokens",
-                                "cost_usd", "unpriced", "errors"]
+    assert table[0].split() == [
+        "model",
+        "requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost_usd",
+        "unpriced",
+        "errors",
+    ]
     assert table[2].split()[:5] == ["openai/gpt-4o-mini", "3", "1110", "1055", "2165"]
     assert table[-1].split()[:2] == ["total", "5"]
     by_day = json.loads(run("usage", "--db", str(db), "--by", "day", "--since", "60d", "--json").stdout)
@@ -297,8 +365,9 @@ def test_usage_cli_summarises_a_seeded_store(tmp_path):
 
 async def test_writer_keeps_up_with_a_burst_and_stays_bounded(tmp_path):
     def record(i: int) -> UsageRecord:
-        return UsageRecord(f"req_{i}", time.time(), "alice", "chat", "m", "p/m", "p", False, 200, 7, 5, 12, None,
-                           1.0, None, 1)
+        return UsageRecord(
+            f"req_{i}", time.time(), "alice", "chat", "m", "p/m", "p", False, 200, 7, 5, 12, None, 1.0, None, 1
+        )
 
     writer = UsageWriter(SQLiteStore(str(tmp_path / "a.db")), interval=0.05)
     writer.start()
@@ -321,12 +390,31 @@ async def test_writer_keeps_up_with_a_burst_and_stays_bounded(tmp_path):
 
 def test_store_writes_full_chunks_and_the_rest_exactly(tmp_path):
     store = SQLiteStore(str(tmp_path / "c.db"))
-    records = [UsageRecord(f"req_{i}", 1000.0 + i, f"c{i % 3}", "chat", None, "p/m", "p", i % 2 == 0, 200, i, 2 * i,
-                           3 * i, None if i % 5 == 0 else i / 1000, 1.5, None if i % 2 else 0.25, 1 + i % 4)
-               for i in range(1234)]  # two full chunks of 500 and 234 more
+    records = [
+        UsageRecord(
+            f"req_{i}",
+            1000.0 + i,
+            f"c{i % 3}",
+            "chat",
+            None,
+            "p/m",
+            "p",
+            i % 2 == 0,
+            200,
+            i,
+            2 * i,
+            3 * i,
+            None if i % 5 == 0 else i / 1000,
+            1.5,
+            None if i % 2 else 0.25,
+            1 + i % 4,
+        )
+        for i in range(1234)
+    ]  # two full chunks of 500 and 234 more
     store.write(records)
-    assert [store.get(f"req_{i}") for i in (0, 499, 500, 999, 1000, 1233)] == [records[i] for i in (0, 499, 500, 999,
-                                                                                                      1000, 1233)]
+    assert [store.get(f"req_{i}") for i in (0, 499, 500, 999, 1000, 1233)] == [
+        records[i] for i in (0, 499, 500, 999, 1000, 1233)
+    ]
     assert sum(row["requests"] for row in store.summary(0, "client")) == 1234
     store.close()
 

@@ -121,8 +121,9 @@ def test_max_connections_must_be_a_positive_integer(upstreams):
     assert [p.max_connections for p in cfg.providers] == [3, 7]
 
 
-async def test_a_reload_closes_the_old_pools_once_their_requests_finish(upstreams, start_gateway, http, tmp_path,
-                                                                      monkeypatch):
+async def test_a_reload_closes_the_old_pools_once_their_requests_finish(
+    upstreams, start_gateway, http, tmp_path, monkeypatch
+):
     monkeypatch.setenv("ALICE_SECRET", ALICE)  # a reload reads the environment
     primary, backup = upstreams
     primary.queue(Script(delay=1.5))

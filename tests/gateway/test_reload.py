@@ -48,8 +48,9 @@ async def status(http: aiohttp.ClientSession, url: str, key: str, body: dict | N
 
 
 async def token(http: aiohttp.ClientSession, url: str, client_id: str, secret: str) -> str:
-    async with http.post(url + "/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id,
-                                                     "client_secret": secret}) as resp:
+    async with http.post(
+        url + "/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    ) as resp:
         assert resp.status == 200
         return (await resp.json())["access_token"]
 
@@ -82,8 +83,10 @@ async def test_sighup_reloads_clients_and_their_tokens_and_refuses_a_bad_file(tm
                 assert resp.status == 401 and (await resp.json())["error"]["code"] == "client_disabled"
 
             bad = tmp_path / "bad.yaml"
-            bad.write_text("server: {prot: 1}\nproviders: []\nstrategies: [{name: s}]\n"
-                           "clients: [{name: x, secret: lr-0123456789abcdef, strategy: nope}]\n")
+            bad.write_text(
+                "server: {prot: 1}\nproviders: []\nstrategies: [{name: s}]\n"
+                "clients: [{name: x, secret: lr-0123456789abcdef, strategy: nope}]\n"
+            )
             expected = run("check-config", "-c", str(bad)).stderr.splitlines()[1:]
             assert expected
             path.write_text(bad.read_text())
@@ -113,8 +116,9 @@ async def _is(awaitable, expected) -> bool:
     return await awaitable == expected
 
 
-async def test_requests_in_flight_finish_on_the_config_they_started_with(tmp_path, upstreams, start_gateway, http,
-                                                                         monkeypatch):
+async def test_requests_in_flight_finish_on_the_config_they_started_with(
+    tmp_path, upstreams, start_gateway, http, monkeypatch
+):
     monkeypatch.setenv("ALICE_SECRET", ALICE)
     primary, backup = upstreams
     data = standard_config(*upstreams)
@@ -125,8 +129,10 @@ async def test_requests_in_flight_finish_on_the_config_they_started_with(tmp_pat
     backup.default = Script(delay=0.5)
     in_flight = [asyncio.create_task(status(http, gw.url, BOB, BACKUP_CHAT)) for _ in range(20)]
     await until(lambda: _true(sum(r.path.endswith("/chat/completions") for r in backup.received) == 20))
-    narrower = {**data, "strategies": [s if s["name"] != "narrow" else {"name": "narrow", "allow": []}
-                                       for s in data["strategies"]]}
+    narrower = {
+        **data,
+        "strategies": [s if s["name"] != "narrow" else {"name": "narrow", "allow": []} for s in data["strategies"]],
+    }
     write(path, narrower)
     assert gw.app[LIVE].reload()
     assert await status(http, gw.url, BOB, BACKUP_CHAT) == 403  # the next request: new rules
@@ -156,8 +162,13 @@ async def test_reload_under_load_has_zero_errors(tmp_path, upstreams, start_gate
     load = [asyncio.create_task(client(i % 2 == 1)) for i in range(16)]
     for i in range(10):  # ten reloads, each a different config (a client comes and goes)
         await asyncio.sleep(0.15)
-        version = {**data, "clients": [*data["clients"], {"name": f"temp{i}", "secret": f"lr-temp-{i}-0123456789abcdef",
-                                                          "strategy": "default"}]}
+        version = {
+            **data,
+            "clients": [
+                *data["clients"],
+                {"name": f"temp{i}", "secret": f"lr-temp-{i}-0123456789abcdef", "strategy": "default"},
+            ],
+        }
         write(path, version)
         assert gw.app[LIVE].reload()
     stop_load.set()

@@ -72,8 +72,9 @@ async def test_retry_waits_for_a_short_retry_after_and_skips_a_long_one(upstream
     assert time.monotonic() - started < 1.0
 
 
-@pytest.mark.parametrize("script", [Script(status=400, body={"error": {"message": "bad"}}), Script(status=401),
-                                    Script(status=403)])
+@pytest.mark.parametrize(
+    "script", [Script(status=400, body={"error": {"message": "bad"}}), Script(status=401), Script(status=403)]
+)
 async def test_never_retries_a_client_fault_or_refused_credentials(upstreams, start_gateway, http, script):
     primary, _ = upstreams
     gw = await start_gateway(with_primary(upstreams, retries=3))
@@ -121,8 +122,9 @@ async def test_cooldown_skips_a_failing_target_then_probes_it_again(upstreams, s
         assert (await resp.json())["targets"] == []
 
 
-async def test_a_failed_probe_cools_down_again_and_all_cooling_gives_503_with_retry_after(upstreams, start_gateway,
-                                                                                          http):
+async def test_a_failed_probe_cools_down_again_and_all_cooling_gives_503_with_retry_after(
+    upstreams, start_gateway, http
+):
     primary, backup = upstreams
     data = standard_config(*upstreams)
     data["server"]["defaults"] = {"cooldown": {"failures": 1, "seconds": 2}}
@@ -154,8 +156,7 @@ async def test_mid_stream_failures_count_towards_cooldown(upstreams, start_gatew
 
 def test_server_defaults_apply_key_by_key_and_providers_override_them(upstreams):
     data = standard_config(*upstreams)
-    data["server"]["defaults"] = {"timeouts": {"connect": 3, "total": 99}, "retries": 2,
-                                  "cooldown": {"failures": 7}}
+    data["server"]["defaults"] = {"timeouts": {"connect": 3, "total": 99}, "retries": 2, "cooldown": {"failures": 7}}
     data["providers"][0]["timeouts"] = {"connect": 1}
     data["providers"][0]["retries"] = 0
     cfg = gwconfig.parse(data, {"ALICE_SECRET": "x" * 20})
@@ -166,13 +167,16 @@ def test_server_defaults_apply_key_by_key_and_providers_override_them(upstreams)
     assert primary.cooldown == backup.cooldown == gwconfig.Cooldown(failures=7, seconds=30.0)
 
 
-@pytest.mark.parametrize("bad, problem", [
-    ({"retries": -1}, "providers[0].retries: must be >= 0"),
-    ({"retries": 11}, "providers[0].retries: must be <= 10"),
-    ({"cooldown": {"failures": "x"}}, "providers[0].cooldown.failures: expected an integer"),
-    ({"cooldown": {"seconds": 0}}, "providers[0].cooldown.seconds: must be positive"),
-    ({"cooldown": {"minutes": 1}}, "providers[0].cooldown.minutes: unknown key"),
-])
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        ({"retries": -1}, "providers[0].retries: must be >= 0"),
+        ({"retries": 11}, "providers[0].retries: must be <= 10"),
+        ({"cooldown": {"failures": "x"}}, "providers[0].cooldown.failures: expected an integer"),
+        ({"cooldown": {"seconds": 0}}, "providers[0].cooldown.seconds: must be positive"),
+        ({"cooldown": {"minutes": 1}}, "providers[0].cooldown.minutes: unknown key"),
+    ],
+)
 def test_bad_resilience_settings_are_config_errors(upstreams, bad, problem):
     data = with_primary(upstreams, **bad)
     with pytest.raises(gwconfig.ConfigError) as err:

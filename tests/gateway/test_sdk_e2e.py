@@ -13,8 +13,13 @@ async def test_models_lists_what_the_strategy_allows(gw):
     async with gw.sdk() as client:
         ids = [m.id async for m in client.models.list()]
     assert ids[0] == "localrouter/auto"
-    assert set(ids) == {"localrouter/auto", "openai/gpt-4o-mini", "openai/text-embedding-3-small",
-                        "backup/gpt-4o-mini", "backup/text-embedding-3-small"}
+    assert set(ids) == {
+        "localrouter/auto",
+        "openai/gpt-4o-mini",
+        "openai/text-embedding-3-small",
+        "backup/gpt-4o-mini",
+        "backup/text-embedding-3-small",
+    }
     async with gw.sdk(BOB) as client:
         page = await client.models.list()
     assert [(m.id, m.owned_by, m.object) for m in page.data] == [("backup/gpt-4o-mini", "backup", "model")]
@@ -25,7 +30,8 @@ async def test_chat_completion(gw, upstreams):
     primary, _ = upstreams
     async with gw.sdk() as client:
         out = await client.chat.completions.create(
-            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], temperature=0.2)
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], temperature=0.2
+        )
     assert out.choices[0].message.content == "Hello from primary"
     assert out.model == "openai/gpt-4o-mini"
     assert out.usage.total_tokens == USAGE["total_tokens"]
@@ -37,7 +43,8 @@ async def test_chat_completion(gw, upstreams):
 async def test_chat_stream_role_first_usage_last(gw):
     async with gw.sdk() as client:
         stream = await client.chat.completions.create(
-            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
         chunks = [c async for c in stream]
     assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "w0 w1 w2 "  # every chunk has choices
@@ -51,7 +58,8 @@ async def test_stream_through_auto_chain_falls_back(gw, upstreams):
     primary.queue(Script(status=503))
     async with gw.sdk() as client:
         stream = await client.chat.completions.create(
-            model="localrouter/auto", messages=[{"role": "user", "content": "hi"}], stream=True)
+            model="localrouter/auto", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
         chunks = [c async for c in stream]
     assert {c.model for c in chunks} == {"backup/gpt-4o-mini"}
 
@@ -76,14 +84,17 @@ async def test_completions_stream(gw):
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-@pytest.mark.parametrize("key, model, error", [
-    ("lr-nobody-0123456789abcdefghij", "openai/gpt-4o-mini", openai.AuthenticationError),
-    (CAROL, "openai/gpt-4o-mini", openai.AuthenticationError),
-    (BOB, "openai/gpt-4o-mini", openai.PermissionDeniedError),
-    (ALICE, "openai/gpt-5-nonexistent", openai.NotFoundError),
-    (ALICE, "nowhere/gpt-4o-mini", openai.NotFoundError),
-    (BOB, "localrouter/auto", openai.NotFoundError),
-])
+@pytest.mark.parametrize(
+    "key, model, error",
+    [
+        ("lr-nobody-0123456789abcdefghij", "openai/gpt-4o-mini", openai.AuthenticationError),
+        (CAROL, "openai/gpt-4o-mini", openai.AuthenticationError),
+        (BOB, "openai/gpt-4o-mini", openai.PermissionDeniedError),
+        (ALICE, "openai/gpt-5-nonexistent", openai.NotFoundError),
+        (ALICE, "nowhere/gpt-4o-mini", openai.NotFoundError),
+        (BOB, "localrouter/auto", openai.NotFoundError),
+    ],
+)
 async def test_client_errors_raise_the_sdk_class(gw, key, model, error):
     async with gw.sdk(key) as client:
         with pytest.raises(error) as info:
@@ -93,8 +104,19 @@ async def test_client_errors_raise_the_sdk_class(gw, key, model, error):
 
 async def test_upstream_400_is_bad_request_without_fallback(gw, upstreams):
     primary, backup = upstreams
-    primary.queue(Script(status=400, body={"error": {"message": "logit_bias is wrong", "type": "invalid_request_error",
-                                                        "param": "logit_bias", "code": None}}))
+    primary.queue(
+        Script(
+            status=400,
+            body={
+                "error": {
+                    "message": "logit_bias is wrong",
+                    "type": "invalid_request_error",
+                    "param": "logit_bias",
+                    "code": None,
+                }
+            },
+        )
+    )
     async with gw.sdk() as client:
         with pytest.raises(openai.BadRequestError) as info:
             await client.chat.completions.create(model="openai/gpt-4o-mini", messages=MESSAGES, logit_bias={"x": 500})
@@ -161,13 +183,16 @@ async def test_models_retrieve_what_the_client_may_use(gw, http):
     assert 'requests_total{client="bob",endpoint="models",' in metrics  # one bounded label, not one per id
 
 
-@pytest.mark.parametrize("key, model", [
-    (ALICE, "openai/gpt-5-nonexistent"),  # not in the provider's list
-    (ALICE, "nowhere/gpt-4o-mini"),  # no such provider
-    (ALICE, "gpt-4o-mini"),  # not a provider/model id
-    (BOB, "openai/gpt-4o-mini"),  # exists, not allowed: not revealed either
-    (BOB, "localrouter/auto"),  # no auto chain for this client
-])
+@pytest.mark.parametrize(
+    "key, model",
+    [
+        (ALICE, "openai/gpt-5-nonexistent"),  # not in the provider's list
+        (ALICE, "nowhere/gpt-4o-mini"),  # no such provider
+        (ALICE, "gpt-4o-mini"),  # not a provider/model id
+        (BOB, "openai/gpt-4o-mini"),  # exists, not allowed: not revealed either
+        (BOB, "localrouter/auto"),  # no auto chain for this client
+    ],
+)
 async def test_models_retrieve_anything_else_is_not_found(gw, key, model):
     async with gw.sdk(key) as client:
         with pytest.raises(openai.NotFoundError) as info:

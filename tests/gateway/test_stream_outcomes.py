@@ -11,7 +11,7 @@ import time
 import pytest
 
 from gateway.keys import CONFIG, OBSERVER
-from gateway.usage import SQLiteStore, UsageRecord
+from gateway.observability.usage import SQLiteStore, UsageRecord
 from tests.conftest import bearer, sse_events
 from tests.fakes.openai_upstream import USAGE, Script
 from tests.gateway.test_observability import samples, value
@@ -22,6 +22,7 @@ CHAT = {"model": "openai/gpt-4o-mini", "messages": MESSAGES}
 
 
 # --- item: the usage chunk must not break `chunk.choices[0]` -------------------------------------------
+
 
 @pytest.mark.parametrize("options", [None, {"include_usage": False}, {}])
 @pytest.mark.parametrize("script", [Script(), Script(chunk_delay=0.05)], ids=["one-read", "a-read-each"])
@@ -43,8 +44,12 @@ async def test_the_tutorial_loop_works_and_usage_rides_on_the_finish_chunk(gw, u
 async def test_include_usage_gets_the_usage_chunk_as_openai_sends_it(gw, upstreams, script):
     upstreams[0].queue(script)
     async with gw.sdk() as sdk:
-        chunks = [c async for c in await sdk.chat.completions.create(
-            **CHAT, stream=True, stream_options={"include_usage": True})]
+        chunks = [
+            c
+            async for c in await sdk.chat.completions.create(
+                **CHAT, stream=True, stream_options={"include_usage": True}
+            )
+        ]
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == USAGE["total_tokens"]
     assert chunks[-2].choices[0].finish_reason == "stop" and chunks[-2].usage is None
     assert all(c.choices for c in chunks[:-1])
@@ -54,8 +59,12 @@ async def test_legacy_completions_stream_follows_the_same_rule(gw, upstreams):
     upstreams[0].queue(Script(chunk_delay=0.05))
     async with gw.sdk() as sdk:
         chunks = [c async for c in await sdk.completions.create(model="openai/gpt-4o-mini", prompt="x", stream=True)]
-        apart = [c async for c in await sdk.completions.create(model="openai/gpt-4o-mini", prompt="x", stream=True,
-                                                                 stream_options={"include_usage": True})]
+        apart = [
+            c
+            async for c in await sdk.completions.create(
+                model="openai/gpt-4o-mini", prompt="x", stream=True, stream_options={"include_usage": True}
+            )
+        ]
     assert all(c.choices for c in chunks) and chunks[-1].choices[0].finish_reason == "stop"
     assert chunks[-1].usage.completion_tokens == USAGE["completion_tokens"]
     assert apart[-1].choices == [] and apart[-1].usage.completion_tokens == USAGE["completion_tokens"]
@@ -65,8 +74,14 @@ async def test_the_finish_chunk_held_for_the_usage_goes_out_before_a_failure(gw,
     base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
     content = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "a"}, "finish_reason": None}]}
     finish = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    upstreams[0].queue(Script(raw_stream=[b"data: " + json.dumps(content).encode() + b"\n\n",
-                                          b"data: " + json.dumps(finish).encode() + b"\n\n"]))  # then no [DONE]
+    upstreams[0].queue(
+        Script(
+            raw_stream=[
+                b"data: " + json.dumps(content).encode() + b"\n\n",
+                b"data: " + json.dumps(finish).encode() + b"\n\n",
+            ]
+        )
+    )  # then no [DONE]
     async with http.post(gw.url + "/v1/chat/completions", json={**CHAT, "stream": True}, headers=bearer()) as resp:
         events = await sse_events(resp)
     assert [e["choices"][0]["finish_reason"] for e in events[:2]] == [None, "stop"]
@@ -80,13 +95,18 @@ async def test_with_several_choices_the_usage_rides_on_the_last_finish_chunk(gw,
         return b"data: " + json.dumps({**base, "choices": list(choices)}).encode() + b"\n\n"
 
     usage = b"data: " + json.dumps({**base, "choices": [], "usage": USAGE}).encode() + b"\n\n"
-    pieces = [event({"index": 0, "delta": {"content": "a"}, "finish_reason": None}),
-              event({"index": 1, "delta": {"content": "b"}, "finish_reason": None}),
-              event({"index": 0, "delta": {}, "finish_reason": "stop"}),
-              event({"index": 1, "delta": {}, "finish_reason": "length"}), usage, b"data: [DONE]\n\n"]
+    pieces = [
+        event({"index": 0, "delta": {"content": "a"}, "finish_reason": None}),
+        event({"index": 1, "delta": {"content": "b"}, "finish_reason": None}),
+        event({"index": 0, "delta": {}, "finish_reason": "stop"}),
+        event({"index": 1, "delta": {}, "finish_reason": "length"}),
+        usage,
+        b"data: [DONE]\n\n",
+    ]
     upstreams[0].queue(Script(raw_stream=pieces))  # a read each
-    async with http.post(gw.url + "/v1/chat/completions", json={**CHAT, "stream": True, "n": 2},
-                         headers=bearer()) as resp:
+    async with http.post(
+        gw.url + "/v1/chat/completions", json={**CHAT, "stream": True, "n": 2}, headers=bearer()
+    ) as resp:
         events = await sse_events(resp)
     assert events[-1] == "[DONE]" and all(e["choices"] for e in events[:-1])
     assert [e["choices"][0]["finish_reason"] for e in events[:-1]] == [None, None, "stop", "length"]
@@ -94,6 +114,7 @@ async def test_with_several_choices_the_usage_rides_on_the_last_finish_chunk(gw,
 
 
 # --- item: a stream that breaks after its 200 is a failure in every account --------------------------
+
 
 async def test_a_stream_broken_after_its_200_is_recorded_as_failed(gw, http, upstreams):
     upstreams[0].queue(Script(cut_after=2))
@@ -126,25 +147,50 @@ async def test_a_stream_broken_after_its_200_is_recorded_as_failed(gw, http, ups
     assert (row["requests"], row["errors"]) == (2, 1)
 
 
-OLD_SCHEMA = ("CREATE TABLE usage (id TEXT PRIMARY KEY, ts REAL NOT NULL, client TEXT NOT NULL, endpoint TEXT NOT NULL, "
-              "model_requested TEXT, model TEXT, provider TEXT, stream INTEGER NOT NULL, status INTEGER NOT NULL, "
-              "prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, total_tokens INTEGER NOT NULL, "
-              "cost_usd REAL, duration_ms REAL NOT NULL, ttfb_ms REAL, attempts INTEGER NOT NULL) WITHOUT ROWID")
+OLD_SCHEMA = (
+    "CREATE TABLE usage (id TEXT PRIMARY KEY, ts REAL NOT NULL, client TEXT NOT NULL, endpoint TEXT NOT NULL, "
+    "model_requested TEXT, model TEXT, provider TEXT, stream INTEGER NOT NULL, status INTEGER NOT NULL, "
+    "prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, total_tokens INTEGER NOT NULL, "
+    "cost_usd REAL, duration_ms REAL NOT NULL, ttfb_ms REAL, attempts INTEGER NOT NULL) WITHOUT ROWID"
+)
 
 
 def test_a_usage_file_from_before_error_codes_is_migrated(tmp_path):
     path = str(tmp_path / "old.db")
     db = sqlite3.connect(path)
     db.execute(OLD_SCHEMA)
-    db.execute("INSERT INTO usage VALUES ('req_old', ?, 'alice', 'chat', 'm', 'p/m', 'p', 0, 503, 0, 0, 0, 0.0, 3.0, "
-               "NULL, 1)", (time.time(),))
+    db.execute(
+        "INSERT INTO usage VALUES ('req_old', ?, 'alice', 'chat', 'm', 'p/m', 'p', 0, 503, 0, 0, 0, 0.0, 3.0, NULL, 1)",
+        (time.time(),),
+    )
     db.commit()
     db.close()
     store = SQLiteStore(path)
     try:
         assert store.get("req_old").error_code is None and store.get("req_old").status == 503
-        store.write([UsageRecord("req_new", time.time(), "alice", "chat", "m", "p/m", "p", True, 200, 7, 5, 12, None,
-                                 9.0, 1.0, 1, "stream_interrupted")])
+        store.write(
+            [
+                UsageRecord(
+                    "req_new",
+                    time.time(),
+                    "alice",
+                    "chat",
+                    "m",
+                    "p/m",
+                    "p",
+                    True,
+                    200,
+                    7,
+                    5,
+                    12,
+                    None,
+                    9.0,
+                    1.0,
+                    1,
+                    "stream_interrupted",
+                )
+            ]
+        )
         assert store.get("req_new").error_code == "stream_interrupted"
         (row,) = store.summary(0, "client")
         assert (row["requests"], row["errors"]) == (2, 2)

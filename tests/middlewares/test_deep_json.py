@@ -41,8 +41,11 @@ REQUESTS = {
 @pytest.mark.parametrize("depth", DEPTHS)
 async def test_a_deep_request_is_served_or_refused_never_a_500(gw, http, depth):
     for name, (path, fields) in REQUESTS.items():
-        async with http.post(gw.url + path, data=body_with(nested(depth), **fields),
-                             headers={**bearer(), "Content-Type": "application/json"}) as resp:
+        async with http.post(
+            gw.url + path,
+            data=body_with(nested(depth), **fields),
+            headers={**bearer(), "Content-Type": "application/json"},
+        ) as resp:
             if depth + 1 <= MAX_DEPTH:  # the body itself is one level
                 assert resp.status == 200, (name, await resp.text())
                 await resp.read()
@@ -56,18 +59,25 @@ async def test_a_deep_request_is_served_or_refused_never_a_500(gw, http, depth):
 
 @pytest.mark.parametrize("depth", [300, 900, 1000, 1024, 1100])
 @pytest.mark.parametrize("kind", ["anthropic", "gemini", "ollama"])
-async def test_deep_tool_arguments_sent_to_a_translated_provider_are_a_400(kind, depth, wire_fake, fake_upstream,
-                                                                          start_gateway, http):
+async def test_deep_tool_arguments_sent_to_a_translated_provider_are_a_400(
+    kind, depth, wire_fake, fake_upstream, start_gateway, http
+):
     """A tool call's arguments are JSON text the adapter parses to send as an object: the one place a
     client's JSON is read again past the body."""
     fake = await wire_fake(kind)
     gw = await start_gateway(config(kind, fake, await fake_upstream("backup")))
     call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": nested(depth)}}
-    messages = [USER, {"role": "assistant", "content": None, "tool_calls": [call]},
-                {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+    messages = [
+        USER,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
     for stream in (False, True):
-        async with http.post(gw.url + "/v1/chat/completions", headers=bearer(),
-                             json={"model": "up/m", "messages": messages, "stream": stream}) as resp:
+        async with http.post(
+            gw.url + "/v1/chat/completions",
+            headers=bearer(),
+            json={"model": "up/m", "messages": messages, "stream": stream},
+        ) as resp:
             assert resp.status == 400, await resp.text()
             assert_error(await resp.json())
 
@@ -80,8 +90,9 @@ async def test_a_deep_upstream_answer_is_invalid_and_falls_back(gw, http, upstre
     primary, _ = upstreams
     answer = b'{"id": "c", "object": "chat.completion", "model": "gpt-4o-mini", ' + CHOICE + b', "x": '
     primary.queue(Script(body=answer + nested(depth).encode() + b"}"))
-    async with http.post(gw.url + "/v1/chat/completions", headers=bearer(),
-                         json={"model": "openai/gpt-4o-mini", "messages": MESSAGES}) as resp:
+    async with http.post(
+        gw.url + "/v1/chat/completions", headers=bearer(), json={"model": "openai/gpt-4o-mini", "messages": MESSAGES}
+    ) as resp:
         assert resp.status == 200, await resp.text()
         assert (await resp.json())["model"] == "backup/gpt-4o-mini"
 
@@ -89,11 +100,16 @@ async def test_a_deep_upstream_answer_is_invalid_and_falls_back(gw, http, upstre
 @pytest.mark.parametrize("depth", [300, 900, 1000, 1024])
 async def test_a_deep_upstream_stream_chunk_is_invalid_and_falls_back(gw, http, upstreams, depth):
     primary, _ = upstreams
-    chunk = (b'{"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "a"}}],'
-             b' "x": ' + nested(depth).encode() + b"}")
+    chunk = (
+        b'{"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "a"}}],'
+        b' "x": ' + nested(depth).encode() + b"}"
+    )
     primary.queue(Script(raw_stream=[b"data: " + chunk + b"\n\n", b"data: [DONE]\n\n"]))
-    async with http.post(gw.url + "/v1/chat/completions", headers=bearer(),
-                         json={"model": "openai/gpt-4o-mini", "messages": MESSAGES, "stream": True}) as resp:
+    async with http.post(
+        gw.url + "/v1/chat/completions",
+        headers=bearer(),
+        json={"model": "openai/gpt-4o-mini", "messages": MESSAGES, "stream": True},
+    ) as resp:
         assert resp.status == 200
         events = await sse_events(resp)
     assert events[-1] == "[DONE]" and not any("error" in e for e in events[:-1])

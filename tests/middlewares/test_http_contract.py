@@ -33,13 +33,14 @@ async def test_openapi_is_a_valid_3_0_document(gw, http):
         doc = await resp.json()
     validate(doc)
     assert doc["openapi"].startswith("3.0")
-    assert {"/health", "/models", "/chat/completions", "/completions", "/embeddings", "/openapi.json"} <= set(doc["paths"])
+    assert {"/health", "/models", "/chat/completions", "/completions", "/embeddings", "/openapi.json"} <= set(
+        doc["paths"]
+    )
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer"}
     chat = doc["paths"]["/chat/completions"]["post"]
     assert chat["security"] == [{"bearerAuth": []}]
     assert {"200", "401", "403", "404", "429", "503"} <= set(chat["responses"])
     assert "messages" in doc["components"]["schemas"]["ChatCompletionRequest"]["required"]
-
 
 
 async def test_openapi_lets_a_generated_client_stream_get_tokens_and_read_answers(gw, http):
@@ -70,13 +71,16 @@ async def test_openapi_lets_a_generated_client_stream_get_tokens_and_read_answer
             assert resp.status == 200
 
 
-@pytest.mark.parametrize("headers, code", [
-    ({}, "invalid_api_key"),
-    ({"Authorization": "Basic abc"}, "invalid_api_key"),
-    ({"Authorization": "Bearer "}, "invalid_api_key"),
-    ({"Authorization": "Bearer lr-wrong-0123456789abcdef"}, "invalid_api_key"),
-    ({"Authorization": "Bearer internal-test"}, "invalid_api_key"),
-])
+@pytest.mark.parametrize(
+    "headers, code",
+    [
+        ({}, "invalid_api_key"),
+        ({"Authorization": "Basic abc"}, "invalid_api_key"),
+        ({"Authorization": "Bearer "}, "invalid_api_key"),
+        ({"Authorization": "Bearer lr-wrong-0123456789abcdef"}, "invalid_api_key"),
+        ({"Authorization": "Bearer internal-test"}, "invalid_api_key"),
+    ],
+)
 async def test_unauthenticated_is_401(gw, http, headers, code):
     for path in ("/models", "/v1/models"):
         async with http.get(gw.url + path, headers=headers) as resp:
@@ -89,10 +93,16 @@ async def test_bearer_scheme_is_case_insensitive(gw, http):
         assert resp.status == 200
 
 
-@pytest.mark.parametrize("method, path, status", [
-    ("GET", "/nope", 404), ("POST", "/v1/nope", 404), ("GET", "/v1/chat/completions", 405),
-    ("DELETE", "/models", 405), ("PUT", "/v1/embeddings", 405),
-])
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("GET", "/nope", 404),
+        ("POST", "/v1/nope", 404),
+        ("GET", "/v1/chat/completions", 405),
+        ("DELETE", "/models", 405),
+        ("PUT", "/v1/embeddings", 405),
+    ],
+)
 async def test_routing_errors_are_openai_shaped(gw, http, method, path, status):
     async with http.request(method, gw.url + path, headers=bearer()) as resp:
         assert resp.status == status
@@ -102,22 +112,31 @@ async def test_routing_errors_are_openai_shaped(gw, http, method, path, status):
             assert resp.headers["Allow"]
 
 
-@pytest.mark.parametrize("body, ctype, status, param", [
-    (b"{not json", "application/json", 400, None),
-    (b"", "application/json", 400, None),
-    (b"[1, 2]", "application/json", 400, None),
-    (b'{"model": 1, "messages": []}', "application/json", 400, "model"),
-    (b'{"messages": [{"role": "user", "content": "x"}]}', "application/json", 400, "model"),
-    (b'{"model": "openai/gpt-4o-mini"}', "application/json", 400, "messages"),
-    (b'{"model": "openai/gpt-4o-mini", "messages": "hi"}', "application/json", 400, "messages"),
-    (b'{"model": "openai/gpt-4o-mini", "messages": [1]}', "application/json", 400, "messages[0]"),
-    (b'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user"}], "stream": "yes"}', "application/json", 400, "stream"),
-    (b'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user"}], "x": NaN}', "application/json", 400, None),
-    (b'model=x', "application/x-www-form-urlencoded", 415, None),
-])
+@pytest.mark.parametrize(
+    "body, ctype, status, param",
+    [
+        (b"{not json", "application/json", 400, None),
+        (b"", "application/json", 400, None),
+        (b"[1, 2]", "application/json", 400, None),
+        (b'{"model": 1, "messages": []}', "application/json", 400, "model"),
+        (b'{"messages": [{"role": "user", "content": "x"}]}', "application/json", 400, "model"),
+        (b'{"model": "openai/gpt-4o-mini"}', "application/json", 400, "messages"),
+        (b'{"model": "openai/gpt-4o-mini", "messages": "hi"}', "application/json", 400, "messages"),
+        (b'{"model": "openai/gpt-4o-mini", "messages": [1]}', "application/json", 400, "messages[0]"),
+        (
+            b'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user"}], "stream": "yes"}',
+            "application/json",
+            400,
+            "stream",
+        ),
+        (b'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user"}], "x": NaN}', "application/json", 400, None),
+        (b"model=x", "application/x-www-form-urlencoded", 415, None),
+    ],
+)
 async def test_bad_bodies_are_4xx(gw, http, upstreams, body, ctype, status, param):
-    async with http.post(gw.url + "/v1/chat/completions", data=body,
-                         headers={**bearer(), "Content-Type": ctype}) as resp:
+    async with http.post(
+        gw.url + "/v1/chat/completions", data=body, headers={**bearer(), "Content-Type": ctype}
+    ) as resp:
         assert resp.status == status
         doc = await resp.json()
     assert_openai_error(doc)
@@ -125,12 +144,15 @@ async def test_bad_bodies_are_4xx(gw, http, upstreams, body, ctype, status, para
     assert not [r for r in upstreams[0].received if r.body is not None]
 
 
-@pytest.mark.parametrize("path, body, param", [
-    ("/embeddings", {"model": "openai/text-embedding-3-small"}, "input"),
-    ("/embeddings", {"model": "openai/text-embedding-3-small", "input": 5}, "input"),
-    ("/completions", {"model": "openai/gpt-4o-mini"}, "prompt"),
-    ("/completions", {"model": "openai/gpt-4o-mini", "prompt": []}, "prompt"),
-])
+@pytest.mark.parametrize(
+    "path, body, param",
+    [
+        ("/embeddings", {"model": "openai/text-embedding-3-small"}, "input"),
+        ("/embeddings", {"model": "openai/text-embedding-3-small", "input": 5}, "input"),
+        ("/completions", {"model": "openai/gpt-4o-mini"}, "prompt"),
+        ("/completions", {"model": "openai/gpt-4o-mini", "prompt": []}, "prompt"),
+    ],
+)
 async def test_required_fields_per_endpoint(gw, http, path, body, param):
     async with http.post(gw.url + path, json=body, headers=bearer()) as resp:
         assert resp.status == 400
@@ -140,8 +162,9 @@ async def test_required_fields_per_endpoint(gw, http, path, body, param):
 async def test_body_over_the_limit_is_413(upstreams, start_gateway, http):
     from tests.conftest import standard_config
 
-    gw = await start_gateway(standard_config(*upstreams, server={"host": "127.0.0.1", "port": 0,
-                                                                  "max_body_bytes": 4096}))
+    gw = await start_gateway(
+        standard_config(*upstreams, server={"host": "127.0.0.1", "port": 0, "max_body_bytes": 4096})
+    )
     big = {**CHAT, "messages": [{"role": "user", "content": "x" * 5000}]}
     async with http.post(gw.url + "/chat/completions", json=big, headers=bearer()) as resp:
         assert resp.status == 413
@@ -159,8 +182,7 @@ async def test_permission_and_existence(gw, http):
         (ALICE, "gpt-4o-mini", 404, "model_not_found"),  # not a provider/model id
     ]
     for key, model, status, code in cases:
-        async with http.post(gw.url + "/chat/completions", json={**CHAT, "model": model},
-                             headers=bearer(key)) as resp:
+        async with http.post(gw.url + "/chat/completions", json={**CHAT, "model": model}, headers=bearer(key)) as resp:
             assert resp.status == status, (key, model)
             if code:
                 doc = await resp.json()
@@ -170,10 +192,14 @@ async def test_permission_and_existence(gw, http):
 
 async def test_request_passes_through_unchanged_except_model(gw, http, upstreams):
     primary, _ = upstreams
-    body = {**CHAT, "logit_bias": {"50256": -100}, "x_custom": {"nested": [1, 2.5, None, True]},
-            "seed": 12345678901234567890123, "user": "u-1"}
-    async with http.post(gw.url + "/chat/completions", json=body,
-                         headers={**bearer(), "X-Extra": "1"}) as resp:
+    body = {
+        **CHAT,
+        "logit_bias": {"50256": -100},
+        "x_custom": {"nested": [1, 2.5, None, True]},
+        "seed": 12345678901234567890123,
+        "user": "u-1",
+    }
+    async with http.post(gw.url + "/chat/completions", json=body, headers={**bearer(), "X-Extra": "1"}) as resp:
         assert resp.status == 200
         assert (await resp.json())["model"] == "openai/gpt-4o-mini"
     sent = primary.received[-1]
@@ -223,13 +249,17 @@ async def test_stream_keeps_the_clients_stream_options(gw, http, upstreams):
     assert primary.received[-1].body["stream_options"] == {"include_usage": True, "other": 1}
 
 
-@pytest.mark.parametrize("body", [
-    b"[" * 100000 + b"]" * 100000,
-    b'{"model": "openai/gpt-4o-mini", "n": 123456789012345678901234, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-    b'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100000 + b"]" * 100000,
+        b'{"model": "openai/gpt-4o-mini", "n": 123456789012345678901234, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
+    ],
+)
 async def test_hostile_json_is_400_not_500(gw, http, body):
-    async with http.post(gw.url + "/chat/completions", data=body,
-                         headers={**bearer(), "Content-Type": "application/json"}) as resp:
+    async with http.post(
+        gw.url + "/chat/completions", data=body, headers={**bearer(), "Content-Type": "application/json"}
+    ) as resp:
         assert resp.status == 400
         assert_openai_error(await resp.json())

@@ -29,8 +29,9 @@ async def test_no_secret_in_logs_or_bodies(gw, http, upstreams, caplog):
         if second:
             backup.queue(second)
         for stream in (False, True):
-            async with http.post(gw.url + "/chat/completions", json={**CHAT, "stream": stream},
-                                 headers=bearer()) as resp:
+            async with http.post(
+                gw.url + "/chat/completions", json={**CHAT, "stream": stream}, headers=bearer()
+            ) as resp:
                 bodies.append(await resp.text())
             if first.status != 200 and not stream:
                 primary.queue(first)

@@ -98,8 +98,9 @@ async def test_total_tokens_are_counted_from_each_answers_usage(upstreams, start
 
 
 async def test_input_and_output_tokens_are_separate_limits(upstreams, start_gateway, http):
-    gw = await start_gateway(limited(upstreams, {"input_tokens": 100, "per": "minute"},
-                                     {"output_tokens": 10, "per": "minute"}))
+    gw = await start_gateway(
+        limited(upstreams, {"input_tokens": 100, "per": "minute"}, {"output_tokens": 10, "per": "minute"})
+    )
     for _ in range(2):
         assert (await call(http, gw))[0] == 200
     status, headers = await call(http, gw)  # 10 output tokens used, 14 input
@@ -130,13 +131,16 @@ async def test_several_limits_of_one_kind_report_the_tightest(upstreams, start_g
     assert data["state"] == {"backend": "memory", "ok": True}
 
 
-@pytest.mark.parametrize("limit, problem", [
-    ({"requests": 5}, "strategies[0].rate_limits[0].per: required"),
-    ({"requests": 5, "per": "week"}, "strategies[0].rate_limits[0].per: expected one of second, minute, hour, day"),
-    ({"requests": 1.5, "per": "minute"}, "strategies[0].rate_limits[0].requests: expected an integer"),
-    ({"requests": 5, "total_tokens": 5, "per": "minute"}, "strategies[0].rate_limits[0]: exactly one of"),
-    ({"cost_usd": -1, "per": "day"}, "strategies[0].rate_limits[0].cost_usd: must be positive"),
-])
+@pytest.mark.parametrize(
+    "limit, problem",
+    [
+        ({"requests": 5}, "strategies[0].rate_limits[0].per: required"),
+        ({"requests": 5, "per": "week"}, "strategies[0].rate_limits[0].per: expected one of second, minute, hour, day"),
+        ({"requests": 1.5, "per": "minute"}, "strategies[0].rate_limits[0].requests: expected an integer"),
+        ({"requests": 5, "total_tokens": 5, "per": "minute"}, "strategies[0].rate_limits[0]: exactly one of"),
+        ({"cost_usd": -1, "per": "day"}, "strategies[0].rate_limits[0].cost_usd: must be positive"),
+    ],
+)
 def test_bad_limits_are_config_errors(upstreams, limit, problem):
     from gateway import config as gwconfig
 

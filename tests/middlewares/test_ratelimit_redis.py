@@ -35,6 +35,7 @@ async def test_two_gateway_processes_share_one_exact_budget(tmp_path, upstreams,
     try:
         urls = [url for _, url, _ in procs]
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as http:
+
             async def one(i: int) -> tuple[int, int]:
                 async with http.post(urls[i % 2] + "/v1/chat/completions", json=CHAT, headers=bearer()) as resp:
                     await resp.read()
@@ -83,8 +84,9 @@ async def test_redis_killed_mid_run_fails_open_and_recovers(upstreams, redis_ser
 
 
 async def test_fail_closed_refuses_while_redis_is_gone(upstreams, redis_server, start_gateway, http):
-    gw = await start_gateway(redis_config(upstreams, redis_server, {"requests": 1000, "per": "minute"},
-                                          fail_closed=True))
+    gw = await start_gateway(
+        redis_config(upstreams, redis_server, {"requests": 1000, "per": "minute"}, fail_closed=True)
+    )
     redis_server.stop()
     async with http.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer()) as resp:
         assert resp.status == 503

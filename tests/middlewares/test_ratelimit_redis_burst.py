@@ -25,6 +25,7 @@ def redis_server(tmp_path):
 
 async def burst(url: str, n: int) -> Counter[int]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+
         async def one() -> int:
             async with http.post(url + "/v1/chat/completions", json=CHAT, headers=bearer()) as resp:
                 await resp.read()
@@ -36,13 +37,15 @@ async def burst(url: str, n: int) -> Counter[int]:
 # the default pool (more requests in flight than connections) and a tiny one (every request but a few waits)
 @pytest.mark.parametrize("pool", [{}, {"max_connections": 4}], ids=["default-pool", "4-connections"])
 @pytest.mark.parametrize("fail_closed", [False, True], ids=["fail-open", "fail-closed"])
-async def test_400_at_once_across_two_workers_admit_exactly_the_budget(tmp_path, upstreams, redis_server,
-                                                                       fail_closed, pool):
+async def test_400_at_once_across_two_workers_admit_exactly_the_budget(
+    tmp_path, upstreams, redis_server, fail_closed, pool
+):
     data = standard_config(*upstreams)
     data["strategies"][0]["rate_limits"] = [{"requests": 50, "per": "minute"}]
     data["state"] = {"backend": "redis", "redis_url": redis_server.url, "fail_closed": fail_closed, **pool}
-    proc, url, _ = await start_serve("-c", str(write_config(tmp_path, data)), "--workers", "2",
-                                     env={"ALICE_SECRET": ALICE})
+    proc, url, _ = await start_serve(
+        "-c", str(write_config(tmp_path, data)), "--workers", "2", env={"ALICE_SECRET": ALICE}
+    )
     output = OUTPUTS[proc.pid]
     try:
         statuses = await burst(url, 400)
@@ -57,13 +60,15 @@ async def test_redis_back_after_an_outage_under_load_is_judged_up_once(tmp_path,
     data = standard_config(*upstreams)
     data["strategies"][0]["rate_limits"] = [{"requests": 1_000_000, "per": "minute"}]
     data["state"] = {"backend": "redis", "redis_url": redis_server.url}
-    proc, url, _ = await start_serve("-c", str(write_config(tmp_path, data)), "--workers", "2",
-                                     env={"ALICE_SECRET": ALICE})
+    proc, url, _ = await start_serve(
+        "-c", str(write_config(tmp_path, data)), "--workers", "2", env={"ALICE_SECRET": ALICE}
+    )
     output = OUTPUTS[proc.pid]
     phase = "before"
     seen: dict[str, Counter[tuple[int, bool]]] = {p: Counter() for p in ("before", "down", "after", "last", "done")}
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+
             async def load() -> None:
                 while phase != "done":
                     async with http.post(url + "/v1/chat/completions", json=CHAT, headers=bearer()) as resp:
@@ -89,14 +94,14 @@ async def test_redis_back_after_an_outage_under_load_is_judged_up_once(tmp_path,
     assert 1 <= len(downs) == len(ups) <= 2, "".join(downs + ups)
 
 
-async def test_a_request_that_waits_past_pool_timeout_is_refused_alone(upstreams, redis_server, start_gateway,
-                                                                      caplog):
+async def test_a_request_that_waits_past_pool_timeout_is_refused_alone(upstreams, redis_server, start_gateway, caplog):
     data = standard_config(*upstreams)
     data["strategies"][0]["rate_limits"] = [{"requests": 1000, "per": "minute"}]
     # one connection, and a wait no request gets when another holds it
     data["state"] = {"backend": "redis", "redis_url": redis_server.url, "max_connections": 1, "pool_timeout": 0.001}
     gw = await start_gateway(data)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+
         async def one() -> tuple[int, str | None]:
             async with http.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer()) as resp:
                 body = await resp.json()
@@ -113,12 +118,15 @@ async def test_a_request_that_waits_past_pool_timeout_is_refused_alone(upstreams
     assert not any("unreachable" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("state, problem", [
-    ({"max_connections": 0}, "state.max_connections: must be positive"),
-    ({"max_connections": 2.5}, "state.max_connections: expected an integer"),
-    ({"pool_timeout": -1}, "state.pool_timeout: must be positive"),
-    ({"timeout": "soon"}, "state.timeout: expected a number"),
-])
+@pytest.mark.parametrize(
+    "state, problem",
+    [
+        ({"max_connections": 0}, "state.max_connections: must be positive"),
+        ({"max_connections": 2.5}, "state.max_connections: expected an integer"),
+        ({"pool_timeout": -1}, "state.pool_timeout: must be positive"),
+        ({"timeout": "soon"}, "state.timeout: expected a number"),
+    ],
+)
 def test_pool_settings_are_checked(upstreams, state, problem):
     with pytest.raises(gwconfig.ConfigError) as err:
         gwconfig.parse(standard_config(*upstreams, state={"backend": "redis", **state}), {"ALICE_SECRET": ALICE})
@@ -126,8 +134,9 @@ def test_pool_settings_are_checked(upstreams, state, problem):
 
 
 def test_pool_settings_are_read(upstreams):
-    data = standard_config(*upstreams, state={"backend": "redis", "max_connections": 8, "pool_timeout": 0.5,
-                                              "timeout": 1})
+    data = standard_config(
+        *upstreams, state={"backend": "redis", "max_connections": 8, "pool_timeout": 0.5, "timeout": 1}
+    )
     state = gwconfig.parse(data, {"ALICE_SECRET": ALICE}).state
     assert (state.max_connections, state.pool_timeout, state.timeout) == (8, 0.5, 1)
     default = gwconfig.parse(standard_config(*upstreams), {"ALICE_SECRET": ALICE}).state

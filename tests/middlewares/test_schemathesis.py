@@ -24,14 +24,24 @@ MAX_EXAMPLES = 60
 
 
 def _config(upstream_url: str) -> gwconfig.Config:
-    return gwconfig.parse({
-        "server": {"host": "127.0.0.1", "port": 0},
-        "providers": [{"name": "openai", "base_url": upstream_url, "api_key": "sk-upstream-primary-key",
-                       "models": ["gpt-4o-mini", "text-embedding-3-small"]}],
-        "strategies": [{"name": "default", "allow": ["*"], "auto": ["openai/gpt-4o-mini"]}],
-        "clients": [{"name": "alice", "secret": ALICE, "strategy": "default"}],
-        "usage": {"path": None}, "logging": {"access": False},
-    }, {})
+    return gwconfig.parse(
+        {
+            "server": {"host": "127.0.0.1", "port": 0},
+            "providers": [
+                {
+                    "name": "openai",
+                    "base_url": upstream_url,
+                    "api_key": "sk-upstream-primary-key",
+                    "models": ["gpt-4o-mini", "text-embedding-3-small"],
+                }
+            ],
+            "strategies": [{"name": "default", "allow": ["*"], "auto": ["openai/gpt-4o-mini"]}],
+            "clients": [{"name": "alice", "secret": ALICE, "strategy": "default"}],
+            "usage": {"path": None},
+            "logging": {"access": False},
+        },
+        {},
+    )
 
 
 schema = schemathesis.openapi.from_dict(orjson.loads(create_app(_config("http://127.0.0.1:9/v1"))[OPENAPI]))
@@ -51,8 +61,7 @@ class Stack:
 
     async def _start(self) -> None:
         self.fake = await FakeOpenAI("schemathesis").start()
-        self.runner = web.AppRunner(create_app(_config(self.fake.base_url)), handler_cancellation=True,
-                                    access_log=None)
+        self.runner = web.AppRunner(create_app(_config(self.fake.base_url)), handler_cancellation=True, access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", 0).start()
         self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
@@ -80,10 +89,15 @@ def stack() -> Iterator[Stack]:
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 def test_generated_requests(case, stack):
     # Every check but "a schema-valid request is accepted": a well-formed request for a model that does
     # not exist is rightly 404, and one the upstream refuses rightly 400.
-    case.call_and_validate(base_url=stack.url, headers={"Authorization": f"Bearer {ALICE}"}, timeout=30,
-                           excluded_checks=[positive_data_acceptance])
+    case.call_and_validate(
+        base_url=stack.url,
+        headers={"Authorization": f"Bearer {ALICE}"},
+        timeout=30,
+        excluded_checks=[positive_data_acceptance],
+    )

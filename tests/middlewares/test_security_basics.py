@@ -25,13 +25,16 @@ def local_non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-@pytest.mark.parametrize("method, path, kwargs, expected", [
-    ("GET", "/health", {}, 200),
-    ("GET", "/v1/models", {"headers": bearer()}, 200),
-    ("GET", "/v1/models", {}, 401),
-    ("GET", "/v1/nope", {}, 404),
-    ("POST", "/v1/chat/completions", {"headers": bearer(), "json": {**CHAT, "stream": True}}, 200),
-])
+@pytest.mark.parametrize(
+    "method, path, kwargs, expected",
+    [
+        ("GET", "/health", {}, 200),
+        ("GET", "/v1/models", {"headers": bearer()}, 200),
+        ("GET", "/v1/models", {}, 401),
+        ("GET", "/v1/nope", {}, 404),
+        ("POST", "/v1/chat/completions", {"headers": bearer(), "json": {**CHAT, "stream": True}}, 200),
+    ],
+)
 async def test_every_answer_has_nosniff_and_no_store(gw, http, method, path, kwargs, expected):
     async with http.request(method, gw.url + path, **kwargs) as resp:
         assert resp.status == expected
@@ -50,10 +53,14 @@ async def test_cors_is_off_by_default(gw, http):
 
 
 async def test_cors_for_configured_origins(upstreams, start_gateway, http):
-    gw = await start_gateway(standard_config(*upstreams, server={"host": "127.0.0.1", "port": 0,
-                                                                  "cors_origins": [ORIGIN]}))
-    preflight = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization, content-type"}
+    gw = await start_gateway(
+        standard_config(*upstreams, server={"host": "127.0.0.1", "port": 0, "cors_origins": [ORIGIN]})
+    )
+    preflight = {
+        "Origin": ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
     async with http.options(gw.url + "/v1/chat/completions", headers=preflight) as resp:
         assert resp.status == 204
         assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN
@@ -68,14 +75,18 @@ async def test_cors_for_configured_origins(upstreams, start_gateway, http):
     evil = {**preflight, "Origin": "https://evil.example"}
     async with http.options(gw.url + "/v1/chat/completions", headers=evil) as resp:
         assert resp.status == 405 and "Access-Control-Allow-Origin" not in resp.headers
-    async with http.post(gw.url + "/v1/chat/completions", json=CHAT,
-                         headers={**bearer(), "Origin": "https://evil.example"}) as resp:
+    async with http.post(
+        gw.url + "/v1/chat/completions", json=CHAT, headers={**bearer(), "Origin": "https://evil.example"}
+    ) as resp:
         assert "Access-Control-Allow-Origin" not in resp.headers
 
 
 async def test_allowed_hosts_refuses_other_host_headers(upstreams, start_gateway, http):
-    gw = await start_gateway(standard_config(*upstreams, server={"host": "127.0.0.1", "port": 0,
-                                                                  "allowed_hosts": ["localhost", "127.0.0.1"]}))
+    gw = await start_gateway(
+        standard_config(
+            *upstreams, server={"host": "127.0.0.1", "port": 0, "allowed_hosts": ["localhost", "127.0.0.1"]}
+        )
+    )
     port = gw.url.rsplit(":", 1)[1]
     async with http.get(gw.url + "/v1/models", headers=bearer()) as resp:
         assert resp.status == 200
@@ -103,8 +114,11 @@ async def test_internal_test_token_when_enabled_is_loopback_only(upstreams, star
         ids = {m["id"] for m in (await resp.json())["data"]}
         assert {"openai/gpt-4o-mini", "backup/gpt-4o-mini"} <= ids
     # a reverse proxy on this host forwards for someone else: not loopback
-    async with http.post(gw.url + "/v1/chat/completions", json=CHAT,
-                         headers={**bearer("internal-test"), "X-Forwarded-For": "203.0.113.9"}) as resp:
+    async with http.post(
+        gw.url + "/v1/chat/completions",
+        json=CHAT,
+        headers={**bearer("internal-test"), "X-Forwarded-For": "203.0.113.9"},
+    ) as resp:
         assert resp.status == 401
 
 
@@ -155,9 +169,9 @@ async def test_new_secret_prints_a_secret_and_the_line_for_the_config(tmp_path, 
 
 def test_no_secret_in_the_reprs_of_the_config(upstreams):
     from gateway import config as gwconfig
-    from gateway.clients import ClientRegistry
-    from gateway.routing import Policy
-    from gateway.tokens import TokenSigner
+    from gateway.auth.clients import ClientRegistry
+    from gateway.auth.tokens import TokenSigner
+    from gateway.routing.router import Policy
 
     key = "a-signing-key-that-is-long-enough-0123456789"
     cfg = gwconfig.parse(standard_config(*upstreams, auth={"signing_key": key}), {"ALICE_SECRET": ALICE})
@@ -170,8 +184,14 @@ def test_no_secret_in_the_reprs_of_the_config(upstreams):
 async def test_thousands_of_clients_each_found_by_their_own_secret(upstreams, start_gateway, http):
     data = standard_config(*upstreams)
     secrets = [f"lr-many-{i:05d}-0123456789abcdef" for i in range(5000)]
-    data["clients"] += [{"name": f"user{i}", "secret_sha256": hashlib.sha256(s.encode()).hexdigest(),
-                         "strategy": "narrow" if i % 2 else "default"} for i, s in enumerate(secrets)]
+    data["clients"] += [
+        {
+            "name": f"user{i}",
+            "secret_sha256": hashlib.sha256(s.encode()).hexdigest(),
+            "strategy": "narrow" if i % 2 else "default",
+        }
+        for i, s in enumerate(secrets)
+    ]
     gw = await start_gateway(data)
     for i in (0, 1, 2500, 4999):
         async with http.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer(secrets[i])) as resp:

@@ -14,15 +14,27 @@ from tests.fakes.wire import KEY, WireFake
 
 TYPES = ["openai", "azure", "anthropic", "gemini", "ollama"]
 EMBEDDING_TYPES = ["openai", "azure", "gemini", "ollama"]
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                           "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 USER = {"role": "user", "content": "hi"}
 
 
 def config(kind: str, fake: WireFake, backup: FakeOpenAI) -> dict:
-    up = {"name": "up", "type": kind, "base_url": fake.base_url, "api_key": KEY, "models": ["m"],
-          "timeouts": {"first_byte": 5, "idle": 5}, "cooldown": {"failures": 0}}
+    up = {
+        "name": "up",
+        "type": kind,
+        "base_url": fake.base_url,
+        "api_key": KEY,
+        "models": ["m"],
+        "timeouts": {"first_byte": 5, "idle": 5},
+        "cooldown": {"failures": 0},
+    }
     if kind == "azure":
         up.update(api_version="2024-10-21", deployments={"m": "dep-m"})
     return {
@@ -54,8 +66,12 @@ async def test_plain_chat(stack):
 
 async def test_system_prompt_and_multi_turn(stack):
     kind, fake, _, _, sdk = stack
-    messages = [{"role": "system", "content": "Be brief."}, USER, {"role": "assistant", "content": "Hello!"},
-                {"role": "user", "content": "And again?"}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        USER,
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "And again?"},
+    ]
     answer = await sdk.chat.completions.create(model="up/m", messages=messages)
     assert answer.choices[0].message.content == "Hello from up [system: Be brief.] (turn 2)"
     assert fake.seen[-1].system == "Be brief." and fake.seen[-1].user_turns == 2
@@ -74,8 +90,11 @@ async def test_tool_call_round_trip(stack):
     (call,) = choice.message.tool_calls
     assert call.type == "function" and call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Paris"} and call.id
-    history = [USER, choice.message.model_dump(exclude_none=True),
-               {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+    history = [
+        USER,
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+    ]
     second = await sdk.chat.completions.create(model="up/m", messages=history, tools=[WEATHER])
     assert second.choices[0].message.content == "The weather in Paris is sunny"
     assert second.choices[0].finish_reason == "stop"
@@ -86,8 +105,7 @@ async def test_tool_call_round_trip(stack):
 async def test_streaming_text(stack, apart):
     kind, fake, _, _, sdk = stack
     options = {"stream_options": {"include_usage": True}} if apart else {}
-    chunks = [c async for c in await sdk.chat.completions.create(model="up/m", messages=[USER], stream=True,
-                                                                    **options)]
+    chunks = [c async for c in await sdk.chat.completions.create(model="up/m", messages=[USER], stream=True, **options)]
     assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from up (turn 1)"
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
@@ -119,8 +137,9 @@ async def reassemble(stream) -> tuple[dict, list[str]]:
 
 async def test_streaming_tool_call_reassembles_as_from_openai(stack):
     kind, fake, _, _, sdk = stack
-    calls, finishes = await reassemble(await sdk.chat.completions.create(
-        model="up/m", messages=[USER], tools=[WEATHER], stream=True))
+    calls, finishes = await reassemble(
+        await sdk.chat.completions.create(model="up/m", messages=[USER], tools=[WEATHER], stream=True)
+    )
     assert list(calls) == [0] and finishes == ["tool_calls"]
     assert calls[0]["name"] == "get_weather" and json.loads(calls[0]["arguments"]) == {"city": "Paris"}
     assert calls[0]["id"]
@@ -135,8 +154,9 @@ async def test_length_finish_reason(stack):
     kind, fake, _, _, sdk = stack
     answer = await sdk.chat.completions.create(model="up/m", messages=[USER], max_tokens=1)
     assert answer.choices[0].finish_reason == "length" and answer.choices[0].message.content == "Hel"
-    chunks = [c async for c in await sdk.chat.completions.create(model="up/m", messages=[USER], max_tokens=1,
-                                                                    stream=True)]
+    chunks = [
+        c async for c in await sdk.chat.completions.create(model="up/m", messages=[USER], max_tokens=1, stream=True)
+    ]
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
 
 

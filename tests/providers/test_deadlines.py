@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from providers.deadlines import TICK, Deadlines
+from providers.transport.deadlines import TICK, Deadlines
 
 
 async def _timed(deadlines: Deadlines, seconds: float, work: float) -> float:
@@ -45,8 +45,9 @@ async def test_many_limits_only_the_due_ones_fire():
         except TimeoutError:
             return "timeout"
 
-    results = await asyncio.gather(*(call(0.25, 0.1) for _ in range(50)), *(call(0.1, 1) for _ in range(50)),
-                                   *(call(5, 0.4) for _ in range(50)))
+    results = await asyncio.gather(
+        *(call(0.25, 0.1) for _ in range(50)), *(call(0.1, 1) for _ in range(50)), *(call(5, 0.4) for _ in range(50))
+    )
     assert results == ["done"] * 50 + ["timeout"] * 50 + ["done"] * 50
 
 

@@ -13,8 +13,14 @@ CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": 
 
 
 def chunk(text: str) -> bytes:
-    return json.dumps({"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
-                       "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}).encode()
+    return json.dumps(
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        }
+    ).encode()
 
 
 async def test_sse_framing_variants_are_understood(gw, http, upstreams):
@@ -22,11 +28,14 @@ async def test_sse_framing_variants_are_understood(gw, http, upstreams):
     split = four.index(b", ")
     pieces = [
         b": keep-alive comment\r\n\r\n",
-        b"event: message\r\ndata: " + one[:10], one[10:] + b"\r", b"\n\r\n",  # split across reads, CRLF
+        b"event: message\r\ndata: " + one[:10],
+        one[10:] + b"\r",
+        b"\n\r\n",  # split across reads, CRLF
         b"id: 7\ndata:" + two + b"\n\n\n",  # no space after the colon; an extra blank line
         b"retry: 100\n\ndata: " + three + b"\n\n",
-        b"data: " + four[:split + 1] + b"\ndata: " + four[split + 2:] + b"\n\n",  # one event on two data lines
-        b"data: [DO", b"NE]\n\n",
+        b"data: " + four[: split + 1] + b"\ndata: " + four[split + 2 :] + b"\n\n",  # one event on two data lines
+        b"data: [DO",
+        b"NE]\n\n",
     ]
     upstreams[0].queue(Script(raw_stream=pieces))
     async with http.post(gw.url + "/chat/completions", json=CHAT, headers=bearer()) as resp:
@@ -44,8 +53,9 @@ async def test_json_answer_to_a_stream_request_is_invalid_and_falls_back(gw, htt
 
 
 async def test_error_event_inside_a_stream_is_a_failure(gw, http, upstreams):
-    upstreams[0].queue(Script(raw_stream=[b"data: " + chunk("a") + b"\n\n",
-                                          b'data: {"error": {"message": "overloaded"}}\n\n']))
+    upstreams[0].queue(
+        Script(raw_stream=[b"data: " + chunk("a") + b"\n\n", b'data: {"error": {"message": "overloaded"}}\n\n'])
+    )
     async with http.post(gw.url + "/chat/completions", json=CHAT, headers=bearer()) as resp:
         events = await sse_events(resp)
     assert events[0]["choices"][0]["delta"]["content"] == "a"
@@ -63,8 +73,9 @@ async def test_discovery_failure_lets_requests_through_to_the_upstream(upstreams
     async with http.get(gw.url + "/models", headers=bearer()) as resp:
         ids = [m["id"] for m in (await resp.json())["data"]]
     assert not [i for i in ids if i.startswith("dead/")]
-    async with http.post(gw.url + "/chat/completions", json={**CHAT, "model": "dead/llama3", "stream": False},
-                         headers=bearer()) as resp:
+    async with http.post(
+        gw.url + "/chat/completions", json={**CHAT, "model": "dead/llama3", "stream": False}, headers=bearer()
+    ) as resp:
         assert resp.status == 503  # not 404: the provider could not say, so the upstream was asked
         assert "dead/llama3: cannot connect" in (await resp.json())["error"]["message"]
 
@@ -81,9 +92,11 @@ async def test_discovered_models_are_asked_once_and_cached(gw, http, upstreams):
 async def test_a_json_answer_is_relayed_as_sent_with_only_the_model_changed(gw, http, upstreams):
     # spacing, exponents and long digits the gateway would write differently if it encoded the answer again
     # (an answer this large: a small one is encoded again, which costs less than finding its model)
-    raw = (b'{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [1e-05, '
-           b'0.10000000000000001, -2.5E+3' + b', 0.25' * 1000 + b']}], "model" : "text-embedding-3-small", '
-           b'"usage": {"prompt_tokens": 3, "total_tokens": 3}}')
+    raw = (
+        b'{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [1e-05, '
+        b"0.10000000000000001, -2.5E+3" + b", 0.25" * 1000 + b']}], "model" : "text-embedding-3-small", '
+        b'"usage": {"prompt_tokens": 3, "total_tokens": 3}}'
+    )
     assert len(raw) >= RELAY_MIN_BYTES
     upstreams[0].queue(Script(body=raw))
     body = {"model": "openai/text-embedding-3-small", "input": "hi"}
@@ -94,9 +107,19 @@ async def test_a_json_answer_is_relayed_as_sent_with_only_the_model_changed(gw, 
 
 
 async def test_an_answer_naming_model_twice_is_encoded_again_with_the_served_model(gw, http, upstreams):
-    answer = {"id": "c", "object": "chat.completion", "model": "gpt-4o-mini", "usage": {"prompt_tokens": 1},
-              "choices": [{"index": 0, "message": {"role": "assistant", "content": "x", "tool": {"model": "m"}},
-                           "finish_reason": "stop"}]}
+    answer = {
+        "id": "c",
+        "object": "chat.completion",
+        "model": "gpt-4o-mini",
+        "usage": {"prompt_tokens": 1},
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "x", "tool": {"model": "m"}},
+                "finish_reason": "stop",
+            }
+        ],
+    }
     upstreams[0].queue(Script(body=answer))
     async with http.post(gw.url + "/chat/completions", json={**CHAT, "stream": False}, headers=bearer()) as resp:
         assert resp.status == 200

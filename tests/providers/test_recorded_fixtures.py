@@ -2,8 +2,8 @@
 its README), not against our own fakes: the request it builds, the answer and the stream it reads back.
 
 Pure tests: the adapters' translation methods are called directly, with no network. Streams are read
-from the recorded bytes by the readers the adapters use (:class:`providers.sse.EventReader`,
-:class:`providers.sse.LineReader`), so reading SSE and NDJSON is tested on real bytes too.
+from the recorded bytes by the readers the adapters use (:class:`providers.transport.sse.EventReader`,
+:class:`providers.transport.sse.LineReader`), so reading SSE and NDJSON is tested on real bytes too.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from gateway.config import ProviderConfig
 from providers.anthropic import AnthropicProvider
 from providers.base import ProviderError, UpstreamUnavailable
 from providers.gemini import GeminiProvider
+from providers.native import TranslatingProvider, _event
 from providers.ollama import OllamaProvider
-from providers.sse import EventReader, LineReader
-from providers.translating import TranslatingProvider, _event
+from providers.transport.sse import EventReader, LineReader
 from tests.providers.test_contract import USER, config
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -95,12 +95,15 @@ def check_stream_frame(chunks: list[dict[str, Any]]) -> None:
 def check_answer(answer: dict[str, Any], text: str | None, finish: str, usage: tuple[int, int]) -> dict[str, Any]:
     """The OpenAI chat.completion's frame and message; returns the message."""
     assert answer["object"] == "chat.completion" and answer["model"] == "m"
-    choice, = answer["choices"]
+    (choice,) = answer["choices"]
     assert choice["index"] == 0 and choice["finish_reason"] == finish
     message = choice["message"]
     assert message["role"] == "assistant" and message["content"] == text and message["refusal"] is None
-    assert answer["usage"] == {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                               "total_tokens": usage[0] + usage[1]}
+    assert answer["usage"] == {
+        "prompt_tokens": usage[0],
+        "completion_tokens": usage[1],
+        "total_tokens": usage[0] + usage[1],
+    }
     return message
 
 
@@ -123,9 +126,14 @@ def test_anthropic_request_is_the_documented_request():
     """The streaming tool-use request of Anthropic's docs, from the OpenAI request that means the same."""
     doc = recorded("anthropic/request_stream_tool_use.json")
     documented_tool = doc["tools"][0]
-    body = {"model": "x", "max_tokens": 1024, "stream": True, "tool_choice": "required",
-            "messages": [{"role": "user", "content": doc["messages"][0]["content"]}],
-            "tools": [tool(documented_tool["name"], documented_tool["description"], documented_tool["input_schema"])]}
+    body = {
+        "model": "x",
+        "max_tokens": 1024,
+        "stream": True,
+        "tool_choice": "required",
+        "messages": [{"role": "user", "content": doc["messages"][0]["content"]}],
+        "tools": [tool(documented_tool["name"], documented_tool["description"], documented_tool["input_schema"])],
+    }
     sent = ANTHROPIC.payload("chat", body, doc["model"], stream=True)
     # a string content is the documented shorthand for one text block: the same request
     assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": doc["messages"][0]["content"]}]}]
@@ -142,7 +150,7 @@ def test_anthropic_answer_with_cache_usage():
 def test_anthropic_answer_with_text_and_tool_use():
     answer = ANTHROPIC.answer("chat", recorded("anthropic/messages_tool_use.json"), "m")
     message = check_answer(answer, "I'll check the current weather in San Francisco for you.", "tool_calls", (0, 0))
-    call, = message["tool_calls"]
+    (call,) = message["tool_calls"]
     assert call["id"] == "toolu_01A09q90qw90lq917835lq9"
     check_call(call, "get_weather", {"location": "San Francisco, CA", "unit": "celsius"})
 
@@ -170,7 +178,7 @@ def test_anthropic_tool_use_stream():
 
 
 def test_anthropic_overloaded_error_event():
-    event, = events("anthropic/stream_error_overloaded.sse", EventReader)
+    (event,) = events("anthropic/stream_error_overloaded.sse", EventReader)
     translator = ANTHROPIC.translator("m")
     with pytest.raises(ProviderError) as failure:
         translator.feed(event)
@@ -195,23 +203,29 @@ def test_gemini_request_matches_the_documented_request():
     compared after reading them as the API does, and ``parametersJsonSchema`` where we send full JSON Schema."""
     doc = recorded("gemini/request_function_calling.json")
     declarations = doc["tools"][0]["function_declarations"]
-    body = {"model": "x", "messages": [{"role": "user", "content": doc["contents"]["parts"]["text"]}],
-            "tools": [tool(d["name"], d["description"], d["parameters"]) for d in declarations]}
+    body = {
+        "model": "x",
+        "messages": [{"role": "user", "content": doc["contents"]["parts"]["text"]}],
+        "tools": [tool(d["name"], d["description"], d["parameters"]) for d in declarations],
+    }
     sent = GEMINI.payload("chat", body, "gemini-pro", stream=False)
     assert sent["contents"] == [{"role": doc["contents"]["role"], "parts": [doc["contents"]["parts"]]}]
-    sent_tools, = sent["tools"]
+    (sent_tools,) = sent["tools"]
     assert list(sent_tools) == [_camel("function_declarations")]
     assert sent_tools["functionDeclarations"] == [
         {"name": d["name"], "description": d["description"], "parametersJsonSchema": d["parameters"]}
-        for d in declarations]
+        for d in declarations
+    ]
     assert set(sent) == {"contents", "tools"}
 
 
 def test_gemini_answer_with_usage():
     answer = GEMINI.answer("chat", recorded("gemini/generate_content_text.json"), "m")
-    text = ("```python\n# Example list to be sorted\nmy_list = [5, 3, 1, 2, 4]\n\n# Sort the list in ascending order"
-            " using the sort() method\nmy_list.sort()\n\n# Print the sorted list\nprint(my_list)\n```\n\nOutput:\n\n"
-            "```\n[1, 2, 3, 4, 5]\n```")
+    text = (
+        "```python\n# Example list to be sorted\nmy_list = [5, 3, 1, 2, 4]\n\n# Sort the list in ascending order"
+        " using the sort() method\nmy_list.sort()\n\n# Print the sorted list\nprint(my_list)\n```\n\nOutput:\n\n"
+        "```\n[1, 2, 3, 4, 5]\n```"
+    )
     assert "tool_calls" not in check_answer(answer, text, "stop", (9, 87))
 
 
@@ -219,7 +233,7 @@ def test_gemini_answer_with_a_function_call():
     answer = GEMINI.answer("chat", recorded("gemini/generate_content_function_call.json"), "m")
     # no usageMetadata in the recorded answer: no usage, rather than a guess
     message = check_answer(answer, None, "tool_calls", (0, 0))
-    call, = message["tool_calls"]
+    (call,) = message["tool_calls"]
     check_call(call, "find_theaters", {"movie": "Barbie", "location": "Mountain View, CA"})
 
 
@@ -246,7 +260,7 @@ async def test_gemini_recorded_stream_through_the_gateway(fake_upstream, start_g
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         for at in range(0, len(raw), 700):
-            await resp.write(raw[at:at + 700])
+            await resp.write(raw[at : at + 700])
         await resp.write_eof()
         return resp
 
@@ -263,8 +277,10 @@ async def test_gemini_recorded_stream_through_the_gateway(fake_upstream, start_g
             chunks = [chunk async for chunk in stream]
     finally:
         await runner.cleanup()
-    pieces = [e["candidates"][0]["content"]["parts"][0]["text"]
-              for e in events("gemini/stream_generate_content.sse", EventReader)]
+    pieces = [
+        e["candidates"][0]["content"]["parts"][0]["text"]
+        for e in events("gemini/stream_generate_content.sse", EventReader)
+    ]
     assert {c.model for c in chunks} == {"up/m"}  # served by the upstream, no fallback
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "".join(pieces)
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
@@ -301,7 +317,7 @@ def test_ollama_answer():
 def test_ollama_answer_with_tool_calls():
     answer = OLLAMA.answer("chat", recorded("ollama/chat_tool_calls.json"), "m")
     message = check_answer(answer, None, "tool_calls", (122, 33))
-    call, = message["tool_calls"]
+    (call,) = message["tool_calls"]
     check_call(call, "get_current_weather", {"format": "celsius", "location": "Paris, FR"})
 
 
@@ -313,16 +329,24 @@ def test_ollama_stream():
     assert usages(chunks) == [{"prompt_tokens": 26, "completion_tokens": 282, "total_tokens": 308}]
 
 
-@pytest.mark.parametrize("name, inputs", [("embed.json", "Why is the sky blue?"),
-                                          ("embed_multiple.json", ["Why is the sky blue?", "Why is the grass green?"])])
+@pytest.mark.parametrize(
+    "name, inputs",
+    [
+        ("embed.json", "Why is the sky blue?"),
+        ("embed_multiple.json", ["Why is the sky blue?", "Why is the grass green?"]),
+    ],
+)
 def test_ollama_embeddings(name, inputs):
     doc = recorded("ollama/" + name)
     assert OLLAMA.payload("embeddings", {"model": "x", "input": inputs}, "all-minilm", stream=False) == {
-        "model": "all-minilm", "input": inputs}
+        "model": "all-minilm",
+        "input": inputs,
+    }
     answer = OLLAMA.answer("embeddings", doc, "m")
     assert answer["object"] == "list" and answer["model"] == "m"
     assert [d["embedding"] for d in answer["data"]] == doc["embeddings"]
     assert [(d["object"], d["index"]) for d in answer["data"]] == [
-        ("embedding", i) for i in range(len(doc["embeddings"]))]
+        ("embedding", i) for i in range(len(doc["embeddings"]))
+    ]
     tokens = doc.get("prompt_eval_count", 0)  # the multiple-input example reports no count
     assert answer["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}

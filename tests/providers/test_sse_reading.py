@@ -5,11 +5,24 @@ from __future__ import annotations
 
 import random
 
-from providers import sse
+from providers.transport import sse
 
-PIECES = [b'data: {"a": 1}\n\n', b"data: [DONE]\n\n", b": keep-alive\n\n", b"data:x\n\n", b"data: a\ndata: b\n\n",
-          b"event: e\ndata: z\n\n", b"data: \n\n", b"data: q\r\n\r\n", b"\n\n", b"data: part", b"id: 3\n\n",
-          b"data:  two spaces\n\n", b"data: \xe2\x82\xac\n\n", b'data: {"s": "data: \\n\\n"}\n\n']
+PIECES = [
+    b'data: {"a": 1}\n\n',
+    b"data: [DONE]\n\n",
+    b": keep-alive\n\n",
+    b"data:x\n\n",
+    b"data: a\ndata: b\n\n",
+    b"event: e\ndata: z\n\n",
+    b"data: \n\n",
+    b"data: q\r\n\r\n",
+    b"\n\n",
+    b"data: part",
+    b"id: 3\n\n",
+    b"data:  two spaces\n\n",
+    b"data: \xe2\x82\xac\n\n",
+    b'data: {"s": "data: \\n\\n"}\n\n',
+]
 
 
 def _general(text: bytes) -> tuple[list[bytes], bytes]:

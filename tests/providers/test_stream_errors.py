@@ -14,7 +14,7 @@ import pytest
 
 from gateway import config as gwconfig
 from providers.base import UpstreamInvalid
-from providers.translating import StreamTranslator, TranslatingProvider
+from providers.native import StreamTranslator, TranslatingProvider
 from tests.conftest import bearer, sse_events
 from tests.fakes.wire import KEY
 from tests.providers.test_contract import TYPES, USER, config
@@ -39,8 +39,9 @@ def assert_no_key(*texts: str) -> None:
 
 @pytest.mark.parametrize("echo", ECHOES, ids=["short", "at-the-cut"])
 @pytest.mark.parametrize("kind", TYPES)
-async def test_a_stream_error_never_carries_the_upstreams_key(kind, echo, wire_fake, fake_upstream, start_gateway,
-                                                               http, caplog):
+async def test_a_stream_error_never_carries_the_upstreams_key(
+    kind, echo, wire_fake, fake_upstream, start_gateway, http, caplog
+):
     caplog.set_level(logging.DEBUG)
     fake, gw = await alone(kind, wire_fake, fake_upstream, start_gateway)
     request = {"model": "up/m", "messages": [USER], "stream": True}
@@ -64,18 +65,29 @@ async def test_a_stream_error_never_carries_the_upstreams_key(kind, echo, wire_f
 
 # answers of the right JSON but the wrong shape: the parts the format requires missing or mistyped
 MALFORMED: dict[str, list[Any]] = {
-    "anthropic": [[], {"content": "text"}, {"content": [{"type": "text", "text": 5}]}, {"content": [7]},
-                  {"content": [{"type": "tool_use", "name": "f"}]}],
-    "gemini": [[], {"candidates": {"0": 1}}, {"candidates": ["x"]},
-               {"candidates": [{"content": {"parts": [{"text": 5}]}}]},
-               {"candidates": [{"content": {"parts": [{"functionCall": {"args": {}}}]}}]}],
+    "anthropic": [
+        [],
+        {"content": "text"},
+        {"content": [{"type": "text", "text": 5}]},
+        {"content": [7]},
+        {"content": [{"type": "tool_use", "name": "f"}]},
+    ],
+    "gemini": [
+        [],
+        {"candidates": {"0": 1}},
+        {"candidates": ["x"]},
+        {"candidates": [{"content": {"parts": [{"text": 5}]}}]},
+        {"candidates": [{"content": {"parts": [{"functionCall": {"args": {}}}]}}]},
+    ],
     "ollama": [[], {"message": "hi"}, {"message": {"content": 5}}, {"message": {"tool_calls": [{"function": 1}]}}],
 }
 # optional parts of the wrong type are left out, as if absent: the answer is served
 TOLERATED: dict[str, list[Any]] = {
     "anthropic": [{"content": [], "stop_reason": ["end_turn"], "usage": "many"}],
-    "gemini": [{"candidates": [{"content": {"parts": []}, "finishReason": {"a": 1}}]},
-               {"candidates": [{"content": {"parts": []}}], "usageMetadata": {"candidatesTokenCount": "5"}}],
+    "gemini": [
+        {"candidates": [{"content": {"parts": []}, "finishReason": {"a": 1}}]},
+        {"candidates": [{"content": {"parts": []}}], "usageMetadata": {"candidatesTokenCount": "5"}},
+    ],
     "ollama": [{"message": {"content": ""}, "done_reason": ["stop"], "eval_count": "5"}],
 }
 
@@ -102,8 +114,9 @@ async def test_a_malformed_answer_is_invalid_and_falls_back(kind, wire_fake, fak
         data["providers"][0]["base_url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
         gw = await start_gateway(data)
         for i in range(len(MALFORMED[kind]) + len(TOLERATED[kind])):
-            async with http.post(gw.url + "/v1/chat/completions", json={"model": "up/m", "messages": [USER]},
-                                 headers=bearer()) as resp:
+            async with http.post(
+                gw.url + "/v1/chat/completions", json={"model": "up/m", "messages": [USER]}, headers=bearer()
+            ) as resp:
                 assert resp.status == 200, (i, await resp.text())
                 served = (await resp.json())["model"]
             assert served == ("backup/gpt-4o-mini" if i < len(MALFORMED[kind]) else "up/m"), i
@@ -112,14 +125,25 @@ async def test_a_malformed_answer_is_invalid_and_falls_back(kind, wire_fake, fak
 
 
 BAD_EVENTS: dict[str, list[Any]] = {  # stream events of the right JSON but the wrong shape, mid-stream
-    "anthropic": [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 5}},
-                  {"type": "content_block_delta", "index": 9, "delta": {"type": "input_json_delta"}},
-                  {"type": "content_block_start", "index": [0], "content_block": {"type": "tool_use"}},
-                  [1], {"type": 5}],
-    "gemini": [{"candidates": [{"content": {"parts": [{"text": ["a"]}]}}]}, {"candidates": "abc"},
-               {"candidates": [{"content": {"parts": [{"functionCall": "f"}]}}]}, [2]],
-    "ollama": [{"message": {"content": 5}}, {"message": {"tool_calls": [{"function": {"name": 1}}]}},
-               {"message": "x"}, [3]],
+    "anthropic": [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 5}},
+        {"type": "content_block_delta", "index": 9, "delta": {"type": "input_json_delta"}},
+        {"type": "content_block_start", "index": [0], "content_block": {"type": "tool_use"}},
+        [1],
+        {"type": 5},
+    ],
+    "gemini": [
+        {"candidates": [{"content": {"parts": [{"text": ["a"]}]}}]},
+        {"candidates": "abc"},
+        {"candidates": [{"content": {"parts": [{"functionCall": "f"}]}}]},
+        [2],
+    ],
+    "ollama": [
+        {"message": {"content": 5}},
+        {"message": {"tool_calls": [{"function": {"name": 1}}]}},
+        {"message": "x"},
+        [3],
+    ],
 }
 
 
@@ -128,8 +152,11 @@ def _stream_body(kind: str, bad: Any) -> tuple[str, bytes]:
     if kind == "ollama":
         first = {"message": {"role": "assistant", "content": "Hi"}, "done": False}
         return "application/x-ndjson", b"".join(json.dumps(e).encode() + b"\n" for e in (first, bad))
-    first = ({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 1}}} if kind == "anthropic"
-             else {"candidates": [{"content": {"parts": [{"text": "Hi"}]}}]})
+    first = (
+        {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 1}}}
+        if kind == "anthropic"
+        else {"candidates": [{"content": {"parts": [{"text": "Hi"}]}}]}
+    )
     return "text/event-stream", b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in (first, bad))
 
 
@@ -158,8 +185,11 @@ async def test_a_malformed_stream_event_is_an_interrupted_stream(kind, wire_fake
         data["providers"][0]["base_url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
         gw = await start_gateway(data)
         for i in range(len(BAD_EVENTS[kind])):
-            async with http.post(gw.url + "/v1/chat/completions", headers=bearer(),
-                                 json={"model": "up/m", "messages": [USER], "stream": True}) as resp:
+            async with http.post(
+                gw.url + "/v1/chat/completions",
+                headers=bearer(),
+                json={"model": "up/m", "messages": [USER], "stream": True},
+            ) as resp:
                 assert resp.status == 200
                 got = await sse_events(resp)
             assert got[-1] == "[DONE]", i
@@ -170,6 +200,7 @@ async def test_a_malformed_stream_event_is_an_interrupted_stream(kind, wire_fake
 
 
 # --- the gateway's own bug is not an invalid answer -------------------------------------------------
+
 
 class _Buggy(TranslatingProvider):
     """An adapter with a bug of its own: it reads a key its own request never set. Its requests go to a
@@ -199,6 +230,7 @@ class _Buggy(TranslatingProvider):
         class Stream(StreamTranslator):
             def feed(self, event: Any) -> list[dict[str, Any]]:
                 return [{}["choices"]]  # the bug
+
         return Stream()
 
 
@@ -226,11 +258,13 @@ async def test_a_malformed_answer_is_still_upstream_invalid(wire_fake):
     """The same frame, a correct adapter, a malformed answer: UpstreamInvalid, raised where it was read."""
     from providers.ollama import OllamaProvider
 
-    async def wrong(request):  # noqa: ANN001
+    async def wrong(request):
         from aiohttp import web
+
         return web.json_response({"message": {"content": 5}})
 
     from aiohttp import web
+
     app = web.Application()
     app.router.add_post("/api/chat", wrong)
     runner = web.AppRunner(app, access_log=None)

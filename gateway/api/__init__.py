@@ -1,0 +1,4 @@
+"""The HTTP API: the route table (``routes``), one module per endpoint family (``inference``, ``models``,
+``health``, ``metrics``, ``generation``, ``oauth``, ``openapi``), what they share (``answers``), the
+documented schemas (``schemas``) and the request checks derived from them (``validation``), and the
+Server-Sent Events writer that relays streams to clients (``events``)."""

@@ -1,0 +1,39 @@
+"""``GET /metrics``: Prometheus's text format, behind ``metrics.token`` when one is set."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+from aiohttp_apigami import docs
+
+from gateway.api.answers import public
+from gateway.errors import AuthenticationFailed, NotFound
+from gateway.keys import OBSERVER, RUNTIME
+
+
+@docs(
+    tags=["observability"],
+    summary="Prometheus metrics (bearer `metrics.token` when configured)",
+    responses={
+        200: {"description": "The Prometheus text format"},
+        401: {"description": "Wrong or no token"},
+        404: {"description": "Metrics are turned off"},
+    },
+)
+@public
+async def metrics(request: web.Request) -> web.Response:
+    observer = request.app[OBSERVER]
+    if observer.metrics is None:
+        raise NotFound("Metrics are turned off (metrics.enabled).")
+    token = request[RUNTIME].config.metrics.token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise AuthenticationFailed("/metrics needs 'Authorization: Bearer <metrics.token>'.")
+    return web.Response(
+        body=observer.metrics.render(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )

@@ -1,0 +1,49 @@
+"""Configuration: YAML parsed once, strictly, into frozen typed objects; one module per section.
+
+``load`` (the whole document: parse, load, the embedded default), ``server``, ``providers``,
+``strategies``, ``clients``, ``auth``, ``limits`` (rate limits, prices, the state backend),
+``observability`` (access log, metrics, usage records), and ``reader`` (walking the YAML tree, with
+every problem's path, and ``${VAR}`` expansion). The rest of the code takes config types from here.
+"""
+
+from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig
+from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret
+from gateway.config.limits import Price, RateLimit, StateConfig
+from gateway.config.load import Config, ConfigError, default, load, parse, resolve
+from gateway.config.observability import LoggingConfig, MetricsConfig, UsageConfig
+from gateway.config.providers import ENDPOINTS, PROVIDER_TYPES, Cooldown, ProviderConfig, Resilience, Timeouts
+from gateway.config.reader import Secret
+from gateway.config.server import ServerConfig
+from gateway.config.strategies import AUTO_MODEL, StrategyConfig
+
+__all__ = [
+    "AUTO_MODEL",
+    "ENDPOINTS",
+    "MIN_SECRET_LENGTH",
+    "MIN_SIGNING_KEY_LENGTH",
+    "PROVIDER_TYPES",
+    "SIGNING_KEY_ENV",
+    "AuthConfig",
+    "ClientConfig",
+    "Config",
+    "ConfigError",
+    "Cooldown",
+    "LoggingConfig",
+    "MetricsConfig",
+    "Price",
+    "ProviderConfig",
+    "RateLimit",
+    "Resilience",
+    "Secret",
+    "ServerConfig",
+    "StateConfig",
+    "StrategyConfig",
+    "Timeouts",
+    "UsageConfig",
+    "default",
+    "generate_secret",
+    "hash_secret",
+    "load",
+    "parse",
+    "resolve",
+]

@@ -1,0 +1,58 @@
+"""``strategies:``: which models a client may use, its chains of fallbacks, ``localrouter/auto``, its limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config.limits import RateLimit, read_rate_limits
+from gateway.config.providers import ProviderConfig
+from gateway.config.reader import Reader
+
+AUTO_MODEL = "localrouter/auto"
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    name: str
+    allow: tuple[str, ...] = ()
+    auto: tuple[str, ...] = ()
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rate_limits: tuple[RateLimit, ...] = ()
+
+
+def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
+    provider, sep, upstream = model.partition("/")
+    if not sep or not provider or not upstream:
+        r.problem(path, f"{model!r} is not a 'provider/model' id")
+    elif provider not in providers:
+        r.problem(path, f"unknown provider {provider!r} in {model!r}")
+    elif (listed := providers[provider].models) is not None and upstream not in listed:
+        r.problem(path, f"provider {provider!r} does not list model {upstream!r}")
+    else:
+        return True
+    return False
+
+
+def read_strategy(r: Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig]) -> StrategyConfig | None:
+    m = r.mapping(raw, path, {"name": True, "allow": False, "auto": False, "fallbacks": False, "rate_limits": False})
+    if m is None:
+        return None
+    name = r.name(m["name"], f"{path}.name") if "name" in m else None
+    allow = r.strings(m.get("allow"), f"{path}.allow")
+
+    def ref(model: str, p: str) -> bool:
+        return _check_model_ref(r, providers, model, p)
+
+    auto = r.strings(m.get("auto"), f"{path}.auto", ref)
+    fallbacks: dict[str, tuple[str, ...]] = {}
+    raw_fb = m.get("fallbacks") or {}
+    if not isinstance(raw_fb, dict):
+        r.problem(f"{path}.fallbacks", "expected a mapping of model id to a list of model ids")
+    else:
+        for model, chain in raw_fb.items():
+            if ref(str(model), f"{path}.fallbacks.{model}"):
+                fallbacks[str(model)] = r.strings(chain, f"{path}.fallbacks.{model}", ref)
+    limits = read_rate_limits(r, m.get("rate_limits"), f"{path}.rate_limits")
+    return StrategyConfig(name, allow, auto, fallbacks, limits) if name else None

@@ -1,0 +1,128 @@
+"""Everything known about one request, filled in as it goes, and read once it is over: by the access
+log, the metrics and the usage records (gateway.observability.observer)."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import hdrs, web
+
+if TYPE_CHECKING:  # a type only: routing records into an exchange, not the other way round
+    from gateway.routing.router import Target
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+ENDPOINTS = {
+    "/chat/completions": "chat",
+    "/completions": "completions",
+    "/embeddings": "embeddings",
+    "/models": "models",
+    "/health": "health",
+    "/oauth/token": "oauth",
+    "/metrics": "metrics",
+    "/generation": "generation",
+    "/openapi.json": "openapi",
+}
+
+
+@dataclass(slots=True)
+class Exchange:
+    id: str
+    started: float  # perf_counter
+    wall: float  # time.time()
+    method: str
+    path: str
+    endpoint: str  # a bounded label: chat, completions, embeddings, models, ..., other
+    remote: str
+    client: str | None = None
+    model_requested: str | None = None
+    target: Target | None = None
+    attempts: int = 0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (target id, provider, kind)
+    upstream_seconds: float = 0.0
+    stream: bool = False
+    usage: dict[str, Any] | None = None
+    cost_usd: float | None = None
+    ttfb: float | None = None  # seconds to the first byte of a stream
+    status: int = 0
+    error_code: str | None = None
+    duration: float = 0.0  # seconds, set once when the answer is done (gateway.observability.observer)
+    request_body: Any = None  # only kept when logging.bodies is on
+    response_body: Any = None
+
+    def since_start(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def endpoint_of(path: str) -> str:
+    path = path.removeprefix("/v1") or "/"
+    found = ENDPOINTS.get(path)
+    if found is None:  # GET /models/{id}: ids are unbounded, the label is not
+        return "models" if path.startswith("/models/") else "other"
+    return found
+
+
+def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in n for n in networks)
+
+
+def client_address(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
+    """The peer, or, when the peer is a trusted proxy, the nearest untrusted address it forwards for."""
+    peer = request.remote or ""
+    if not trusted or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in request.headers.get(hdrs.X_FORWARDED_FOR, "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+# Ids are unique, not secret (a client can only read its own records): a random prefix per process and a
+# counter cost far less than a uuid4 per request.
+_PREFIX = "req_" + uuid.uuid4().hex[:12]
+_COUNTER = itertools.count(1)
+
+
+def new_id() -> str:
+    return f"{_PREFIX}{next(_COUNTER):010x}"
+
+
+def request_id(request: web.Request, trusted_peer: bool) -> str:
+    if trusted_peer:
+        given = request.headers.get(hdrs.X_REQUEST_ID)
+        if given and _REQUEST_ID.match(given):
+            return given
+    return new_id()
+
+
+def start(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Exchange:
+    peer_trusted = bool(trusted) and _in(request.remote or "", trusted)
+    if not trusted:  # the common case, kept short: the peer is the client
+        return Exchange(
+            request_id(request, False),
+            time.perf_counter(),
+            time.time(),
+            request.method,
+            request.path,
+            endpoint_of(request.path),
+            request.remote or "",
+        )
+    return Exchange(
+        request_id(request, peer_trusted),
+        time.perf_counter(),
+        time.time(),
+        request.method,
+        request.path,
+        endpoint_of(request.path),
+        client_address(request, trusted),
+    )

@@ -1,0 +1,81 @@
+"""What happens to an exchange once it is over: metrics, the access log line, the usage record."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from gateway.config import Config
+from gateway.observability.accesslog import AccessLog, line
+from gateway.observability.exchange import Exchange
+from gateway.observability.metrics import INFERENCE, Metrics
+from gateway.observability.usage import SQLiteStore, UsageRecord, UsageWriter
+
+log = logging.getLogger("localrouter.observe")
+
+
+class Observer:
+    def __init__(self, config: Config, access_out=None) -> None:  # type: ignore[no-untyped-def]
+        self.config = config
+        self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in config.server.trusted_proxies)
+        self.metrics = Metrics.from_env() if config.metrics.enabled else None
+        self.access = AccessLog(access_out) if config.logging.access else None
+        self.bodies = config.logging.bodies
+        self.usage = UsageWriter(SQLiteStore(config.usage.path)) if config.usage.path else None
+
+    def start(self) -> None:
+        if self.metrics is not None:
+            self.metrics.start()
+        if self.access is not None:
+            self.access.start()
+        if self.usage is not None:
+            self.usage.start()
+
+    def finish(self, x: Exchange) -> None:
+        x.duration = x.since_start()  # once, for every sink
+        try:
+            if self.metrics is not None:
+                self.metrics.observe(x)
+            if self.access is not None:
+                self.access.write(line(x, self.bodies))
+            if self.usage is not None and x.endpoint in INFERENCE and x.client is not None:
+                self.usage.add(record_of(x))
+        except Exception:  # the answer is already out: an accounting bug must not become a 500
+            log.exception("could not account for request %s", x.id)
+
+    async def close(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.close()
+        if self.access is not None:
+            await self.access.close()
+        if self.usage is not None:
+            await self.usage.close()
+
+
+def _int(usage: dict | None, key: str) -> int:
+    value = (usage or {}).get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def record_of(x: Exchange) -> UsageRecord:
+    prompt, completion = _int(x.usage, "prompt_tokens"), _int(x.usage, "completion_tokens")
+    total = _int(x.usage, "total_tokens") or prompt + completion
+    return UsageRecord(
+        x.id,
+        x.wall,
+        x.client or "",
+        x.endpoint,
+        x.model_requested,
+        x.target.id if x.target else None,
+        x.target.provider if x.target else None,
+        x.stream,
+        x.status,
+        prompt,
+        completion,
+        total,
+        x.cost_usd if total else 0.0,  # nothing used costs nothing; used without a price: unknown (None)
+        round(x.duration * 1000, 3),
+        round(x.ttfb * 1000, 3) if x.ttfb is not None else None,
+        x.attempts,
+        x.error_code,
+    )

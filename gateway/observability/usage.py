@@ -1,0 +1,241 @@
+"""Usage records: who used which model through which provider, how many tokens, at what cost.
+
+Requests hand records to :class:`UsageWriter`, which keeps them in memory (bounded) and writes them
+in batches from a thread of its own, so the hot path never waits on disk. The store is an interface
+(:class:`UsageStore`) with SQLite behind it; its SQL is plain enough for a PostgreSQL store to follow
+for multi-replica deployments.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+log = logging.getLogger("localrouter.usage")
+
+GROUPS = {"client": "client", "model": "model", "provider": "provider", "day": "strftime('%Y-%m-%d', ts, 'unixepoch')"}
+
+
+class UsageRecord(NamedTuple):
+    """One request. A tuple: cheap to make on the hot path (a slots dataclass costs about three times
+    more), and a row as it is, for the store."""
+
+    id: str
+    ts: float
+    client: str
+    endpoint: str
+    model_requested: str | None
+    model: str | None
+    provider: str | None
+    stream: bool
+    status: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: float | None  # None: the model has no price (unknown, not zero)
+    duration_ms: float
+    ttfb_ms: float | None
+    attempts: int
+    error_code: str | None = None  # the error's code; a stream that failed after its 200 has one too
+
+    def public(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+class UsageStore(abc.ABC):
+    @abc.abstractmethod
+    def write(self, records: list[UsageRecord]) -> None:
+        """Store ``records`` (one transaction where the store has them)."""
+
+    @abc.abstractmethod
+    def get(self, record_id: str) -> UsageRecord | None: ...
+
+    @abc.abstractmethod
+    def summary(self, since: float, by: str) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None:
+        return None
+
+
+_COLUMNS = UsageRecord._fields
+# rows per INSERT: 8,000 parameters (SQLite >= 3.32 allows 32,766 per statement, older ones 999)
+_ROWS_PER_INSERT = 500 if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(_COLUMNS)
+_ROW = f"({', '.join('?' * len(_COLUMNS))})"
+_INSERT_ONE = f"INSERT OR REPLACE INTO usage ({', '.join(_COLUMNS)}) VALUES {_ROW}"
+_INSERT_MANY = f"INSERT OR REPLACE INTO usage ({', '.join(_COLUMNS)}) VALUES {', '.join([_ROW] * _ROWS_PER_INSERT)}"
+
+
+class SQLiteStore(UsageStore):
+    """One SQLite file. Writes go through one connection, used from one thread at a time (the writer's,
+    or the CLI's); :meth:`get` reads through a second one, so a lookup never waits for a batch being
+    written (in WAL mode a reader sees the last commit while a writer's transaction is open)."""
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS usage (id TEXT PRIMARY KEY, ts REAL NOT NULL, client TEXT NOT NULL, "
+                "endpoint TEXT NOT NULL, model_requested TEXT, model TEXT, provider TEXT, stream INTEGER NOT NULL, "
+                "status INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
+                "total_tokens INTEGER NOT NULL, cost_usd REAL, duration_ms REAL NOT NULL, ttfb_ms REAL, "
+                "attempts INTEGER NOT NULL, error_code TEXT) WITHOUT ROWID"
+            )  # rows live in the id index: one b-tree
+            self._db.execute("CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts)")  # --since; the only other
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(usage)")}
+            if "error_code" not in columns:  # a file from before error codes were recorded
+                self._db.execute("ALTER TABLE usage ADD COLUMN error_code TEXT")
+        if path == ":memory:":  # a second connection would open a database of its own
+            self._reader, self._read_lock = self._db, self._lock
+        else:
+            self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._reader.execute("PRAGMA query_only=1")
+            self._read_lock = threading.Lock()
+
+    def write(self, records: list[UsageRecord]) -> None:
+        """One transaction. Full chunks go many rows to a statement (SQLite steps once per statement, not
+        once per row, and this thread takes the interpreter lock far less often); the rest one row to a
+        statement. Two statement texts in all, so SQLite prepares each once for the connection's life."""
+        full = len(records) - len(records) % _ROWS_PER_INSERT
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for start in range(0, full, _ROWS_PER_INSERT):
+                    self._db.execute(
+                        _INSERT_MANY,
+                        [value for record in records[start : start + _ROWS_PER_INSERT] for value in record],
+                    )
+                if full < len(records):
+                    self._db.executemany(_INSERT_ONE, records[full:])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def get(self, record_id: str) -> UsageRecord | None:
+        with self._read_lock:
+            row = self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE id = ?", (record_id,)).fetchone()
+        return _record(row) if row else None
+
+    def summary(self, since: float, by: str) -> list[dict[str, Any]]:
+        key = GROUPS[by]
+        sql = (
+            f"SELECT {key} AS k, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens), "
+            "SUM(cost_usd), SUM(cost_usd IS NULL AND total_tokens > 0), "
+            "SUM(status >= 400 OR error_code IS NOT NULL) "
+            f"FROM usage WHERE ts >= ? GROUP BY k ORDER BY {'k' if by == 'day' else 'SUM(total_tokens) DESC, k'}"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (since,)).fetchall()
+        return [
+            {
+                by: k,
+                "requests": n,
+                "prompt_tokens": p or 0,
+                "completion_tokens": c or 0,
+                "total_tokens": t or 0,
+                "cost_usd": cost,
+                "unpriced_requests": unpriced or 0,
+                "errors": errors or 0,
+            }
+            for k, n, p, c, t, cost, unpriced, errors in rows
+        ]
+
+    def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
+        with self._lock:
+            self._db.close()
+
+
+def _record(row: Iterable[Any]) -> UsageRecord:
+    record = UsageRecord(*row)
+    return record._replace(stream=bool(record.stream))
+
+
+class UsageWriter:
+    """Takes records on the event loop, writes them in batches from a thread; at most ``max_pending``
+    wait in memory (beyond that the oldest are dropped, counted and logged: memory stays bounded)."""
+
+    def __init__(self, store: UsageStore, interval: float = 0.5, batch: int = 5000, max_pending: int = 100_000) -> None:
+        self.store = store
+        self._interval, self._batch = interval, batch
+        self._pending: deque[UsageRecord] = deque(maxlen=max_pending)
+        self._by_id: dict[str, UsageRecord] = {}
+        self.dropped = 0
+        self.written = 0
+        self.peak_pending = 0
+        self._task: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    def add(self, record: UsageRecord) -> None:
+        if len(self._pending) == self._pending.maxlen:
+            oldest = self._pending[0]
+            self._by_id.pop(oldest.id, None)
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning("usage records dropped: the store does not keep up (%d so far)", self.dropped)
+        self._pending.append(record)
+        self._by_id[record.id] = record
+        if len(self._pending) > self.peak_pending:
+            self.peak_pending = len(self._pending)
+
+    async def get(self, record_id: str) -> UsageRecord | None:
+        """A record, written or still waiting. The store is read in a thread: a disk read, or a lock
+        the store holds, must never stall the event loop."""
+        waiting = self._by_id.get(record_id)
+        return waiting if waiting is not None else await asyncio.to_thread(self.store.get, record_id)
+
+    async def flush(self, everything: bool = False) -> None:
+        """Write what is waiting now, in transactions of up to ``batch`` records. Records arriving
+        meanwhile wait for the next flush (unless ``everything``): written at once, they would make a
+        stream of small transactions, each costing as much as a large one."""
+        waiting = len(self._pending)
+        while self._pending and (waiting > 0 or everything):
+            batch = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
+            waiting -= len(batch)
+            try:
+                await asyncio.to_thread(self.store.write, batch)
+                self.written += len(batch)
+            except (sqlite3.Error, OSError) as exc:
+                log.error("usage records not written (%d): %s", len(batch), exc)
+            for record in batch:
+                self._by_id.pop(record.id, None)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self._flushing = asyncio.ensure_future(self.flush())
+            await asyncio.shield(self._flushing)  # a cancel stops the loop, never a batch half-written
+
+    async def close(self) -> None:
+        """Write what is pending, then close the store."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._flushing is not None:
+            await self._flushing
+        await self.flush(everything=True)
+        self.store.close()
+
+
+def since_seconds(text: str, now: float | None = None) -> float:
+    """``7d``, ``12h``, ``30m``, ``90s`` -> the timestamp that long ago."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise ValueError(f"expected a duration like 7d, 12h or 30m, not {text!r}")
+    return (time.time() if now is None else now) - int(text[:-1]) * units[text[-1]]

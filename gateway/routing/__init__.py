@@ -1,0 +1,3 @@
+"""From a model id to an answer: which targets may serve it (``router``: strategies compiled into
+policies; ``catalog``: which models each provider has), the loop over them (``fallback``), and each
+target's health (``breaker``: cooldown after repeated failures)."""
