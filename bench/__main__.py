@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,10 +73,10 @@ def raise_fd_limit() -> None:
 class Server:
     """A child process listening on ``port``; stopped with SIGTERM."""
 
-    def __init__(self, name: str, argv: list[str], port: int, workdir: Path) -> None:
+    def __init__(self, name: str, argv: list[str], port: int, workdir: Path, cwd: Path = HERE.parent) -> None:
         self.name, self.port = name, port
         self.log = open(workdir / f"{name}.log", "wb")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=HERE.parent)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -122,7 +123,8 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def start_gateway(workdir: Path, config_text: str, name: str = "gateway") -> Server:
+def start_gateway(workdir: Path, config_text: str, name: str = "gateway", tree: Path = HERE.parent) -> Server:
+    """The gateway on ``config_text``, run from the checkout ``tree`` (by default this one)."""
     path = workdir / f"{name}.yaml"
     if "\nusage:" not in config_text:  # usage records in the scratch directory, not the repository
         config_text += f"\nusage: {{path: {workdir / (name + '-usage.db')}}}\n"
@@ -321,15 +323,44 @@ def feature_costs(workdir: Path, kinds: tuple[str, ...], rounds: int, seconds: i
     sharing: its share here is an upper bound.
     Returns the median over ``rounds`` of each (kind, variant)'s microseconds of CPU per request.
     """
+
+    def start(config: str) -> dict[str, Server]:
+        servers = {"gateway": start_gateway(workdir, config, "features-gateway")}
+        for name, (_, change) in WITHOUT.items():
+            servers[name] = start_gateway(workdir, change(config), f"features-{name}")
+        return servers
+
+    return side_by_side(workdir, start, kinds, rounds, seconds)
+
+
+def tree_costs(
+    workdir: Path, trees: list[Path], kinds: tuple[str, ...], rounds: int, seconds: int
+) -> dict[tuple[str, str], float]:
+    """CPU per request of the gateway as each of ``trees`` (checkouts of this repository) has it, all
+    measured at the same time as :func:`feature_costs` measures variants: how a change is judged."""
+
+    def start(config: str) -> dict[str, Server]:
+        return {str(tree): start_gateway(workdir, config, f"tree-{i}", tree) for i, tree in enumerate(trees)}
+
+    return side_by_side(workdir, start, kinds, rounds, seconds)
+
+
+def side_by_side(
+    workdir: Path,
+    start: Callable[[str], dict[str, Server]],
+    kinds: tuple[str, ...],
+    rounds: int,
+    seconds: int,
+) -> dict[tuple[str, str], float]:
+    """The median over ``rounds`` of each (kind, server)'s microseconds of CPU per request, the servers
+    ``start`` returns for the realistic config all driven at once, each by its own wrk."""
     nginx_port = free_port()
     nginx = upstream_nginx.start(workdir, nginx_port, LOAD_CPU)
     config = gateway_config(f"http://127.0.0.1:{nginx_port}/v1", f"http://127.0.0.1:{nginx_port}/stream/v1")
     servers: dict[str, Server] = {}
     out: dict[tuple[str, str], float] = {}
     try:
-        servers["gateway"] = start_gateway(workdir, config, "features-gateway")
-        for name, (_, change) in WITHOUT.items():
-            servers[name] = start_gateway(workdir, change(config), f"features-{name}")
+        servers = start(config)
         for kind in kinds:
             script = wrk_script(workdir, kind, "gw", True)
             url = upstream_nginx.path(kind, "gw")
@@ -347,7 +378,7 @@ def feature_costs(workdir: Path, kinds: tuple[str, ...], rounds: int, seconds: i
                     for name, proc in procs.items():
                         result = parse_wrk(proc.communicate()[0])
                         if result.errors:
-                            raise RuntimeError(f"{result.errors} errors from the {name} variant")
+                            raise RuntimeError(f"{result.errors} errors from {name}")
                         done = result.requests
                         if phase == "measure":
                             samples[name].append((servers[name].cpu_seconds() - cpu[name]) / max(done, 1) * 1e6)
@@ -549,9 +580,24 @@ def main() -> int:
     )
     parser.add_argument("--only", action="append", choices=KINDS, help="measure only this endpoint (repeatable)")
     parser.add_argument("--no-write", action="store_true", help="do not overwrite bench/RESULTS.md")
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        type=Path,
+        metavar="TREE",
+        help="only this: CPU per request of the gateway as each checkout TREE has it, all at the same time "
+        "(e.g. `git worktree add /tmp/old HEAD~1`, then --compare /tmp/old .)",
+    )
     args = parser.parse_args()
     ensure_tools()
     raise_fd_limit()
+    if args.compare:
+        with tempfile.TemporaryDirectory(prefix="lr-bench-") as tmp:
+            print("CPU per request, the trees side by side:", flush=True)
+            tree_costs(
+                Path(tmp), [t.resolve() for t in args.compare], tuple(args.only or KINDS), args.feature_rounds or 5, 5
+            )
+        return 0
     with tempfile.TemporaryDirectory(prefix="lr-bench-") as tmp:
         workdir = Path(tmp)
         print("throughput (wrk):", flush=True)
