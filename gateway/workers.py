@@ -19,8 +19,8 @@ import tempfile
 import time
 
 from gateway import __version__
+from gateway.config.observability import METRICS_DIR_ENV
 from gateway.listen import ListenError
-from gateway.observability.metrics import METRICS_DIR_ENV
 
 RESTART_BACKOFF = 1.0
 

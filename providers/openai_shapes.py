@@ -15,7 +15,6 @@ from providers.base import UpstreamInvalid, UpstreamRejected
 
 T = TypeVar("T")
 
-USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 # Reading an upstream's answer: where a part the format requires is missing or of the wrong type, the

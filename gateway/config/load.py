@@ -19,6 +19,7 @@ from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthCon
 from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret, read_client
 from gateway.config.limits import StateConfig, read_state
 from gateway.config.observability import (
+    METRICS_DIR_ENV,
     LoggingConfig,
     MetricsConfig,
     UsageConfig,
@@ -110,7 +111,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
         auth,
         read_state(r, top.get("state")),
         read_logging(r, top.get("logging")),
-        read_metrics(r, top.get("metrics")),
+        read_metrics(r, top.get("metrics"), env),
         read_usage(r, top.get("usage")),
         source,
     )
@@ -163,6 +164,7 @@ def default(env: Mapping[str, str] | None = None) -> Config:
         (StrategyConfig("default", ("*",)),),
         (client,),
         auth,
+        metrics=MetricsConfig(snapshot_dir=env.get(METRICS_DIR_ENV) or None),
         generated_secret=generated,
     )
 

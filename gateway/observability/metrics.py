@@ -37,7 +37,6 @@ log = logging.getLogger("localrouter.metrics")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 INFERENCE = frozenset({"chat", "completions", "embeddings"})
-METRICS_DIR_ENV = "LOCALROUTER_METRICS_DIR"
 SNAPSHOT_INTERVAL = 1.0  # seconds between a worker's snapshots
 
 Cell = list[float]  # a counter or gauge: [value]; a histogram: [count per bucket..., count above all, sum]
@@ -128,10 +127,6 @@ class Metrics:
         self.registry.register(self)  # a collector: see collect()
         self._dir = Path(snapshot_dir) if snapshot_dir else None
         self._task: asyncio.Task[None] | None = None
-
-    @classmethod
-    def from_env(cls) -> Metrics:
-        return cls(os.environ.get(METRICS_DIR_ENV) or None)
 
     def cell(self, family: Family, *labels: str) -> Cell:
         series = self.values[family.name]

@@ -18,7 +18,7 @@ class Observer:
     def __init__(self, config: Config, access_out=None) -> None:  # type: ignore[no-untyped-def]
         self.config = config
         self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in config.server.trusted_proxies)
-        self.metrics = Metrics.from_env() if config.metrics.enabled else None
+        self.metrics = Metrics(config.metrics.snapshot_dir) if config.metrics.enabled else None
         self.access = AccessLog(access_out) if config.logging.access else None
         self.bodies = config.logging.bodies
         self.usage = UsageWriter(SQLiteStore(config.usage.path)) if config.usage.path else None
