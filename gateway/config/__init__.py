@@ -2,8 +2,9 @@
 
 ``load`` (the whole document: parse, load, the embedded default), ``server``, ``providers``,
 ``strategies``, ``clients``, ``auth``, ``limits`` (rate limits, prices, the state backend),
-``observability`` (access log, metrics, usage records), and ``reader`` (walking the YAML tree, with
-every problem's path, and ``${VAR}`` expansion). The rest of the code takes config types from here.
+``observability`` (access log, metrics, usage records), ``responses`` (stored responses), and
+``reader`` (walking the YAML tree, with every problem's path, and ``${VAR}`` expansion). The rest of
+the code takes config types from here.
 """
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig
@@ -13,6 +14,7 @@ from gateway.config.load import Config, ConfigError, default, load, parse, resol
 from gateway.config.observability import LoggingConfig, MetricsConfig, UsageConfig
 from gateway.config.providers import ENDPOINTS, PROVIDER_TYPES, Cooldown, ProviderConfig, Resilience, Timeouts
 from gateway.config.reader import Secret
+from gateway.config.responses import ResponsesConfig
 from gateway.config.server import ServerConfig
 from gateway.config.strategies import AUTO_MODEL, StrategyConfig
 
@@ -34,6 +36,7 @@ __all__ = [
     "ProviderConfig",
     "RateLimit",
     "Resilience",
+    "ResponsesConfig",
     "Secret",
     "ServerConfig",
     "StateConfig",

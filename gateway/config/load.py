@@ -29,6 +29,7 @@ from gateway.config.observability import (
 )
 from gateway.config.providers import ProviderConfig, read_provider
 from gateway.config.reader import Reader, Secret
+from gateway.config.responses import ResponsesConfig, read_responses
 from gateway.config.server import ServerConfig, read_server
 from gateway.config.strategies import StrategyConfig, read_strategy
 
@@ -52,6 +53,7 @@ class Config:
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     usage: UsageConfig = UsageConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     source: str = "<embedded default>"
     generated_secret: Secret | None = None
 
@@ -83,6 +85,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
             "logging": False,
             "metrics": False,
             "usage": False,
+            "responses": False,
         },
     )
     if top is None:
@@ -113,6 +116,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
         read_logging(r, top.get("logging")),
         read_metrics(r, top.get("metrics"), env),
         read_usage(r, top.get("usage")),
+        read_responses(r, top.get("responses")),
         source,
     )
     if r.problems:
