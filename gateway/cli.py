@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway import __version__, config
 from gateway.listen import ListenError
+from providers.registry import TYPES
 
 log = logging.getLogger("localrouter")
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "usage" and args.db:
         return usage_report(args.db, args)
     try:
-        cfg = config.resolve(args.config)
+        cfg = config.resolve(args.config, types=TYPES)
     except config.ConfigError as exc:
         print(f"invalid config ({len(exc.problems)} problem{'s' * (len(exc.problems) != 1)}):", file=sys.stderr)
         for problem in exc.problems:
@@ -155,15 +156,13 @@ def usage_table(rows: list[dict[str, Any]], by: str) -> str:
 
 
 def summary(cfg: config.Config) -> str:
-    from providers import ADAPTERS
-
     lines = [f"config OK: {cfg.source}", f"server: {cfg.server.host}:{cfg.server.port}", ""]
     lines.append(f"providers ({len(cfg.providers)}):")
-    width = max(map(len, config.PROVIDER_TYPES))
+    width = max(map(len, TYPES))
     for p in cfg.providers:
         models = ", ".join(p.models) if p.models is not None else f"discovered from {p.base_url}/models"
         # what it serves: the endpoints configured that its wire format has
-        served = sorted(ADAPTERS[p.type].capabilities & p.endpoints)
+        served = sorted(TYPES[p.type].capabilities & p.endpoints)
         lines.append(f"  {p.name:<16} {p.type:<{width}} {p.base_url}  [{', '.join(served) or 'nothing'}]")
         lines.append(f"  {'':<16} models: {models}")
     lines.append(f"strategies ({len(cfg.strategies)}):")

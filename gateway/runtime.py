@@ -25,8 +25,8 @@ from gateway.limits.limiter import RateLimiter
 from gateway.routing.breaker import Breakers
 from gateway.routing.catalog import Catalog
 from gateway.routing.router import Router
-from providers import ADAPTERS
 from providers.base import Provider
+from providers.registry import TYPES
 
 log = logging.getLogger("localrouter.reload")
 
@@ -42,7 +42,7 @@ class Runtime:
         # one pool per provider, so a provider that hangs holds only its own connections
         self.sessions = {p.name: _session(p) for p in config.providers}
         self.providers: dict[str, Provider] = {
-            p.name: ADAPTERS[p.type](p, self.sessions[p.name]) for p in config.providers
+            p.name: TYPES[p.type].adapter(p, self.sessions[p.name]) for p in config.providers
         }
         self.catalog = Catalog(self.providers)
         self.router = Router(config, self.catalog)
@@ -117,7 +117,7 @@ class Live:
             return False
         self._stat = _stat(path)
         try:
-            new = gwconfig.load(path)
+            new = gwconfig.load(path, types=TYPES)
         except gwconfig.ConfigError as exc:
             log.error(
                 "config reload refused, the running config stays (%d problem%s):\n  %s",

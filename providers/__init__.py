@@ -1,18 +1,14 @@
-"""Provider adapters: one small module per upstream wire format."""
+"""Provider adapters: one small module per upstream wire format.
 
-from providers.anthropic import AnthropicProvider
-from providers.azure import AzureProvider
-from providers.base import Provider
-from providers.gemini import GeminiProvider
-from providers.ollama import OllamaProvider
-from providers.openai_compatible import OpenAICompatProvider
+``base`` (the adapter interface, :class:`~providers.base.WireFormat`: what a wire format declares),
+``registry`` (``TYPES``: every wire format by its config ``type``), ``failures`` (what an adapter
+raises), the wire formats ``openai_compatible``, ``azure``, ``anthropic``, ``gemini``, ``ollama`` (each
+declares its adapter, default ``base_url`` and own config keys in its module), ``native`` (the frame
+of the translating ones), ``openai_shapes`` (OpenAI's chunks and answers, built for them), and
+``transport`` (calls, deadlines, stream readers, model lists).
+"""
 
-ADAPTERS: dict[str, type[Provider]] = {
-    "openai": OpenAICompatProvider,
-    "anthropic": AnthropicProvider,
-    "gemini": GeminiProvider,
-    "ollama": OllamaProvider,
-    "azure": AzureProvider,
-}
+from providers.base import Provider, WireFormat
+from providers.registry import TYPES
 
-__all__ = ["ADAPTERS", "Provider"]
+__all__ = ["TYPES", "Provider", "WireFormat"]

@@ -8,12 +8,16 @@ What does not translate: ``n > 1``, ``logprobs``, audio are refused (400); ``pre
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
 
+import aiohttp
 from aiohttp import hdrs
 
+from gateway.config import ProviderConfig, Reader, TypeOptions
 from providers import openai_shapes as tr
-from providers.base import ModelInfo, UpstreamInvalid, UpstreamRateLimited, stream_error
+from providers.base import ModelInfo, UpstreamInvalid, UpstreamRateLimited, WireFormat, stream_error
 from providers.native import StreamTranslator, TranslatingProvider
 from providers.transport.listing import get_json
 
@@ -30,8 +34,26 @@ FINISH = {
 }
 
 
+@dataclass(frozen=True)
+class AnthropicOptions(TypeOptions):
+    #: ``max_tokens`` is required upstream: sent when the client gives none
+    default_max_tokens: int = 4096
+
+    @classmethod
+    def read(cls, r: Reader, m: Mapping[str, Any], path: str) -> Self | None:
+        if "default_max_tokens" not in m:
+            return cls()
+        value = r.number(m["default_max_tokens"], f"{path}.default_max_tokens", integer=True)
+        return None if value is None else cls(value)
+
+
 class AnthropicProvider(TranslatingProvider):
     capabilities = frozenset({"chat"})
+
+    def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
+        super().__init__(config, session)
+        # a config built in code rather than read may leave its options out: the defaults
+        self.options = config.options if isinstance(config.options, AnthropicOptions) else AnthropicOptions()
 
     def headers(self) -> dict[str, str]:
         headers = {hdrs.CONTENT_TYPE: "application/json", "anthropic-version": VERSION}
@@ -52,7 +74,7 @@ class AnthropicProvider(TranslatingProvider):
         if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
             raise tr.unsupported(TYPE, "response_format", f"response_format {fmt.get('type')!r}")
         system, messages = _messages(body.get("messages") or [])
-        max_tokens = tr.max_tokens(body) or self.config.default_max_tokens
+        max_tokens = tr.max_tokens(body) or self.options.default_max_tokens
         out: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages}
         if system:
             out["system"] = system
@@ -93,6 +115,9 @@ class AnthropicProvider(TranslatingProvider):
 
     def translator(self, model: str) -> StreamTranslator:
         return _Stream(model)
+
+
+WIRE_FORMAT = WireFormat(TYPE, AnthropicProvider, "https://api.anthropic.com", AnthropicOptions)
 
 
 def _usage(use: dict[str, Any]) -> dict[str, int]:

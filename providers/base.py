@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.config import ProviderConfig
+from gateway.config import ProviderConfig, TypeOptions
 from providers.failures import (
     MAX_REASON,
     REDACTED,
@@ -38,6 +38,7 @@ __all__ = [
     "UpstreamRateLimited",
     "UpstreamRejected",
     "UpstreamUnavailable",
+    "WireFormat",
     "redact",
     "stream_error",
 ]
@@ -57,6 +58,23 @@ class StreamBatch:
 class ModelInfo:
     id: str
     created: int | None = None
+
+
+@dataclass(frozen=True)
+class WireFormat:
+    """One upstream wire format, declared once, in its adapter's module: what the config reader needs
+    (a :class:`gateway.config.ProviderType`) and what the runtime builds. :mod:`providers.registry`
+    gathers them."""
+
+    name: str  # the provider's ``type`` in the YAML
+    adapter: type[Provider]
+    #: None: ``base_url`` is required. Written the way the provider's own SDK takes it
+    default_base_url: str | None = None
+    options: type[TypeOptions] | None = None  # the keys only this type takes
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self.adapter.capabilities
 
 
 class Provider(abc.ABC):

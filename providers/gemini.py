@@ -16,7 +16,7 @@ from urllib.parse import quote
 from aiohttp import hdrs
 
 from providers import openai_shapes as tr
-from providers.base import ModelInfo, UpstreamInvalid, stream_error
+from providers.base import ModelInfo, UpstreamInvalid, WireFormat, stream_error
 from providers.native import StreamTranslator, TranslatingProvider
 from providers.transport.listing import get_json
 
@@ -137,6 +137,9 @@ class GeminiProvider(TranslatingProvider):
 
     def translator(self, model: str) -> StreamTranslator:
         return _Stream(model)
+
+
+WIRE_FORMAT = WireFormat(TYPE, GeminiProvider, "https://generativelanguage.googleapis.com")
 
 
 def _usage(meta: Any) -> dict[str, int]:

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import hdrs
 
 from providers import openai_shapes as tr
-from providers.base import ModelInfo, UpstreamUnavailable, stream_error
+from providers.base import ModelInfo, UpstreamUnavailable, WireFormat, stream_error
 from providers.native import StreamTranslator, TranslatingProvider
 from providers.transport.listing import get_json
 
@@ -112,6 +112,9 @@ class OllamaProvider(TranslatingProvider):
 
     def translator(self, model: str) -> StreamTranslator:
         return _Stream(model)
+
+
+WIRE_FORMAT = WireFormat(TYPE, OllamaProvider, "http://127.0.0.1:11434")
 
 
 def _calls(message: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:

@@ -13,7 +13,7 @@ from aiohttp import hdrs
 
 from gateway import jsonx
 from gateway.config import ProviderConfig
-from providers.base import ModelInfo, Provider, ProviderError, StreamBatch, UpstreamInvalid, stream_error
+from providers.base import ModelInfo, Provider, ProviderError, StreamBatch, UpstreamInvalid, WireFormat, stream_error
 from providers.transport import http, sse
 from providers.transport.listing import get_json
 
@@ -74,6 +74,10 @@ class OpenAICompatProvider(Provider):
 
     def _url(self, endpoint: str, model: str) -> str:
         return self._urls[endpoint]
+
+
+#: no default base_url: there is no one OpenAI-compatible server
+WIRE_FORMAT = WireFormat("openai", OpenAICompatProvider)
 
 
 def _batch(events: list[bytes]) -> tuple[StreamBatch, ProviderError | None]:

@@ -16,7 +16,6 @@ from providers.base import UpstreamInvalid, UpstreamRejected
 T = TypeVar("T")
 
 
-
 # Reading an upstream's answer: where a part the format requires is missing or of the wrong type, the
 # answer is invalid (UpstreamInvalid, a fallback). Only these readers say so: anything else an adapter
 # raises is its own bug, and must not be dressed as a flaky upstream.

@@ -17,6 +17,7 @@ from openai import AsyncOpenAI
 from gateway import config as gwconfig
 from gateway import connection
 from gateway.app import create_app
+from providers.registry import TYPES
 from tests import leakcheck
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.wire import WireFake
@@ -154,7 +155,9 @@ async def start_gateway(tmp_path_factory) -> AsyncIterator[Callable[[dict[str, A
         env = ENV if env is None else env
         if isinstance(data, dict) and "usage" not in data:
             data = {**data, "usage": {"path": str(tmp_path_factory.mktemp("usage") / "usage.db")}}
-        cfg = gwconfig.load(data, env) if isinstance(data, Path) else gwconfig.parse(data, env)
+        cfg = (
+            gwconfig.load(data, env, types=TYPES) if isinstance(data, Path) else gwconfig.parse(data, env, types=TYPES)
+        )
         access = AccessLines()
         runner = connection.runner(create_app(cfg, access), cfg.server)
         await runner.setup()

@@ -1,10 +1,11 @@
 """Configuration: YAML parsed once, strictly, into frozen typed objects; one module per section.
 
-``load`` (the whole document: parse, load, the embedded default), ``server``, ``providers``,
-``strategies``, ``clients``, ``auth``, ``limits`` (rate limits, prices, the state backend),
-``observability`` (access log, metrics, usage records), ``responses`` (stored responses), and
-``reader`` (walking the YAML tree, with every problem's path, and ``${VAR}`` expansion). The rest of
-the code takes config types from here.
+``load`` (the whole document: parse, load, the embedded default), ``server``, ``providers`` (what
+every provider takes; the provider types, with their own keys, are passed in as ``types``: each is
+declared by its wire format, see ``providers.registry``), ``strategies``, ``clients``, ``auth``,
+``limits`` (rate limits, prices, the state backend), ``observability`` (access log, metrics, usage
+records), ``responses`` (stored responses), and ``reader`` (walking the YAML tree, with every
+problem's path, and ``${VAR}`` expansion). The rest of the code takes config types from here.
 """
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig
@@ -12,8 +13,16 @@ from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_sec
 from gateway.config.limits import Price, RateLimit, StateConfig
 from gateway.config.load import Config, ConfigError, default, load, parse, resolve
 from gateway.config.observability import LoggingConfig, MetricsConfig, UsageConfig
-from gateway.config.providers import ENDPOINTS, PROVIDER_TYPES, Cooldown, ProviderConfig, Resilience, Timeouts
-from gateway.config.reader import Secret
+from gateway.config.providers import (
+    ENDPOINTS,
+    Cooldown,
+    ProviderConfig,
+    ProviderType,
+    Resilience,
+    Timeouts,
+    TypeOptions,
+)
+from gateway.config.reader import Reader, Secret
 from gateway.config.responses import ResponsesConfig
 from gateway.config.server import ServerConfig
 from gateway.config.strategies import AUTO_MODEL, StrategyConfig
@@ -23,7 +32,6 @@ __all__ = [
     "ENDPOINTS",
     "MIN_SECRET_LENGTH",
     "MIN_SIGNING_KEY_LENGTH",
-    "PROVIDER_TYPES",
     "SIGNING_KEY_ENV",
     "AuthConfig",
     "ClientConfig",
@@ -34,7 +42,9 @@ __all__ = [
     "MetricsConfig",
     "Price",
     "ProviderConfig",
+    "ProviderType",
     "RateLimit",
+    "Reader",
     "Resilience",
     "ResponsesConfig",
     "Secret",
@@ -42,6 +52,7 @@ __all__ = [
     "StateConfig",
     "StrategyConfig",
     "Timeouts",
+    "TypeOptions",
     "UsageConfig",
     "default",
     "generate_secret",

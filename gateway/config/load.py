@@ -3,6 +3,9 @@
 Every problem is reported with its YAML path (``providers[1].base_url: not a URL``) and all of them
 are collected before giving up, so an operator fixes a file in one pass. ``${VAR}`` in any string
 expands from the environment given to :func:`load`; an unset variable is a problem too.
+
+The provider types are an argument (``types``, ``providers.registry.TYPES`` outside the tests): each
+wire format declares its own keys in its adapter's module, which sits above this package.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from gateway.config.observability import (
     read_metrics,
     read_usage,
 )
-from gateway.config.providers import ProviderConfig, read_provider
+from gateway.config.providers import ProviderConfig, ProviderType, read_provider
 from gateway.config.reader import Reader, Secret
 from gateway.config.responses import ResponsesConfig, read_responses
 from gateway.config.server import ServerConfig, read_server
@@ -69,8 +72,9 @@ def _read_list(r: Reader, raw: Any, key: str, read: Callable[[Reader, Any, str],
     return tuple(item for item in items if item is not None)
 
 
-def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config:
-    """Turn a loaded YAML document into a :class:`Config`, or raise :class:`ConfigError`."""
+def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types: Mapping[str, ProviderType]) -> Config:
+    """Turn a loaded YAML document into a :class:`Config`, or raise :class:`ConfigError`; ``types``:
+    the provider types known, by name."""
     r = Reader(env)
     top = r.mapping(
         data,
@@ -95,7 +99,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
         r,
         top.get("providers"),
         "providers",
-        lambda r, raw, path: read_provider(r, raw, path, server.defaults, server.upstream_connections),
+        lambda r, raw, path: read_provider(r, raw, path, types, server.defaults, server.upstream_connections),
     )
     by_name = {p.name: p for p in providers}
     strategies = _read_list(
@@ -124,8 +128,8 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>") -> Config
     return cfg
 
 
-def load(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read and parse a YAML file."""
+def load(path: str | Path, env: Mapping[str, str] | None = None, *, types: Mapping[str, ProviderType]) -> Config:
+    """Read and parse a YAML file (``types`` as for :func:`parse`)."""
     env = os.environ if env is None else env
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -135,7 +139,7 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: invalid YAML: {exc}"]) from None
-    return parse(data, env, str(path))
+    return parse(data, env, str(path), types=types)
 
 
 def default(env: Mapping[str, str] | None = None) -> Config:
@@ -173,10 +177,10 @@ def default(env: Mapping[str, str] | None = None) -> Config:
     )
 
 
-def resolve(path: str | None, env: Mapping[str, str] | None = None) -> Config:
+def resolve(path: str | None, env: Mapping[str, str] | None = None, *, types: Mapping[str, ProviderType]) -> Config:
     """The config ``serve`` runs: the given file, else ./localrouter.yaml, else the default."""
     if path is not None:
-        return load(path, env)
+        return load(path, env, types=types)
     if Path("localrouter.yaml").is_file():
-        return load("localrouter.yaml", env)
+        return load("localrouter.yaml", env, types=types)
     return default(env)

@@ -1,23 +1,24 @@
-"""Providers in the config: their types, timeouts, retries, cooldown, prices and type-specific keys."""
+"""Providers in the config: their types, timeouts, retries, cooldown, prices and type-specific keys.
+
+The provider types are not listed here: each wire format declares itself in its adapter's module
+(``providers.registry`` gathers them), and whoever parses a config passes them in as ``types``
+(:class:`ProviderType` is all this reader needs of one). Injected, because the config sits below the
+providers (they import :class:`ProviderConfig`) and cannot import them; and a list kept here as well
+would be a second place for every new wire format to touch. What is read stays the same: a type's
+own keys are checked, with their YAML paths, while the file is loaded.
+"""
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 from gateway.config.limits import Price, read_prices
 from gateway.config.reader import Reader, Secret
 
-#: each wire format, and its default base_url (written the way the provider's own SDK takes it)
-PROVIDER_TYPES = {
-    "openai": None,  # any OpenAI-compatible server: base_url required
-    "anthropic": "https://api.anthropic.com",
-    "gemini": "https://generativelanguage.googleapis.com",
-    "ollama": "http://127.0.0.1:11434",
-    "azure": None,  # https://{resource}.openai.azure.com
-}
 ENDPOINTS = ("chat", "completions", "embeddings")
 #: connections to one provider at most, unless ``server.upstream_connections`` or the provider says otherwise
 MAX_CONNECTIONS = 1024
@@ -51,6 +52,37 @@ class Resilience:
 
 
 @dataclass(frozen=True)
+class TypeOptions(abc.ABC):
+    """The keys only one provider type takes. A wire format subclasses it: the subclass's fields are
+    its YAML keys, and :meth:`read` reads them (and reports their problems) from a provider's mapping."""
+
+    @classmethod
+    def keys(cls) -> frozenset[str]:
+        return frozenset(f.name for f in fields(cls))
+
+    @classmethod
+    @abc.abstractmethod
+    def read(cls, r: Reader, m: Mapping[str, Any], path: str) -> Self | None:
+        """The options of provider mapping ``m`` at ``path``; None when a problem was reported."""
+
+
+class ProviderType(Protocol):
+    """One wire format, as the config reader sees it (``providers.registry.WireFormat`` is one)."""
+
+    @property
+    def name(self) -> str:
+        """Its ``type`` in the YAML."""
+
+    @property
+    def default_base_url(self) -> str | None:
+        """None: ``base_url`` is required."""
+
+    @property
+    def options(self) -> type[TypeOptions] | None:
+        """Its own keys, if it takes any."""
+
+
+@dataclass(frozen=True)
 class ProviderConfig:
     name: str
     type: str
@@ -62,9 +94,8 @@ class ProviderConfig:
     retries: int = 0
     cooldown: Cooldown = Cooldown()
     prices: Mapping[str, Price] = field(default_factory=dict)  # upstream model name -> USD per 1M tokens
-    api_version: str | None = None  # azure: the api-version query parameter
-    deployments: Mapping[str, str] = field(default_factory=dict)  # azure: model name -> deployment name
-    default_max_tokens: int = 4096  # anthropic: max_tokens is required upstream; sent when the client omits it
+    #: the keys only its type takes, as that type read them (an adapter narrows them to its own class)
+    options: TypeOptions | None = None
     #: the size of its own connection pool: a provider that hangs cannot take another's connections
     max_connections: int = MAX_CONNECTIONS
 
@@ -98,54 +129,61 @@ def url_ok(r: Reader, url: str, path: str) -> bool:
     return True
 
 
+#: the keys every provider takes (name -> required); a type's own keys are its options' fields
+KEYS = {
+    "name": True,
+    "type": False,
+    "base_url": False,
+    "api_key": False,
+    "models": False,
+    "endpoints": False,
+    "timeouts": False,
+    "retries": False,
+    "cooldown": False,
+    "prices": False,
+    "max_connections": False,
+}
+
+
 def read_provider(
-    r: Reader, raw: Any, path: str, defaults: Resilience, max_connections: int = MAX_CONNECTIONS
+    r: Reader,
+    raw: Any,
+    path: str,
+    types: Mapping[str, ProviderType],
+    defaults: Resilience,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> ProviderConfig | None:
-    """``max_connections``: the pool size of a provider that does not set its own."""
-    keys = {
-        "name": True,
-        "type": False,
-        "base_url": False,
-        "api_key": False,
-        "models": False,
-        "endpoints": False,
-        "timeouts": False,
-        "retries": False,
-        "cooldown": False,
-        "prices": False,
-        "api_version": False,
-        "deployments": False,
-        "default_max_tokens": False,
-        "max_connections": False,
-    }
-    m = r.mapping(raw, path, keys)
+    """``types``: the wire formats known; ``max_connections``: the pool size of a provider that does not set its own."""
+    owners = _option_owners(types)
+    m = r.mapping(raw, path, {**KEYS, **dict.fromkeys(owners, False)})
     if m is None:
         return None
     name = r.name(m["name"], f"{path}.name") if "name" in m else None
     if name == "localrouter":
         r.problem(f"{path}.name", "'localrouter' is reserved")
     ptype = r.string(m.get("type", "openai"), f"{path}.type")
-    if ptype is not None and ptype not in PROVIDER_TYPES:
-        r.problem(f"{path}.type", f"unknown provider type {ptype!r} (known: {', '.join(sorted(PROVIDER_TYPES))})")
-    base_url = r.string(m["base_url"], f"{path}.base_url") if "base_url" in m else PROVIDER_TYPES.get(ptype or "")
-    if base_url is None and "base_url" not in m and ptype in PROVIDER_TYPES:
-        r.problem(f"{path}.base_url", f"required for type {ptype}")
+    known = types.get(ptype or "")
+    if ptype is not None and known is None:
+        r.problem(f"{path}.type", f"unknown provider type {ptype!r} (known: {', '.join(sorted(types))})")
+    base_url = r.string(m["base_url"], f"{path}.base_url") if "base_url" in m else None
+    if "base_url" not in m and known is not None:
+        base_url = known.default_base_url
+        if base_url is None:
+            r.problem(f"{path}.base_url", f"required for type {ptype}")
     if base_url is not None and not url_ok(r, base_url, f"{path}.base_url"):
         base_url = None
-    extra = _read_type_options(r, m, path, ptype)
-    if ptype == "azure" and "models" not in m and not extra.get("deployments"):
-        r.problem(path, "type azure needs `models` or `deployments` (Azure has no model list to discover)")
+    options = _read_type_options(r, m, path, known, owners)
     api_key = r.string(m["api_key"], f"{path}.api_key") if m.get("api_key") is not None else None
     models = r.strings(m["models"], f"{path}.models") if "models" in m else None
     endpoints = frozenset(ENDPOINTS)
     if "endpoints" in m:
 
-        def known(e: str, p: str) -> bool:
+        def known_endpoint(e: str, p: str) -> bool:
             if e not in ENDPOINTS:
                 r.problem(p, f"unknown endpoint {e!r} (known: {', '.join(ENDPOINTS)})")
             return e in ENDPOINTS
 
-        endpoints = frozenset(r.strings(m["endpoints"], f"{path}.endpoints", known))
+        endpoints = frozenset(r.strings(m["endpoints"], f"{path}.endpoints", known_endpoint))
     res = read_resilience(r, m, path, defaults)
     prices = read_prices(r, m.get("prices"), f"{path}.prices")
     if "max_connections" in m:
@@ -165,31 +203,25 @@ def read_provider(
         res.retries,
         res.cooldown,
         prices,
+        options=options,
         max_connections=max_connections,
-        **extra,
     )
 
 
-def _read_type_options(r: Reader, m: Mapping[str, Any], path: str, ptype: str | None) -> dict[str, Any]:
-    """The keys only one provider type takes."""
-    out: dict[str, Any] = {}
-    own = {"api_version": "azure", "deployments": "azure", "default_max_tokens": "anthropic"}
-    for key, owner in own.items():
-        if key in m and ptype != owner:
-            r.problem(f"{path}.{key}", f"only for type {owner}")
-    if ptype == "azure":
-        out["api_version"] = r.string(m["api_version"], f"{path}.api_version") if "api_version" in m else None
-        if "api_version" not in m:
-            r.problem(f"{path}.api_version", "required for type azure (e.g. 2024-10-21)")
-        deployments = m.get("deployments") or {}
-        if not isinstance(deployments, dict):
-            r.problem(f"{path}.deployments", "expected a mapping of model name to deployment name")
-        else:
-            out["deployments"] = {
-                str(k): v for k, v in ((k, r.string(v, f"{path}.deployments.{k}")) for k, v in deployments.items()) if v
-            }
-    if ptype == "anthropic" and "default_max_tokens" in m:
-        value = r.number(m["default_max_tokens"], f"{path}.default_max_tokens", integer=True)
-        if value is not None:
-            out["default_max_tokens"] = value
-    return {k: v for k, v in out.items() if v is not None}
+def _option_owners(types: Mapping[str, ProviderType]) -> dict[str, list[str]]:
+    """Each type-specific key, and the types that take it."""
+    owners: dict[str, list[str]] = {}
+    for t in types.values():
+        for key in sorted(t.options.keys()) if t.options else ():
+            owners.setdefault(key, []).append(t.name)
+    return owners
+
+
+def _read_type_options(
+    r: Reader, m: Mapping[str, Any], path: str, kind: ProviderType | None, owners: Mapping[str, list[str]]
+) -> TypeOptions | None:
+    """The keys only some provider types take: refused on the others, read by the provider's own type."""
+    for key, takers in owners.items():
+        if key in m and (kind is None or kind.name not in takers):
+            r.problem(f"{path}.{key}", f"only for type {', '.join(takers)}")
+    return kind.options.read(r, m, path) if kind is not None and kind.options is not None else None

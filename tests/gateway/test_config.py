@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from types import SimpleNamespace
+
 import pytest
 import yaml
 
 from gateway import config
 from gateway.config import ConfigError
+from providers.registry import TYPES
 
 GOOD = """
 server: {host: 127.0.0.1, port: 3625}
@@ -37,7 +41,7 @@ ENV = {"OPENAI_API_KEY": "sk-real-upstream-key", "ALICE_SECRET": "lr-alice-01234
 
 
 def parse(text: str, env: dict[str, str] = ENV) -> config.Config:
-    return config.parse(yaml.safe_load(text), env)
+    return config.parse(yaml.safe_load(text), env, types=TYPES)
 
 
 def problems(text: str, env: dict[str, str] = ENV) -> list[str]:
@@ -126,9 +130,9 @@ def test_load_reports_yaml_errors_and_missing_files(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("providers: [\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
-        config.load(path, ENV)
+        config.load(path, ENV, types=TYPES)
     with pytest.raises(ConfigError, match="cannot read"):
-        config.load(tmp_path / "missing.yaml", ENV)
+        config.load(tmp_path / "missing.yaml", ENV, types=TYPES)
 
 
 def test_embedded_default():
@@ -160,6 +164,7 @@ def test_example_config_is_valid():
             "GEMINI_API_KEY": "g",
             "AZURE_OPENAI_API_KEY": "z",
         },
+        types=TYPES,
     )
     assert cfg.clients and cfg.providers and cfg.strategies
     types = {p.name: p.type for p in cfg.providers}
@@ -167,7 +172,7 @@ def test_example_config_is_valid():
     by_name = {p.name: p for p in cfg.providers}
     assert by_name["claude"].base_url == "https://api.anthropic.com"
     assert by_name["local"].base_url == "http://127.0.0.1:11434"
-    assert by_name["azure"].deployments == {"gpt-4o-mini": "my-gpt-4o-mini"}
+    assert by_name["azure"].options.deployments == {"gpt-4o-mini": "my-gpt-4o-mini"}
 
 
 @pytest.mark.parametrize(
@@ -199,7 +204,7 @@ def test_example_config_is_valid():
 def test_provider_type_options(provider, problem):
     data = {"providers": [provider], "strategies": [{"name": "s"}], "clients": []}
     with pytest.raises(config.ConfigError) as err:
-        config.parse(data, {})
+        config.parse(data, {}, types=TYPES)
     assert problem in err.value.problems
 
 
@@ -209,9 +214,55 @@ def test_provider_types_default_their_base_url():
         "strategies": [{"name": "s"}],
         "clients": [],
     }
-    cfg = config.parse(data, {})
+    cfg = config.parse(data, {}, types=TYPES)
     assert [p.base_url for p in cfg.providers] == [
         "https://api.anthropic.com",
         "https://generativelanguage.googleapis.com",
         "http://127.0.0.1:11434",
+    ]
+
+
+@dataclass(frozen=True)
+class EchoOptions(config.TypeOptions):
+    voice: str = "calm"
+
+    @classmethod
+    def read(cls, r, m, path):
+        voice = r.string(m["voice"], f"{path}.voice") if "voice" in m else "calm"
+        return None if voice is None else cls(voice)
+
+
+def test_the_reader_knows_only_the_provider_types_it_is_given():
+    """A wire format passed in brings its default base_url and its own keys, checked with their paths;
+    the reader itself knows none (``providers.registry.TYPES`` is what the gateway passes)."""
+    echo = SimpleNamespace(name="echo", default_base_url="http://127.0.0.1:7", options=EchoOptions)
+    types = {**TYPES, "echo": echo}
+
+    def parse_providers(*providers, types=types):
+        return config.parse(
+            {"providers": list(providers), "strategies": [{"name": "s"}], "clients": []}, {}, types=types
+        )
+
+    cfg = parse_providers({"name": "e", "type": "echo", "voice": "loud"}, {"name": "q", "type": "echo"})
+    assert [(p.base_url, p.options) for p in cfg.providers] == [
+        ("http://127.0.0.1:7", EchoOptions("loud")),
+        ("http://127.0.0.1:7", EchoOptions()),
+    ]
+    openai = {"name": "o", "base_url": "http://x/v1", "voice": "x"}
+    for given, problem in (
+        (types, "providers[0].voice: only for type echo"),
+        (TYPES, "providers[0].voice: unknown key"),
+        (
+            {**types, "echo2": SimpleNamespace(name="echo2", default_base_url=None, options=EchoOptions)},
+            "providers[0].voice: only for type echo, echo2",
+        ),
+    ):
+        with pytest.raises(ConfigError) as err:
+            parse_providers(openai, types=given)
+        assert err.value.problems == [problem]
+    with pytest.raises(ConfigError) as err:
+        parse_providers({"name": "e", "type": "echo", "voice": ["a"]}, {"name": "z", "type": "zed"})
+    assert err.value.problems == [
+        "providers[0].voice: expected a string",
+        "providers[1].type: unknown provider type 'zed' (known: anthropic, azure, echo, gemini, ollama, openai)",
     ]

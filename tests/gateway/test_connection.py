@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from gateway.config import ConfigError, parse
+from providers.registry import TYPES
 from tests import leakcheck
 from tests.conftest import ALICE, ENV, standard_config
 from tests.procs import OUTPUTS, start_serve, stop, write_config
@@ -249,10 +250,10 @@ async def test_an_idle_keepalive_connection_outlives_the_header_timeout(tmp_path
 def test_the_timeouts_are_positive_seconds():
     data = {"providers": [], "strategies": [], "clients": [], "server": {"header_timeout": 0, "body_timeout": "soon"}}
     try:
-        parse(data, ENV)
+        parse(data, ENV, types=TYPES)
     except ConfigError as exc:
         assert "server.header_timeout: must be positive" in exc.problems
         assert "server.body_timeout: expected a number" in exc.problems
     else:
         raise AssertionError("accepted")
-    assert parse({**data, "server": {"header_timeout": 2.5}}, ENV).server.header_timeout == 2.5
+    assert parse({**data, "server": {"header_timeout": 2.5}}, ENV, types=TYPES).server.header_timeout == 2.5

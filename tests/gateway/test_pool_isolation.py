@@ -14,6 +14,7 @@ import yaml
 
 from gateway import config as gwconfig
 from gateway.keys import LIVE
+from providers.registry import TYPES
 from tests.conftest import ALICE, ENV, bearer, standard_config
 from tests.fakes.openai_upstream import Script
 
@@ -114,10 +115,10 @@ def test_max_connections_must_be_a_positive_integer(upstreams):
         data = standard_config(*upstreams)
         data["providers"][0]["max_connections"] = bad
         with pytest.raises(gwconfig.ConfigError, match=r"providers\[0\]\.max_connections"):
-            gwconfig.parse(data, ENV)
+            gwconfig.parse(data, ENV, types=TYPES)
     data = standard_config(*upstreams, server={"upstream_connections": 7})
     data["providers"][0]["max_connections"] = 3
-    cfg = gwconfig.parse(data, ENV)
+    cfg = gwconfig.parse(data, ENV, types=TYPES)
     assert [p.max_connections for p in cfg.providers] == [3, 7]
 
 

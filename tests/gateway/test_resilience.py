@@ -8,6 +8,7 @@ import time
 import pytest
 
 from gateway import config as gwconfig
+from providers.registry import TYPES
 from tests.conftest import bearer, sse_events, standard_config
 from tests.fakes.openai_upstream import Script
 
@@ -159,7 +160,7 @@ def test_server_defaults_apply_key_by_key_and_providers_override_them(upstreams)
     data["server"]["defaults"] = {"timeouts": {"connect": 3, "total": 99}, "retries": 2, "cooldown": {"failures": 7}}
     data["providers"][0]["timeouts"] = {"connect": 1}
     data["providers"][0]["retries"] = 0
-    cfg = gwconfig.parse(data, {"ALICE_SECRET": "x" * 20})
+    cfg = gwconfig.parse(data, {"ALICE_SECRET": "x" * 20}, types=TYPES)
     primary, backup = cfg.providers
     assert (primary.timeouts.connect, primary.timeouts.total, primary.timeouts.first_byte) == (1, 99, 120)
     assert primary.retries == 0 and backup.retries == 2
@@ -180,5 +181,5 @@ def test_server_defaults_apply_key_by_key_and_providers_override_them(upstreams)
 def test_bad_resilience_settings_are_config_errors(upstreams, bad, problem):
     data = with_primary(upstreams, **bad)
     with pytest.raises(gwconfig.ConfigError) as err:
-        gwconfig.parse(data, {"ALICE_SECRET": "x" * 20})
+        gwconfig.parse(data, {"ALICE_SECRET": "x" * 20}, types=TYPES)
     assert problem in err.value.problems

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from providers.registry import TYPES
 from tests.conftest import ALICE, BOB, bearer, sse_events, standard_config
 
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -145,5 +146,5 @@ def test_bad_limits_are_config_errors(upstreams, limit, problem):
     from gateway import config as gwconfig
 
     with pytest.raises(gwconfig.ConfigError) as err:
-        gwconfig.parse(limited(upstreams, limit), {"ALICE_SECRET": ALICE})
+        gwconfig.parse(limited(upstreams, limit), {"ALICE_SECRET": ALICE}, types=TYPES)
     assert any(p.startswith(problem) for p in err.value.problems), err.value.problems

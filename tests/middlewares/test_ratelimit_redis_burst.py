@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from gateway import config as gwconfig
+from providers.registry import TYPES
 from tests.conftest import ALICE, bearer, standard_config
 from tests.procs import OUTPUTS, start_serve, stop, write_config
 from tests.redisserver import RedisServer
@@ -129,7 +130,9 @@ async def test_a_request_that_waits_past_pool_timeout_is_refused_alone(upstreams
 )
 def test_pool_settings_are_checked(upstreams, state, problem):
     with pytest.raises(gwconfig.ConfigError) as err:
-        gwconfig.parse(standard_config(*upstreams, state={"backend": "redis", **state}), {"ALICE_SECRET": ALICE})
+        gwconfig.parse(
+            standard_config(*upstreams, state={"backend": "redis", **state}), {"ALICE_SECRET": ALICE}, types=TYPES
+        )
     assert problem in err.value.problems
 
 
@@ -137,7 +140,7 @@ def test_pool_settings_are_read(upstreams):
     data = standard_config(
         *upstreams, state={"backend": "redis", "max_connections": 8, "pool_timeout": 0.5, "timeout": 1}
     )
-    state = gwconfig.parse(data, {"ALICE_SECRET": ALICE}).state
+    state = gwconfig.parse(data, {"ALICE_SECRET": ALICE}, types=TYPES).state
     assert (state.max_connections, state.pool_timeout, state.timeout) == (8, 0.5, 1)
-    default = gwconfig.parse(standard_config(*upstreams), {"ALICE_SECRET": ALICE}).state
+    default = gwconfig.parse(standard_config(*upstreams), {"ALICE_SECRET": ALICE}, types=TYPES).state
     assert (default.max_connections, default.pool_timeout, default.timeout) == (50, 5, 2)

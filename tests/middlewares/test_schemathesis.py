@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from gateway import config as gwconfig
 from gateway.app import create_app
 from gateway.keys import OPENAPI
+from providers.registry import TYPES
 from tests.conftest import ALICE
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -41,6 +42,7 @@ def _config(upstream_url: str) -> gwconfig.Config:
             "logging": {"access": False},
         },
         {},
+        types=TYPES,
     )
 
 

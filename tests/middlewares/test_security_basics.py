@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from providers.registry import TYPES
 from tests.conftest import ALICE, BOB, bearer, standard_config
 from tests.procs import run, start_serve, stop, write_config
 
@@ -174,7 +175,7 @@ def test_no_secret_in_the_reprs_of_the_config(upstreams):
     from gateway.routing.router import Policy
 
     key = "a-signing-key-that-is-long-enough-0123456789"
-    cfg = gwconfig.parse(standard_config(*upstreams, auth={"signing_key": key}), {"ALICE_SECRET": ALICE})
+    cfg = gwconfig.parse(standard_config(*upstreams, auth={"signing_key": key}), {"ALICE_SECRET": ALICE}, types=TYPES)
     registry = ClientRegistry(cfg, {s.name: Policy.compile(s) for s in cfg.strategies}, TokenSigner(key.encode(), 60))
     shown = repr(cfg) + str(cfg) + repr(registry.signer) + repr(registry.identify(ALICE))
     for secret in (ALICE, BOB, key, "sk-upstream-primary-key", gwconfig.hash_secret(ALICE)):

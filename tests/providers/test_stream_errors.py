@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from gateway import config as gwconfig
+from providers import registry
 from providers.base import UpstreamInvalid
 from providers.native import StreamTranslator, TranslatingProvider
 from tests.conftest import bearer, sse_events
@@ -236,7 +237,7 @@ class _Buggy(TranslatingProvider):
 
 def ollama_config(base_url: str) -> gwconfig.ProviderConfig:
     data = config("ollama", SimpleNamespace(base_url=base_url), SimpleNamespace(base_url="http://127.0.0.1:9/v1"))
-    return gwconfig.parse(data, {}).providers[0]
+    return gwconfig.parse(data, {}, types=registry.TYPES).providers[0]
 
 
 @pytest.mark.parametrize("stream", [False, True])
