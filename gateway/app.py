@@ -12,9 +12,9 @@ from typing import IO
 from aiohttp import web
 
 from gateway.api import openapi
-from gateway.api.routes import ROUTES
+from gateway.api.routes import ROUTES, Table
 from gateway.config import Config
-from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, SHUTDOWN, STARTED_AT
+from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, ROUTE_TABLE, SHUTDOWN, STARTED_AT
 from gateway.observability.observer import Observer
 from gateway.runtime import Live
 from gateway.shutdown import Shutdown
@@ -36,12 +36,12 @@ def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Appli
     app[OBSERVER] = Observer(config, access_out)
     app[STARTED_AT] = time.time()
     app[SHUTDOWN] = Shutdown()
-    routes = ROUTES
-    for method, path, handler in routes:
-        app.router.add_route(method, path, handler)
+    table = app[ROUTE_TABLE] = Table()
+    for route in ROUTES:
+        table[app.router.add_route(route.method, route.path, route.handler)] = route
     app[OPENAPI] = openapi.build(app)  # documents the root paths; /v1 mirrors them
-    for method, path, handler in routes:
-        app.router.add_route(method, PREFIXES[1] + path, handler)
+    for route in ROUTES:
+        table[app.router.add_route(route.method, PREFIXES[1] + route.path, route.handler)] = route
     app.on_response_prepare.append(response_headers)
     app.cleanup_ctx.append(_upstreams)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from gateway.config import Config
@@ -11,20 +13,21 @@ from gateway.routing.router import Principal, Target
 from gateway.runtime import Live, Runtime
 from gateway.shutdown import Shutdown
 
+if TYPE_CHECKING:  # types only: the route table is the API's, below which the keys sit
+    from gateway.api.routes import Route, Table
+
 CONFIG = web.AppKey("config", Config)  # the config the app was created with (socket, body limit)
 STARTED_AT = web.AppKey("started_at", float)
 LIVE = web.AppKey("live", Live)
 OPENAPI = web.AppKey("openapi", bytes)
 OBSERVER = web.AppKey("observer", Observer)
 SHUTDOWN = web.AppKey("shutdown", Shutdown)  # the process's graceful end, as requests see it
+ROUTE_TABLE: web.AppKey[Table] = web.AppKey("route_table")  # each route aiohttp matches -> its Route
 
+ROUTE: web.RequestKey[Route] = web.RequestKey("route")  # the endpoint this request reached, found once
 EXCHANGE = web.RequestKey("exchange", Exchange)  # what is known about this request, for logs and metrics
 RUNTIME = web.RequestKey("runtime", Runtime)  # the runtime this request started on
 PRINCIPAL = web.RequestKey("principal", Principal)
 BODY = web.RequestKey("body", dict)
 CHAIN = web.RequestKey("chain", tuple[Target, ...])
 RATE_HEADERS = web.RequestKey("rate_headers", dict)  # x-ratelimit-* for the answer
-
-# Handlers say what the middlewares owe them through attributes set in gateway.api.endpoints.
-PUBLIC_ATTR = "__localrouter_public__"
-ENDPOINT_ATTR = "__localrouter_endpoint__"

@@ -1,2 +1,3 @@
-"""The request middlewares, outermost first: observe -> errors -> gate (security -> auth -> rate limit ->
-permissions, as plain checks)."""
+"""The request middlewares, outermost first: observe (finds the request's Route in the route table, once)
+-> errors -> gate (pin the runtime -> security -> auth -> rate limit -> body -> permissions, as plain
+checks)."""

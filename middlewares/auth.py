@@ -1,8 +1,5 @@
-"""Authentication: who is calling. It identifies; it does not authorize.
-
-It also pins the request to the runtime (config) that is live when it arrives, so a reload never
-changes the rules under a request in flight.
-"""
+"""Authentication: who is calling. It identifies; it does not authorize. The clients it knows are those
+of the runtime the gate pinned the request to."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ from multidict import istr
 
 from gateway.auth.clients import INTERNAL_TEST_TOKEN
 from gateway.errors import AuthenticationFailed
-from gateway.keys import LIVE, PRINCIPAL, PUBLIC_ATTR, RUNTIME
+from gateway.keys import PRINCIPAL, ROUTE, RUNTIME
 from gateway.routing.router import Principal
 from gateway.runtime import Runtime
 
@@ -51,11 +48,10 @@ def _internal_test(request: web.Request, runtime: Runtime) -> Principal:
 
 
 def identify(request: web.Request) -> None:
-    """Pin the live runtime, and store who is calling (unless the endpoint is public)."""
-    runtime = request[RUNTIME] = request.app[LIVE].current
-    match = request.match_info
-    if match.http_exception is not None or getattr(match.handler, PUBLIC_ATTR, False):
+    """Store who is calling (unless the endpoint is public, or the request matched none)."""
+    if request[ROUTE].public:
         return
+    runtime = request[RUNTIME]
     token = _token(request)
     if token == INTERNAL_TEST_TOKEN:
         principal = _internal_test(request, runtime)

@@ -1,6 +1,11 @@
-"""The checks a request passes before its handler, in order: security (host, CORS preflight) -> auth
-(who) -> rate limit (how much) -> permissions (which model); the last two only for the inference
-endpoints.
+"""The checks a request passes before its handler, in order: pin the runtime (first: every later step,
+the handler included, reads that one, so a reload never changes the rules under a request in flight) ->
+security (host, CORS preflight) -> auth (who) -> rate limit (how much) -> body (the JSON object, read
+once) -> permissions (which model); the last three only for the inference endpoints. The request's
+Route (found once by ``observe``) says which endpoints those are and which need no secret.
+
+Rate limiting comes before the body is read, so a request counts against its client's budget even when
+its body is then refused.
 
 Each check is a plain function in its own module that either stores what it found on the request or
 raises the error answer; none of them wraps the handler, so one middleware runs them all. Four
@@ -14,21 +19,22 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.keys import ENDPOINT_ATTR, RUNTIME
-from middlewares import auth, permissions, rate_limit, security
+from gateway.keys import LIVE, ROUTE, RUNTIME
+from middlewares import auth, body, permissions, rate_limit, security
 
 
 @web.middleware
 async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    runtime = request[RUNTIME] = request.app[LIVE].current
     preflight = security.screen(request)
     if preflight is not None:
         return preflight
     auth.identify(request)
-    runtime = request[RUNTIME]
     runtime.started()  # its connection pools stay open until the request is over
     try:
-        if getattr(request.match_info.handler, ENDPOINT_ATTR, None) is not None:  # an inference endpoint
+        if request[ROUTE].inference:
             await rate_limit.admit(request)
+            await body.read(request)
             await permissions.resolve(request)
         return await handler(request)
     finally:

@@ -1,5 +1,5 @@
-"""The outermost layer: give every request an id, time it, and account for it once it is answered
-(metrics, access log line, usage record), whatever the answer was."""
+"""The outermost layer: find the request's Route (once, for every layer), give the request an id, time it,
+and account for it once it is answered (metrics, access log line, usage record), whatever the answer was."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.keys import BODY, EXCHANGE, OBSERVER, PRINCIPAL
+from gateway.keys import BODY, EXCHANGE, OBSERVER, PRINCIPAL, ROUTE, ROUTE_TABLE
 from gateway.observability import exchange as ex
 from middlewares.errors import CLIENT_CLOSED
 
@@ -16,7 +16,8 @@ from middlewares.errors import CLIENT_CLOSED
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     observer = request.app[OBSERVER]
-    x = request[EXCHANGE] = ex.start(request, observer.trusted)
+    route = request[ROUTE] = request.app[ROUTE_TABLE][request.match_info.route]
+    x = request[EXCHANGE] = ex.start(request, observer.trusted, route.endpoint, route.inference)
     try:
         response = await handler(request)  # its X-Request-ID header is set as it is sent (security)
         x.status = response.status

@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 
 from gateway.errors import InvalidRequest
-from gateway.keys import EXCHANGE, LIVE, RATE_HEADERS, SHUTDOWN
+from gateway.keys import EXCHANGE, LIVE, RATE_HEADERS, RUNTIME, SHUTDOWN
 
 _ALLOW_METHODS = "GET, POST, OPTIONS"
 _ALLOW_HEADERS = "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, X-Request-ID, X-Stainless-*"
@@ -36,7 +36,7 @@ def _allowed_origin(request: web.Request, origins: tuple[str, ...]) -> str | Non
 
 def screen(request: web.Request) -> web.Response | None:
     """Refuse a host not allowed; answer a CORS preflight (the response), else None."""
-    server = request.app[LIVE].current.config.server
+    server = request[RUNTIME].config.server
     if server.allowed_hosts and not _host_allowed(request, server.allowed_hosts):
         raise InvalidRequest("This gateway does not answer for the host named in the request.", code="host_not_allowed")
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:

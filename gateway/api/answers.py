@@ -1,18 +1,14 @@
-"""What every endpoint module shares: JSON answers, their OpenAPI documentation, and the markers the
-middlewares read (a public endpoint; an inference endpoint, whose body the permission check parses)."""
+"""What every endpoint module shares: JSON answers and their OpenAPI documentation. (What the middlewares
+owe an endpoint is in the route table, gateway.api.routes.)"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
 from gateway import jsonx
 from gateway.api import schemas
-from gateway.keys import ENDPOINT_ATTR, PUBLIC_ATTR
-
-H = TypeVar("H", bound=Callable[..., Any])
 
 ERRORS = {
     400: "The request is malformed, or the upstream rejected it",
@@ -26,22 +22,6 @@ ERRORS = {
     503: "Every target in the fallback chain failed",
 }
 AUTH: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-
-
-def public(handler: H) -> H:
-    """No client secret needed."""
-    setattr(handler, PUBLIC_ATTR, True)
-    return handler
-
-
-def inference(endpoint: str) -> Callable[[H], H]:
-    """The permission filter parses the body and resolves its model for this handler."""
-
-    def mark(handler: H) -> H:
-        setattr(handler, ENDPOINT_ATTR, endpoint)
-        return handler
-
-    return mark
 
 
 def error_docs(*statuses: int) -> dict[int, dict[str, Any]]:

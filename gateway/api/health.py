@@ -11,7 +11,7 @@ from aiohttp_apigami import docs, response_schema
 
 from gateway import __version__
 from gateway.api import schemas
-from gateway.api.answers import json_answer, public
+from gateway.api.answers import json_answer
 from gateway.errors import InvalidRequest
 from gateway.keys import LIVE, RUNTIME, SHUTDOWN, STARTED_AT
 
@@ -34,7 +34,6 @@ _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 @response_schema(schemas.HealthSchema, 200)
 @response_schema(schemas.ErrorSchema, 400, description="An unknown value of `detail`")
 @response_schema(schemas.HealthSchema, 503, description="Draining: shutting down, take it out of rotation")
-@public
 async def health(request: web.Request) -> web.Response:
     runtime = request[RUNTIME]
     state = request.app[LIVE].state.health()

@@ -12,7 +12,7 @@ from multidict import istr
 from gateway import jsonx
 from gateway.api import events as sse
 from gateway.api import schemas
-from gateway.api.answers import AUTH, error_docs, inference
+from gateway.api.answers import AUTH, error_docs
 from gateway.api.validation import validate
 from gateway.config import AUTO_MODEL
 from gateway.errors import InvalidRequest
@@ -111,7 +111,6 @@ def _served_headers(served: fallback.Served[Any]) -> dict[str, str]:
 )
 @request_schema(schemas.ChatCompletionRequestSchema, required=True)
 @response_schema(schemas.ChatCompletionSchema, 200)
-@inference("chat")
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await _forward(request, "chat")
 
@@ -126,7 +125,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 )
 @request_schema(schemas.CompletionRequestSchema, required=True)
 @response_schema(schemas.CompletionSchema, 200)
-@inference("completions")
 async def completions(request: web.Request) -> web.StreamResponse:
     return await _forward(request, "completions")
 
@@ -139,6 +137,5 @@ async def completions(request: web.Request) -> web.StreamResponse:
 )
 @request_schema(schemas.EmbeddingRequestSchema, required=True)
 @response_schema(schemas.EmbeddingListSchema, 200)
-@inference("embeddings")
 async def embeddings(request: web.Request) -> web.StreamResponse:
     return await _forward(request, "embeddings")

@@ -7,7 +7,6 @@ import hmac
 from aiohttp import web
 from aiohttp_apigami import docs
 
-from gateway.api.answers import public
 from gateway.errors import AuthenticationFailed, NotFound
 from gateway.keys import OBSERVER, RUNTIME
 
@@ -21,7 +20,6 @@ from gateway.keys import OBSERVER, RUNTIME
         404: {"description": "Metrics are turned off"},
     },
 )
-@public
 async def metrics(request: web.Request) -> web.Response:
     observer = request.app[OBSERVER]
     if observer.metrics is None:

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp_apigami import docs
 
 from gateway import jsonx
-from gateway.keys import LIVE, PUBLIC_ATTR, RUNTIME
+from gateway.keys import LIVE, RUNTIME
 from gateway.limits.windows import Check, State, StateUnavailable
 
 log = logging.getLogger("localrouter.oauth")
@@ -200,6 +200,3 @@ async def token(request: web.Request) -> web.Response:
         return await _grant(request)
     except OAuthError as err:
         return err.response()
-
-
-setattr(token, PUBLIC_ATTR, True)

@@ -9,7 +9,6 @@ from aiohttp import web
 from aiohttp_apigami import AiohttpApiSpec, OpenApiVersion, docs
 
 from gateway import __version__, jsonx
-from gateway.api.answers import public
 from gateway.keys import OPENAPI
 
 DESCRIPTION = (
@@ -80,6 +79,5 @@ def _complete(operation: dict[str, Any]) -> None:
     summary="This OpenAPI 3.0 document (no authentication)",
     responses={200: {"description": "The OpenAPI 3.0 document"}},
 )
-@public
 async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json")

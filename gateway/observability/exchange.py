@@ -17,17 +17,6 @@ if TYPE_CHECKING:  # a type only: routing records into an exchange, not the othe
     from gateway.routing.router import Target
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-ENDPOINTS = {
-    "/chat/completions": "chat",
-    "/completions": "completions",
-    "/embeddings": "embeddings",
-    "/models": "models",
-    "/health": "health",
-    "/oauth/token": "oauth",
-    "/metrics": "metrics",
-    "/generation": "generation",
-    "/openapi.json": "openapi",
-}
 
 
 @dataclass(slots=True)
@@ -37,7 +26,8 @@ class Exchange:
     wall: float  # time.time()
     method: str
     path: str
-    endpoint: str  # a bounded label: chat, completions, embeddings, models, ..., other
+    endpoint: str  # the route's label (gateway.api.routes), bounded: chat, completions, ..., other
+    inference: bool  # the route is an inference endpoint: its time, tokens and cost are measured
     remote: str
     client: str | None = None
     model_requested: str | None = None
@@ -57,14 +47,6 @@ class Exchange:
 
     def since_start(self) -> float:
         return time.perf_counter() - self.started
-
-
-def endpoint_of(path: str) -> str:
-    path = path.removeprefix("/v1") or "/"
-    found = ENDPOINTS.get(path)
-    if found is None:  # GET /models/{id}: ids are unbounded, the label is not
-        return "models" if path.startswith("/models/") else "other"
-    return found
 
 
 def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
@@ -105,7 +87,12 @@ def request_id(request: web.Request, trusted_peer: bool) -> str:
     return new_id()
 
 
-def start(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Exchange:
+def start(
+    request: web.Request,
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+    endpoint: str,
+    inference: bool,
+) -> Exchange:
     peer_trusted = bool(trusted) and _in(request.remote or "", trusted)
     if not trusted:  # the common case, kept short: the peer is the client
         return Exchange(
@@ -114,7 +101,8 @@ def start(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress
             time.time(),
             request.method,
             request.path,
-            endpoint_of(request.path),
+            endpoint,
+            inference,
             request.remote or "",
         )
     return Exchange(
@@ -123,6 +111,7 @@ def start(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress
         time.time(),
         request.method,
         request.path,
-        endpoint_of(request.path),
+        endpoint,
+        inference,
         client_address(request, trusted),
     )

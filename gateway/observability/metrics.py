@@ -36,7 +36,6 @@ log = logging.getLogger("localrouter.metrics")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
-INFERENCE = frozenset({"chat", "completions", "embeddings"})
 SNAPSHOT_INTERVAL = 1.0  # seconds between a worker's snapshots
 
 Cell = list[float]  # a counter or gauge: [value]; a histogram: [count per bucket..., count above all, sum]
@@ -136,7 +135,8 @@ class Metrics:
         return cell
 
     def _bundle(self, x: Exchange) -> tuple[Cell, ...]:
-        """The cells one kind of request updates, looked up once per kind (one dict lookup per request)."""
+        """The cells one kind of request updates, looked up once per kind (one dict lookup per request).
+        (The endpoint label says whether the request is an inference one: the key need not.)"""
         key = (x.endpoint, x.status, x.client, x.target, x.stream)
         bundle = self._bundles.get(key)
         if bundle is None:
@@ -144,7 +144,7 @@ class Metrics:
             model = x.target.id if x.target else "none"
             provider = x.target.provider if x.target else "none"
             requests = self.cell(REQUESTS, x.endpoint, str(x.status), client, model, provider)
-            if x.endpoint not in INFERENCE:
+            if not x.inference:
                 bundle = (requests,)
             else:
                 bundle = (

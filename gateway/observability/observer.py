@@ -8,7 +8,7 @@ import logging
 from gateway.config import Config
 from gateway.observability.accesslog import AccessLog, line
 from gateway.observability.exchange import Exchange
-from gateway.observability.metrics import INFERENCE, Metrics
+from gateway.observability.metrics import Metrics
 from gateway.observability.usage import SQLiteStore, UsageRecord, UsageWriter
 
 log = logging.getLogger("localrouter.observe")
@@ -38,7 +38,7 @@ class Observer:
                 self.metrics.observe(x)
             if self.access is not None:
                 self.access.write(line(x, self.bodies))
-            if self.usage is not None and x.endpoint in INFERENCE and x.client is not None:
+            if self.usage is not None and x.inference and x.client is not None:
                 self.usage.add(record_of(x))
         except Exception:  # the answer is already out: an accounting bug must not become a 500
             log.exception("could not account for request %s", x.id)
