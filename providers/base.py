@@ -1,11 +1,12 @@
 """The provider adapter interface. An adapter turns an OpenAI-shaped request body into its upstream's
 wire format and the answer back into the OpenAI shape; the failures it may raise are in
-:mod:`providers.failures` (re-exported here)."""
+:mod:`providers.failures` (re-exported here). Streams are read by one loop for every adapter
+(:meth:`Provider.infer_stream`): an adapter says how to ask for its stream and how to read one event."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from providers.failures import (
     redact,
     stream_error,
 )
+from providers.transport import http, sse
 from providers.transport.deadlines import Deadlines
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "StreamBatch",
+    "StreamParser",
     "UpstreamInvalid",
     "UpstreamRateLimited",
     "UpstreamRejected",
@@ -43,8 +46,6 @@ __all__ = [
     "stream_error",
 ]
 
-#: the longest reason a failure carries out of an adapter (an upstream's message can be any length)
-
 
 @dataclass(slots=True)
 class StreamBatch:
@@ -52,6 +53,23 @@ class StreamBatch:
 
     chunks: list[dict[str, Any]]
     done: bool = False
+
+
+class StreamParser(abc.ABC):
+    """One upstream stream's state: each event's data in, the OpenAI chunks it stands for out."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def take(self, data: bytes, out: list[dict[str, Any]]) -> bool:
+        """Append the chunks of one event's ``data`` to ``out``; True at the upstream's end of the answer
+        (nothing after it is read). Raise :class:`ProviderError` for an error event or a malformed one,
+        where the part at fault is read; anything else it raises is a bug of the gateway's."""
+
+    def end(self) -> list[dict[str, Any]]:
+        """The chunks that close the answer when the upstream's body ends before :meth:`take` said so.
+        By default that stream was cut short. A format without an end event overrides this."""
+        raise UpstreamInvalid("stream ended before its end event")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +100,8 @@ class Provider(abc.ABC):
 
     #: endpoints this wire format can serve at all; the config may narrow them further
     capabilities: frozenset[str] = frozenset()
+    #: how the upstream frames its stream: "sse" (Server-Sent Events) or "ndjson" (a JSON object a line)
+    stream_format = "sse"
 
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         self.config = config
@@ -116,9 +136,56 @@ class Provider(abc.ABC):
         """One OpenAI-shaped answer for ``body`` sent to the upstream's ``model``."""
 
     @abc.abstractmethod
-    def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
+    def stream_request(self, endpoint: str, body: dict[str, Any], model: str) -> tuple[str, bytes, Mapping[str, str]]:
+        """The URL, body and headers that ask the upstream's ``model`` for ``body``'s answer as a stream;
+        raises :class:`UpstreamRejected` (400) for what the upstream cannot honour."""
+
+    @abc.abstractmethod
+    def stream_parser(self, model: str) -> StreamParser:
+        """The parser for one stream of ``model`` (one that keeps no state may serve every stream)."""
+
+    async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncGenerator[StreamBatch, None]:
         """The answer as batches of chunks, one per upstream read, so the relay writes once per read.
 
         Raises before the first batch if the upstream fails early; the last batch says ``done``,
-        and a stream that ends without finishing raises instead of just stopping.
+        and a stream that ends without finishing raises instead of just stopping. A failure leaves with
+        the upstream's credential scrubbed from it.
         """
+        url, payload, headers = self.stream_request(endpoint, body, model)
+        resp, ends_at = await http.send(self, url, payload, headers)
+        reader = (sse.EventReader if self.stream_format == "sse" else sse.LineReader)(
+            resp, self.config.timeouts.idle, ends_at
+        )
+        try:
+            await http.check_status(resp, self.secret)
+            ctype = resp.content_type
+            if self.stream_format == "sse" and ctype != "text/event-stream":  # NDJSON comes under several names
+                raise UpstreamInvalid(f"expected an event stream, got {ctype or 'no content type'}")
+            parser = self.stream_parser(model)
+            while (events := await reader.batch()) is not None:
+                batch, failure = _batch(parser, events)
+                if batch.chunks or batch.done:
+                    yield batch  # what arrived intact goes out before any failure behind it
+                if failure is not None:
+                    raise self.scrubbed(failure)
+                if batch.done:
+                    return
+            last = parser.end()
+        finally:
+            reader.close()
+            resp.release()
+        yield StreamBatch(last, done=True)
+
+
+def _batch(parser: StreamParser, events: list[bytes]) -> tuple[StreamBatch, ProviderError | None]:
+    """The chunks of one read up to the end of the answer or the first bad event, and the failure if any."""
+    batch = StreamBatch([])
+    chunks = batch.chunks
+    for data in events:
+        try:
+            if parser.take(data, chunks):
+                batch.done = True
+                break
+        except ProviderError as exc:  # an error event, or a malformed one (read where it is parsed)
+            return batch, exc
+    return batch, None

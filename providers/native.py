@@ -1,21 +1,22 @@
 """The frame of every adapter whose upstream speaks its own wire format (Anthropic, Gemini, Ollama):
-send, classify failures, and turn answers and streams into OpenAI's shapes. A subclass says only how
-to build its request and how to read its answers."""
+send, classify failures, and turn answers and stream events into OpenAI's shapes. A subclass says only
+how to build its request and how to read its answers and events; the stream loop is every adapter's
+(:meth:`providers.base.Provider.infer_stream`)."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from typing import Any
 
 from gateway import jsonx
 from providers import openai_shapes as tr
-from providers.base import Provider, ProviderError, StreamBatch, UpstreamInvalid
-from providers.transport import http, sse
+from providers.base import Provider, ProviderError, StreamParser, UpstreamInvalid
+from providers.transport import http
 
 
-class StreamTranslator(abc.ABC):
-    """One stream's state: each upstream event in, the OpenAI chunks it stands for out."""
+class StreamTranslator(StreamParser):
+    """One stream's state: each upstream event, a JSON object, in; the OpenAI chunks it stands for out."""
 
     done = False
 
@@ -25,16 +26,12 @@ class StreamTranslator(abc.ABC):
         event the format requires that is missing or of the wrong type (see ``providers.openai_shapes``'s
         readers); set ``done`` at the upstream's end. Anything else it raises is a bug of the gateway's."""
 
-    def end(self) -> list[dict[str, Any]]:
-        """The chunks that close the answer when the upstream's stream ends before ``done`` was set.
-        By default that stream was cut short. A format without an end event overrides this."""
-        raise UpstreamInvalid("stream ended before its end event")
+    def take(self, data: bytes, out: list[dict[str, Any]]) -> bool:
+        out += self.feed(_event(data))
+        return self.done
 
 
 class TranslatingProvider(Provider):
-    #: "sse" or "ndjson"
-    stream_format = "sse"
-
     @abc.abstractmethod
     def headers(self) -> dict[str, str]: ...
 
@@ -65,40 +62,12 @@ class TranslatingProvider(Provider):
             return tr.base64_embeddings(answer)
         return answer
 
-    async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
+    def stream_request(self, endpoint: str, body: dict[str, Any], model: str) -> tuple[str, bytes, Mapping[str, str]]:
         payload = jsonx.dumps(self.payload(endpoint, body, model, True))
-        resp, ends_at = await http.send(self, self.url(endpoint, model, True, body), payload, self.headers())
-        reader = (sse.EventReader if self.stream_format == "sse" else sse.LineReader)(
-            resp, self.config.timeouts.idle, ends_at
-        )
-        try:
-            await http.check_status(resp, self.secret)
-            ctype = resp.content_type
-            if self.stream_format == "sse" and ctype != "text/event-stream":  # NDJSON comes under several names
-                raise UpstreamInvalid(f"expected an event stream, got {ctype or 'no content type'}")
-            translator = self.translator(model)
-            while (events := await reader.batch()) is not None:
-                chunks: list[dict[str, Any]] = []
-                failure: ProviderError | None = None
-                for data in events:
-                    try:
-                        chunks.extend(translator.feed(_event(data)))
-                    except ProviderError as exc:  # an error event, or a malformed one (read where it is parsed)
-                        failure = exc
-                        break
-                    if translator.done:
-                        break
-                if chunks or translator.done:
-                    yield StreamBatch(chunks, done=translator.done and failure is None)
-                if failure is not None:
-                    raise self.scrubbed(failure)
-                if translator.done:
-                    return
-            last = translator.end()
-        finally:
-            reader.close()
-            resp.release()
-        yield StreamBatch(last, done=True)
+        return self.url(endpoint, model, True, body), payload, self.headers()
+
+    def stream_parser(self, model: str) -> StreamParser:
+        return self.translator(model)
 
 
 def _event(data: bytes) -> dict[str, Any]:

@@ -5,7 +5,7 @@ The request passes through unchanged except for ``model``; streams ask for the u
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -13,8 +13,8 @@ from aiohttp import hdrs
 
 from gateway import jsonx
 from gateway.config import ProviderConfig
-from providers.base import ModelInfo, Provider, ProviderError, StreamBatch, UpstreamInvalid, WireFormat, stream_error
-from providers.transport import http, sse
+from providers.base import ModelInfo, Provider, StreamParser, UpstreamInvalid, WireFormat, stream_error
+from providers.transport import http
 from providers.transport.listing import get_json
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
@@ -49,59 +49,45 @@ class OpenAICompatProvider(Provider):
             raise UpstreamInvalid(f"response has no '{RESULT_KEY[endpoint]}' array")
         return jsonx.answer(doc, raw)
 
-    async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncIterator[StreamBatch]:
+    def stream_request(self, endpoint: str, body: dict[str, Any], model: str) -> tuple[str, bytes, Mapping[str, str]]:
         options = body.get("stream_options")
         options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
         payload = {**body, "model": model, "stream": True, "stream_options": options}
-        resp, ends_at = await http.send(self, self._url(endpoint, model), jsonx.dumps(payload), self._headers)
-        reader = sse.EventReader(resp, self.config.timeouts.idle, ends_at)
-        try:
-            await http.check_status(resp, self.secret)
-            if resp.content_type != "text/event-stream":
-                raise UpstreamInvalid(f"expected an event stream, got {resp.content_type or 'no content type'}")
-            while (events := await reader.batch()) is not None:
-                batch, failure = _batch(events)
-                if batch.chunks or batch.done:
-                    yield batch  # what arrived intact goes out before any failure behind it
-                if failure is not None:
-                    raise self.scrubbed(failure)
-                if batch.done:
-                    return
-        finally:
-            reader.close()
-            resp.release()
-        raise UpstreamInvalid("stream ended without [DONE]")
+        return self._url(endpoint, model), jsonx.dumps(payload), self._headers
+
+    def stream_parser(self, model: str) -> StreamParser:
+        return CHUNKS
 
     def _url(self, endpoint: str, model: str) -> str:
         return self._urls[endpoint]
 
 
+class _Chunks(StreamParser):
+    """OpenAI's own chunks, each event one, passed on as they are; the answer ends at ``[DONE]``."""
+
+    __slots__ = ()
+
+    def take(self, data: bytes, out: list[dict[str, Any]]) -> bool:
+        if data == b"[DONE]":
+            return True
+        try:
+            chunk = jsonx.loads(data)
+        except ValueError:
+            raise UpstreamInvalid("malformed stream chunk") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamInvalid("malformed stream chunk")
+        if chunk.get("error"):
+            err = chunk["error"]
+            raise stream_error(err.get("message") if isinstance(err, dict) else err)
+        out.append(chunk)
+        return False
+
+    def end(self) -> list[dict[str, Any]]:
+        raise UpstreamInvalid("stream ended without [DONE]")
+
+
+CHUNKS = _Chunks()  # it keeps no state: one serves every stream
+
+
 #: no default base_url: there is no one OpenAI-compatible server
 WIRE_FORMAT = WireFormat("openai", OpenAICompatProvider)
-
-
-def _batch(events: list[bytes]) -> tuple[StreamBatch, ProviderError | None]:
-    """The chunks of one read up to ``[DONE]`` or the first bad event, and the failure if any."""
-    batch = StreamBatch([])
-    for data in events:
-        if data == b"[DONE]":
-            batch.done = True
-            break
-        try:
-            batch.chunks.append(_chunk(data))
-        except ProviderError as exc:
-            return batch, exc
-    return batch, None
-
-
-def _chunk(data: bytes) -> dict[str, Any]:
-    try:
-        chunk = jsonx.loads(data)
-    except ValueError:
-        raise UpstreamInvalid("malformed stream chunk") from None
-    if not isinstance(chunk, dict):
-        raise UpstreamInvalid("malformed stream chunk")
-    if chunk.get("error"):
-        err = chunk["error"]
-        raise stream_error(err.get("message") if isinstance(err, dict) else err)
-    return chunk

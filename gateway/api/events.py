@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -13,8 +12,7 @@ from multidict import istr
 from gateway import jsonx
 from gateway.errors import GatewayError, InternalError, ServerShuttingDown, UpstreamInvalidResponse
 from gateway.keys import SHUTDOWN
-from gateway.routing.breaker import Verdict
-from gateway.routing.router import Target
+from gateway.routing.stream import Stream
 from providers.base import ProviderError, StreamBatch
 
 log = logging.getLogger("localrouter.sse")
@@ -49,142 +47,72 @@ def _first(chunk: dict[str, Any]) -> dict[str, Any]:
     return chunk
 
 
-class Outcome:
-    """One relayed stream's usage and failure, for its handler; and where its usage chunk goes.
-
-    The gateway always asks upstreams for the usage chunk, which OpenAI sends last, with no choices.
-    A client that asked for it too (``usage_apart``: ``stream_options.include_usage``) gets it so. For
-    any other, the usage rides on the last chunk that has choices (the finish_reason one), because a
-    chunk without choices breaks the common ``chunk.choices[0]`` loop: from the first finish_reason on,
-    the last chunk of a batch with choices waits for the next batch (the usage chunk may come in a
-    later read) to learn whether it is the last. Content before the finish is never held back. A usage
-    chunk with no such chunk before it is only accounted for.
-    """
-
-    __slots__ = ("usage_apart", "usage", "error_code", "_held", "_finished")
-
-    def __init__(self, usage_apart: bool) -> None:
-        self.usage_apart = usage_apart
-        self.usage: dict[str, Any] | None = None
-        self.error_code: str | None = None  # the code of the error event that ended it, if one did
-        self._held: dict[str, Any] | None = None
-        self._finished = False
-
-    def place(self, chunks: list[dict[str, Any]], done: bool) -> list[dict[str, Any]]:
-        """The chunks of a batch to send now. Only a batch's end is looked at: the usage chunk comes
-        last in its batch, and the chunk to hold is the last one with choices."""
-        if self.usage_apart:
-            return chunks
-        usage = None
-        if chunks and chunks[-1].get("choices") == [] and "usage" in chunks[-1]:
-            usage, chunks = chunks[-1]["usage"], chunks[:-1]
-        if chunks:  # anything after the chunk held: it was not the last
-            if self._held is not None:
-                chunks = [self._held, *chunks]
-                self._held = None
-            choices = chunks[-1].get("choices")
-            if choices and (self._finished or _finishes(choices)):
-                self._finished, self._held, chunks = True, chunks[-1], chunks[:-1]
-        if usage is not None and self._held is not None:
-            self._held["usage"] = usage
-        return chunks + self.held() if done else chunks
-
-    def held(self) -> list[dict[str, Any]]:
-        """The chunk still waiting, if any, to send before the stream ends."""
-        chunk, self._held = self._held, None
-        return [chunk] if chunk is not None else []
-
-
-def _finishes(choices: Any) -> bool:
-    for choice in choices:
-        if isinstance(choice, dict) and choice.get("finish_reason"):
-            return True
-    return False
-
-
 def _events(chunks: list[dict[str, Any]]) -> bytes:
     return b"data: " + b"\n\ndata: ".join(jsonx.dumps_all(chunks)) + b"\n\n" if chunks else b""
 
 
-def _encode(batch: StreamBatch, model: str, seen: Outcome) -> bytes:
+def _encode(batch: StreamBatch, model: str, stream: Stream) -> bytes:
     for chunk in batch.chunks:
         chunk["model"] = model
         if chunk.get("usage"):
-            seen.usage = chunk["usage"]
-    data = _events(seen.place(batch.chunks, batch.done))
+            stream.usage = chunk["usage"]
+    data = _events(stream.place(batch.chunks, batch.done))
     return data + DONE if batch.done else data
 
 
-async def relay(
-    request: web.Request,
-    target: Target,
-    first: StreamBatch,
-    rest: AsyncIterator[StreamBatch],
-    chat: bool,
-    headers: dict[str, str],
-    verdict: Verdict,
-    seen: Outcome,
-) -> web.StreamResponse:
-    """Send the ``first`` batch and every later one, ``model`` set to the target that served them;
-    ``seen`` places the usage and learns it.
+async def relay(request: web.Request, stream: Stream, headers: dict[str, str]) -> web.StreamResponse:
+    """Send the ``stream``'s first batch and every later one, ``model`` set to the target that served
+    them, with ``headers`` besides the event stream's own; the stream places the usage and learns it.
 
     After the first byte a failure can no longer change the status: it becomes one final error
     event, then ``[DONE]``, and the stream ends cleanly (and counts against the target's health);
-    ``seen.error_code`` is that event's code.
+    ``stream.error_code`` is that event's code.
     """
     resp = EventStreamResponse(headers={**HEADERS, **headers})
-    judged = False
+    model = stream.target.id
     try:
         await resp.prepare(request)
-        if chat and first.chunks:
-            _first(first.chunks[0])
-        await _send(resp, first, target.id, seen)
-        async for batch in rest:
-            await _send(resp, batch, target.id, seen)
-        verdict.succeeded()
-        judged = True
+        if stream.endpoint == "chat" and stream.first.chunks:
+            _first(stream.first.chunks[0])
+        await _send(resp, stream.first, model, stream)
+        async for batch in stream.rest:
+            await _send(resp, batch, model, stream)
+        stream.succeeded()
     except ProviderError as exc:
-        log.warning("stream from %s failed mid-way: %s", target.id, exc.reason)
-        verdict.failed()
-        judged = True
+        log.warning("stream from %s failed mid-way: %s", model, exc.reason)
+        stream.failed()
         await _end_with(
             resp,
-            UpstreamInvalidResponse(
-                f"The stream from {target.id} failed mid-way: {exc.reason}", code="stream_interrupted"
-            ),
-            seen,
+            UpstreamInvalidResponse(f"The stream from {model} failed mid-way: {exc.reason}", code="stream_interrupted"),
+            stream,
         )
     except ConnectionError:
-        log.info("client went away during a stream from %s", target.id)
+        log.info("client went away during a stream from %s", model)
     except asyncio.CancelledError:
         if not request.app[SHUTDOWN].over:  # the client went away and aiohttp cancelled the handler
             raise
         # the shutdown's deadline (gateway.shutdown): the stream ends in words, and the handler returns
         err = ServerShuttingDown("The server is shutting down; the stream was ended before it finished.")
-        await _end_with(resp, err, seen)
+        await _end_with(resp, err, stream)
     except Exception:
-        log.exception("unhandled error during a stream from %s", target.id)
-        await _end_with(resp, InternalError("The server had an error while processing your request."), seen)
-    finally:
-        if not judged:  # the client left, or the gateway failed: nothing learnt about the target
-            verdict.abandoned()
-        await rest.aclose()  # type: ignore[attr-defined]
+        log.exception("unhandled error during a stream from %s", model)
+        await _end_with(resp, InternalError("The server had an error while processing your request."), stream)
     return resp
 
 
-async def _send(resp: web.StreamResponse, batch: StreamBatch, model: str, seen: Outcome) -> None:
+async def _send(resp: web.StreamResponse, batch: StreamBatch, model: str, stream: Stream) -> None:
     if batch.done:
-        await resp.write_eof(_encode(batch, model, seen))  # the last events and the end in one write
+        await resp.write_eof(_encode(batch, model, stream))  # the last events and the end in one write
     else:
-        await resp.write(_encode(batch, model, seen))
+        await resp.write(_encode(batch, model, stream))
 
 
-async def _end_with(resp: web.StreamResponse, err: GatewayError, seen: Outcome) -> None:
-    """The chunk still held back, then the error event and ``[DONE]``; the failure noted in ``seen``."""
-    seen.error_code = err.code
+async def _end_with(resp: web.StreamResponse, err: GatewayError, stream: Stream) -> None:
+    """The chunk still held back, then the error event and ``[DONE]``; the failure noted in the stream."""
+    stream.error_code = err.code
     if not resp.prepared:
         return
     try:
-        await resp.write(_events(seen.held()) + error_event(err) + DONE)
+        await resp.write(_events(stream.held()) + error_event(err) + DONE)
     except ConnectionError:
         pass

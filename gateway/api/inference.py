@@ -19,7 +19,6 @@ from gateway.errors import InvalidRequest
 from gateway.keys import BODY, CHAIN, EXCHANGE, LIVE, OBSERVER, PRINCIPAL, RUNTIME
 from gateway.limits.limiter import cost_usd
 from gateway.routing import fallback
-from gateway.routing.breaker import Verdict
 from gateway.routing.router import Target
 
 _STREAMS = ["application/json", "text/event-stream"]  # the 200 is an event stream with `stream: true`
@@ -43,31 +42,13 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     x = request[EXCHANGE]
     if body.get("stream") is True:
         x.stream = True
-        opened = await fallback.open_stream(providers, breakers, chain, endpoint, body, x)
-        first, rest = opened.result
-        x.ttfb = x.since_start()
-        verdict = Verdict(breakers, opened.target.id, providers[opened.target.provider].config.cooldown)
-        options = body.get("stream_options")
-        seen = sse.Outcome(usage_apart=isinstance(options, dict) and options.get("include_usage") is True)
         metrics = request.app[OBSERVER].metrics
-        if metrics is not None:
-            metrics.streams[0] += 1
-        try:
-            resp = await sse.relay(
-                request,
-                opened.target,
-                first,
-                rest,
-                chat=endpoint == "chat",
-                headers=_served_headers(opened),
-                verdict=verdict,
-                seen=seen,
-            )
-        finally:
-            if metrics is not None:
-                metrics.streams[0] -= 1
-        _account(request, opened.target, seen.usage)
-        x.error_code = seen.error_code  # a failure after the 200 is a failure all the same
+        gauge = metrics.streams if metrics is not None else None
+        async with await fallback.open_stream(providers, breakers, chain, endpoint, body, x, gauge) as stream:
+            x.ttfb = x.since_start()
+            resp = await sse.relay(request, stream, _served_headers(stream.target, stream.attempts))
+        _account(request, stream.target, stream.usage)
+        x.error_code = stream.error_code  # a failure after the 200 is a failure all the same
         return resp
     served = await fallback.complete(providers, breakers, chain, endpoint, body, x)
     served.result["model"] = served.target.id
@@ -75,7 +56,9 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     if request.app[OBSERVER].bodies:
         x.response_body = served.result
     return web.Response(
-        body=jsonx.encode_answer(served.result), content_type="application/json", headers=_served_headers(served)
+        body=jsonx.encode_answer(served.result),
+        content_type="application/json",
+        headers=_served_headers(served.target, served.attempts),
     )
 
 
@@ -91,13 +74,9 @@ def _account(request: web.Request, target: Target, usage: Any) -> None:
         request.app[LIVE].limiter.record(principal.client.name, principal.policy.limits, usage, x.cost_usd)
 
 
-def _served_headers(served: fallback.Served[Any]) -> dict[str, str]:
+def _served_headers(target: Target, attempts: int) -> dict[str, str]:
     """What happened, for debugging: which target answered, after how many upstream calls."""
-    return {
-        _PROVIDER_HEADER: served.target.provider,
-        _MODEL_HEADER: served.target.id,
-        _ATTEMPTS_HEADER: str(served.attempts),
-    }
+    return {_PROVIDER_HEADER: target.provider, _MODEL_HEADER: target.id, _ATTEMPTS_HEADER: str(attempts)}
 
 
 @docs(

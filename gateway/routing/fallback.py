@@ -8,14 +8,15 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from gateway.errors import AllProvidersFailed, GatewayError, RateLimited, UpstreamInvalidResponse, for_status
 from gateway.observability.exchange import Exchange
-from gateway.routing.breaker import Breakers
+from gateway.routing.breaker import Breakers, Verdict
 from gateway.routing.router import Target
+from gateway.routing.stream import Stream, usage_apart
 from providers.base import CoolingDown, Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamRejected
 
 log = logging.getLogger("localrouter.fallback")
@@ -118,7 +119,7 @@ async def complete(
     return await _first_success(providers, breakers, chain, call, trace)
 
 
-Opened = tuple[StreamBatch, AsyncIterator[StreamBatch]]
+Opened = tuple[StreamBatch, AsyncGenerator[StreamBatch, None]]
 
 
 async def open_stream(
@@ -128,8 +129,10 @@ async def open_stream(
     endpoint: str,
     body: dict[str, Any],
     trace: Exchange,
-) -> Served[Opened]:
-    """The first target whose stream yields a first batch: fallback is decided there, never later."""
+    gauge: list[float] | None,
+) -> Stream:
+    """The stream of the first target that yields a first batch: fallback is decided there, never later.
+    ``gauge`` counts the streams in flight (the stream takes its place in it as it is entered)."""
 
     async def call(provider: Provider, target: Target) -> Opened:
         stream = provider.infer_stream(endpoint, body, target.model)
@@ -138,14 +141,17 @@ async def open_stream(
         except StopAsyncIteration:
             raise UpstreamInvalid("empty stream") from None
         except BaseException:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
             raise
         if not first.chunks:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
             raise UpstreamInvalid("empty stream")
         return first, stream
 
-    return await _first_success(providers, breakers, chain, call, trace, settled=False)
+    served = await _first_success(providers, breakers, chain, call, trace, settled=False)
+    target, (first, rest) = served.target, served.result
+    verdict = Verdict(breakers, target.id, providers[target.provider].config.cooldown)
+    return Stream(target, served.attempts, endpoint, first, rest, verdict, usage_apart(body), gauge)
 
 
 def _failed(failures: Failures, target: Target, exc: ProviderError) -> None:

@@ -46,7 +46,7 @@ def events(name: str, reader: type[EventReader]) -> list[dict[str, Any]]:
 
 
 def translate(provider: TranslatingProvider, name: str, reader: type[EventReader]) -> list[dict[str, Any]]:
-    """The OpenAI chunks for a recorded stream, fed as ``TranslatingProvider.infer_stream`` feeds them."""
+    """The OpenAI chunks for a recorded stream, fed as ``Provider.infer_stream`` feeds them."""
     translator = provider.translator("m")
     chunks: list[dict[str, Any]] = []
     for event in events(name, reader):
