@@ -4,6 +4,10 @@ What does not translate: ``n > 1``, ``logprobs``, audio are refused (400); ``pre
 ``frequency_penalty``, ``seed``, ``logit_bias`` have no equivalent and are not sent;
 ``response_format`` other than text is refused. ``max_tokens`` is required upstream: the client's
 ``max_tokens`` / ``max_completion_tokens``, else the provider's ``default_max_tokens`` (4096).
+
+A client that speaks the Messages API itself is served natively (:meth:`AnthropicProvider.messages`,
+``messages_stream``, ``count_tokens``): its body goes as sent but for ``model``, and Anthropic's answer
+and events come back untranslated.
 """
 
 from __future__ import annotations
@@ -15,10 +19,20 @@ from typing import Any, Self
 import aiohttp
 from aiohttp import hdrs
 
+from gateway import jsonx
 from gateway.config import ProviderConfig, Reader, TypeOptions
 from providers import openai_shapes as tr
-from providers.base import ModelInfo, UpstreamInvalid, UpstreamRateLimited, WireFormat, stream_error
+from providers.base import (
+    ModelInfo,
+    ProviderError,
+    StreamBatch,
+    UpstreamInvalid,
+    UpstreamRateLimited,
+    WireFormat,
+    stream_error,
+)
 from providers.native import StreamTranslator, TranslatingProvider
+from providers.transport import http, sse
 from providers.transport.listing import get_json
 
 VERSION = "2023-06-01"
@@ -115,6 +129,162 @@ class AnthropicProvider(TranslatingProvider):
 
     def translator(self, model: str) -> StreamTranslator:
         return _Stream(model)
+
+    # Native pass-through: a client that speaks the Messages API itself gets Anthropic's own answers.
+
+    def native_headers(self, client: Mapping[str, str]) -> dict[str, str]:
+        """The provider's headers, with the client's ``anthropic-version`` and ``anthropic-beta``."""
+        headers = self.headers()
+        for name in CLIENT_HEADERS:
+            if client.get(name):
+                headers[name] = client[name]
+        return headers
+
+    async def messages(self, body: dict[str, Any], model: str, client: Mapping[str, str]) -> dict[str, Any]:
+        """Anthropic's message for a Messages ``body`` sent as it is but for ``model``, as Anthropic sent
+        it (the caller puts the model name it shows); ``client``: the request's headers."""
+        raw = await http.fetch(
+            self, self.config.base_url + "/v1/messages", _native(body, model), self.native_headers(client)
+        )
+        try:
+            doc = tr.obj(http.parse_json(raw), "the answer")
+            if doc.get("type") != "message":
+                raise tr.malformed("not a message")
+        except ProviderError as exc:
+            raise self.scrubbed(exc) from None
+        return jsonx.answer(doc, raw)
+
+    async def count_tokens(self, body: dict[str, Any], model: str, client: Mapping[str, str]) -> dict[str, Any]:
+        """Anthropic's ``{"input_tokens": N}`` for a count_tokens ``body`` sent as it is but for ``model``."""
+        url = self.config.base_url + "/v1/messages/count_tokens"
+        raw = await http.fetch(self, url, _native(body, model), self.native_headers(client))
+        try:
+            doc = tr.obj(http.parse_json(raw), "the answer")
+            tr.need(doc, "input_tokens", int)
+        except ProviderError as exc:
+            raise self.scrubbed(exc) from None
+        return doc
+
+    async def messages_stream(self, body: dict[str, Any], model: str, client: Mapping[str, str]) -> MessagesStream:
+        """Anthropic's event stream for a Messages ``body`` with ``stream: true``, sent as it is but for
+        ``model``; raises before returning when the upstream fails at once."""
+        url = self.config.base_url + "/v1/messages"
+        resp, ends_at = await http.send(self, url, _native(body, model), self.native_headers(client))
+        reader = sse.EventReader(resp, self.config.timeouts.idle, ends_at)
+        try:
+            await http.check_status(resp, self.secret)
+            if resp.content_type != "text/event-stream":
+                raise UpstreamInvalid(f"expected an event stream, got {resp.content_type or 'no content type'}")
+        except BaseException:
+            reader.close()
+            resp.release()
+            raise
+        return MessagesStream(self, resp, reader)
+
+
+#: the client's headers a native request passes on: the API version it speaks and the betas it asked for
+CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
+#: the token counts of Anthropic's usage (input_tokens leaves out the cache's: all four are billed apart)
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def _native(body: dict[str, Any], model: str) -> bytes:
+    return jsonx.dumps({**body, "model": model})
+
+
+def messages_usage(use: Any) -> dict[str, int]:
+    """The gateway's usage (what records, limits and prices read) for Anthropic's: ``prompt_tokens``
+    counts every input token, cached or not, and the cache's part is kept under Anthropic's own names."""
+    use = use if isinstance(use, dict) else {}
+    out = _usage(use)
+    for key in ("cache_creation_input_tokens", "cache_read_input_tokens"):
+        if type(use.get(key)) is int:
+            out[key] = use[key]
+    return out
+
+
+class MessagesStream:
+    """One native stream: Anthropic's events, each parsed (a batch per upstream read, as
+    :class:`StreamBatch` ``chunks``; the last batch ``done``, at ``message_stop``), and the usage counts
+    they reported so far (``usage``, under Anthropic's names: see :func:`messages_usage`).
+
+    An error event raises the failure it stands for (a fallback is still possible before the first
+    batch); events read before it in the same read come first. Ending early: :meth:`aclose`.
+    """
+
+    def __init__(self, provider: AnthropicProvider, resp: aiohttp.ClientResponse, reader: sse.EventReader) -> None:
+        self._provider, self._resp, self._reader = provider, resp, reader
+        self._failure: ProviderError | None = None
+        self.usage: dict[str, int] = {}
+        self.done = False
+
+    def __aiter__(self) -> MessagesStream:
+        return self
+
+    async def __anext__(self) -> StreamBatch:
+        if self.done:
+            raise StopAsyncIteration
+        try:
+            batch = await self._next()
+        except ProviderError as exc:
+            await self.aclose()
+            raise self._provider.scrubbed(exc) from None
+        except BaseException:  # cancelled: the connection is not left half read
+            await self.aclose()
+            raise
+        if batch.done:
+            await self.aclose()
+        return batch
+
+    async def aclose(self) -> None:
+        self._reader.close()
+        self._resp.release()
+
+    async def _next(self) -> StreamBatch:
+        if self._failure is not None:
+            raise self._failure
+        data = await self._reader.batch()
+        if data is None:
+            raise UpstreamInvalid("stream ended before its end event")
+        events: list[dict[str, Any]] = []
+        for item in data:
+            try:
+                event = self._read(item)
+            except ProviderError as exc:
+                if not events:
+                    raise
+                self._failure = exc  # after the events that came before it
+                break
+            events.append(event)
+            if event["type"] == "message_stop":
+                self.done = True
+                break
+        return StreamBatch(events, self.done)
+
+    def _read(self, data: bytes) -> dict[str, Any]:
+        try:
+            event = tr.obj(jsonx.loads(data), "a stream event")
+        except ValueError:
+            raise UpstreamInvalid("malformed stream event") from None
+        kind = tr.need(event, "type", str)
+        if kind == "error":
+            raise _stream_failure(event.get("error"))
+        if kind == "message_start":
+            self._count(tr.obj(event.get("message"), "'message'").get("usage"))
+        elif kind == "message_delta":
+            self._count(event.get("usage"))
+        return event
+
+    def _count(self, use: Any) -> None:
+        """Anthropic's counts are running totals: a later one replaces an earlier one."""
+        if isinstance(use, dict):
+            self.usage.update((key, use[key]) for key in USAGE_KEYS if type(use.get(key)) is int)
+
+
+def _stream_failure(err: Any) -> ProviderError:
+    if isinstance(err, dict) and err.get("type") == "rate_limit_error":
+        return UpstreamRateLimited("rate limited (in stream)")
+    return stream_error((err.get("message") or err) if isinstance(err, dict) else err)
 
 
 WIRE_FORMAT = WireFormat(TYPE, AnthropicProvider, "https://api.anthropic.com", AnthropicOptions)

@@ -32,10 +32,13 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens. Input tokens read from or written to a prompt cache cost the cache's
+    prices where given, else the input price."""
 
     input_per_1m: float
     output_per_1m: float
+    cache_read_per_1m: float | None = None
+    cache_write_per_1m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,14 +92,15 @@ def read_prices(r: Reader, raw: Any, path: str) -> Mapping[str, Price]:
         r.problem(path, "expected a mapping of model name to {input_per_1m, output_per_1m}")
         return {}
     out = {}
+    keys = {"input_per_1m": True, "output_per_1m": True, "cache_read_per_1m": False, "cache_write_per_1m": False}
     for model, spec in raw.items():
         p = f"{path}.{model}"
-        m = r.mapping(spec, p, {"input_per_1m": True, "output_per_1m": True})
+        m = r.mapping(spec, p, keys)
         if m is None or "input_per_1m" not in m or "output_per_1m" not in m:
             continue
-        values = [r.number(m[k], f"{p}.{k}", minimum=0) for k in ("input_per_1m", "output_per_1m")]
-        if None not in values:
-            out[str(model)] = Price(float(values[0]), float(values[1]))
+        values = {k: r.number(m[k], f"{p}.{k}", minimum=0) for k in keys if k in m}
+        if None not in values.values():
+            out[str(model)] = Price(**{k: float(v) for k, v in values.items() if v is not None})
     return out
 
 

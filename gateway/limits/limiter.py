@@ -110,12 +110,30 @@ class _Plan:
 
 
 def cost_usd(usage: Mapping[str, Any], price: Price | None) -> float | None:
-    """USD for one answer's usage; None when the price is unknown."""
+    """USD for one answer's usage; None when the price is unknown. ``prompt_tokens`` counts every input
+    token; those read from a cache (``cache_read_input_tokens``, Anthropic's, else OpenAI's
+    ``prompt_tokens_details.cached_tokens``) or written to it (``cache_creation_input_tokens``) cost the
+    price's cache prices when it has them."""
     if price is None:
         return None
-    return (
-        _tokens(usage, "prompt_tokens") * price.input_per_1m + _tokens(usage, "completion_tokens") * price.output_per_1m
-    ) / 1_000_000
+    prompt, output_cost = _tokens(usage, "prompt_tokens"), _tokens(usage, "completion_tokens") * price.output_per_1m
+    if price.cache_read_per_1m is None and price.cache_write_per_1m is None:
+        return (prompt * price.input_per_1m + output_cost) / 1_000_000
+    read, written = _cache_tokens(usage, prompt)
+    read_price = price.input_per_1m if price.cache_read_per_1m is None else price.cache_read_per_1m
+    write_price = price.input_per_1m if price.cache_write_per_1m is None else price.cache_write_per_1m
+    uncached = prompt - read - written
+    return (uncached * price.input_per_1m + read * read_price + written * write_price + output_cost) / 1_000_000
+
+
+def _cache_tokens(usage: Mapping[str, Any], prompt: int) -> tuple[int, int]:
+    """(read from, written to) the prompt cache, of the ``prompt`` input tokens."""
+    read = _tokens(usage, "cache_read_input_tokens")
+    details = usage.get("prompt_tokens_details")
+    if not read and isinstance(details, Mapping):
+        read = _tokens(details, "cached_tokens")
+    read = min(read, prompt)
+    return read, min(_tokens(usage, "cache_creation_input_tokens"), prompt - read)
 
 
 def _tokens(usage: Mapping[str, Any], name: str) -> int:

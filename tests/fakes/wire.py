@@ -7,10 +7,10 @@ The model's behaviour is the same in every format, so one contract suite can che
 - otherwise: "Hello from <name>", plus " [system: <text>]" when a system prompt arrived and
   " (turn N)" with the number of user turns;
 - a token limit of 1: "Hel", finish "length".
-Usage is always 7 prompt + 5 completion tokens. ``fail(status)`` queues an error answer in the
-format's own error shape; ``fail_stream(after, message)`` makes the next stream send its format's error
-event, holding ``message``, after ``after`` events. Every request is recorded, normalised (``seen``) and
-raw (``raw``).
+Usage is always 7 prompt + 5 completion tokens (Anthropic's plus ``extra_usage``). ``fail(status)``
+queues an error answer in the format's own error shape; ``fail_stream(after, message)`` makes the next
+stream send its format's error event, holding ``message``, after ``after`` events (``message`` None: the
+stream just ends there). Every request is recorded, normalised (``seen``) and raw (``raw``).
 """
 
 from __future__ import annotations
@@ -74,14 +74,16 @@ class WireFake:
         self.seen: list[Seen] = []
         self.raw: list[tuple[str, dict[str, str], Any]] = []
         self.failures: deque[int] = deque()
-        self.stream_failures: deque[tuple[int, str]] = deque()
+        self.stream_failures: deque[tuple[int, str | None]] = deque()
+        #: counts added to Anthropic's usage (the prompt cache's, for one)
+        self.extra_usage: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     def fail(self, *statuses: int) -> None:
         self.failures.extend(statuses)
 
-    def fail_stream(self, after: int, message: str) -> None:
+    def fail_stream(self, after: int, message: str | None) -> None:
         self.stream_failures.append((after, message))
 
     def _broken(self, events: list[Any]) -> list[Any]:
@@ -89,6 +91,8 @@ class WireFake:
         if not self.stream_failures:
             return events
         after, message = self.stream_failures.popleft()
+        if message is None:
+            return events[:after]
         error: Any = {
             "anthropic": ("error", {"type": "error", "error": {"type": "api_error", "message": message}}),
             "gemini": (None, {"error": {"code": 500, "message": message, "status": "INTERNAL"}}),
@@ -109,7 +113,10 @@ class WireFake:
                 ("POST", "/openai/deployments/{dep}/chat/completions", self._openai),
                 ("POST", "/openai/deployments/{dep}/embeddings", self._embed),
             ],
-            "anthropic": [("POST", "/v1/messages", self._anthropic)],
+            "anthropic": [
+                ("POST", "/v1/messages", self._anthropic),
+                ("POST", "/v1/messages/count_tokens", self._count_tokens),
+            ],
             "gemini": [("POST", "/v1beta/models/{call}", self._gemini)],
             "ollama": [
                 ("POST", "/api/chat", self._ollama),
@@ -287,10 +294,11 @@ class WireFake:
             return self._error(self.failures.popleft())
         if not isinstance(body.get("max_tokens"), int):
             return self._error(400)
+        system = body.get("system", "")
         seen = Seen(
             stream=bool(body.get("stream")),
             max_tokens=body["max_tokens"],
-            system=body.get("system", ""),
+            system=system if isinstance(system, str) else "".join(b["text"] for b in system),
             tools=[t["name"] for t in body.get("tools") or []],
         )
         for m in body["messages"]:
@@ -303,7 +311,7 @@ class WireFake:
         self.seen.append(seen)
         text, call, finish = decide(self.name, seen)
         stop = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}[finish]
-        usage = {"input_tokens": PROMPT, "output_tokens": COMPLETION}
+        usage = {"input_tokens": PROMPT, "output_tokens": COMPLETION, **self.extra_usage}
         if not seen.stream:
             content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
             if call:
@@ -332,7 +340,7 @@ class WireFake:
                         "model": body["model"],
                         "content": [],
                         "stop_reason": None,
-                        "usage": {"input_tokens": PROMPT, "output_tokens": 1},
+                        "usage": {"input_tokens": PROMPT, "output_tokens": 1, **self.extra_usage},
                     },
                 },
             ),
@@ -390,6 +398,15 @@ class WireFake:
             ("message_stop", {"type": "message_stop"}),
         ]
         return await self._sse(request, events)
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        bad = self._check_key(request, "x-api-key", KEY)
+        if bad:
+            return bad
+        await self._receive(request)
+        if self.failures:
+            return self._error(self.failures.popleft())
+        return web.json_response({"input_tokens": PROMPT})
 
     # --- Gemini -----------------------------------------------------------------------------
 
