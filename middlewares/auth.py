@@ -15,14 +15,19 @@ from gateway.routing.router import Principal
 from gateway.runtime import Runtime
 
 _SCHEME = "bearer "
+_API_KEY = istr("x-api-key")  # Anthropic's SDKs and Claude Code send the key so
 _FORWARDED = (hdrs.X_FORWARDED_FOR, hdrs.FORWARDED, istr("X-Real-IP"))
 
 
 def _token(request: web.Request) -> str:
     header = request.headers.get(hdrs.AUTHORIZATION)
     if not header:
+        key = request.headers.get(_API_KEY, "").strip()
+        if key:
+            return key
         raise AuthenticationFailed(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <your client secret>'."
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <your client secret>' "
+            "(or as 'x-api-key: <your client secret>')."
         )
     if header[: len(_SCHEME)].lower() != _SCHEME or not header[len(_SCHEME) :].strip():
         raise AuthenticationFailed("Malformed Authorization header; expected 'Bearer <your client secret>'.")

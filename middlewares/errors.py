@@ -1,4 +1,6 @@
-"""The outermost layer: whatever goes wrong below becomes one OpenAI-shaped error answer."""
+"""The outermost layer: whatever goes wrong below becomes one error answer, in the shape of the route's
+dialect: OpenAI's ``{"error": {message, type, param, code}}``, or Anthropic's ``{"type": "error",
+"error": {type, message}}`` on the Messages API's routes."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway import jsonx
+from gateway.dialects import messages_reply
 from gateway.errors import GatewayError, InternalError, body_framing_error, for_status, render_bytes
-from gateway.keys import CONFIG, EXCHANGE, SHUTDOWN
+from gateway.keys import CONFIG, EXCHANGE, ROUTE, SHUTDOWN
 
 log = logging.getLogger("localrouter.errors")
 
@@ -16,8 +20,12 @@ _PASSED_HEADERS = ("Allow", "Retry-After")
 CLIENT_CLOSED = 499
 
 
-def render(err: GatewayError) -> web.Response:
-    return web.Response(body=render_bytes(err), status=err.status, content_type="application/json", headers=err.headers)
+def render(err: GatewayError, dialect: str = "openai", request_id: str | None = None) -> web.Response:
+    if dialect == "anthropic":
+        body = jsonx.dumps(messages_reply.error_body(err.status, err.message, request_id))
+    else:
+        body = render_bytes(err)
+    return web.Response(body=body, status=err.status, content_type="application/json", headers=err.headers)
 
 
 def _from_http_exception(request: web.Request, exc: web.HTTPException) -> GatewayError:
@@ -41,7 +49,8 @@ def _answer(request: web.Request, err: GatewayError) -> web.Response:
     if x is not None:
         x.error_code = err.code
         err.message = f"{err.message} (request id: {x.id})"
-    return render(err)
+    route = request.get(ROUTE)
+    return render(err, route.dialect if route is not None else "openai", x.id if x is not None else None)
 
 
 @web.middleware

@@ -11,7 +11,10 @@ from gateway.errors import InvalidRequest
 from gateway.keys import EXCHANGE, LIVE, RATE_HEADERS, RUNTIME, SHUTDOWN
 
 _ALLOW_METHODS = "GET, POST, OPTIONS"
-_ALLOW_HEADERS = "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, X-Request-ID, X-Stainless-*"
+_ALLOW_HEADERS = (
+    "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, X-Request-ID, X-Stainless-*, "
+    "x-api-key, anthropic-version, anthropic-beta"
+)
 _EXPOSE_HEADERS = "Retry-After, X-Request-ID"
 _PREFLIGHT_MAX_AGE = "600"
 

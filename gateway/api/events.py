@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import hdrs, web
 from multidict import istr
@@ -37,6 +37,42 @@ def error_event(err: GatewayError) -> bytes:
     return b"data: " + jsonx.dumps(err.body()) + b"\n\n"
 
 
+class Encoding(Protocol):
+    """How one stream's batches are written for its client: the chat format below, or a dialect's
+    (gateway.dialects) for the endpoints that speak one."""
+
+    def batch(self, batch: StreamBatch, stream: Stream) -> bytes:
+        """The bytes of ``batch`` (of the last one: with the stream's end); note its usage in ``stream``."""
+
+    def failure(self, err: GatewayError, stream: Stream) -> bytes:
+        """The bytes that end the stream after ``err``, once bytes went out."""
+
+
+class ChatEncoding:
+    """OpenAI's chunks as ``data:`` events, ``model`` set to the target that served them, ending with
+    ``data: [DONE]``; a failure is one last error event, then ``[DONE]``."""
+
+    __slots__ = ("_role",)
+
+    def __init__(self, role: bool) -> None:
+        self._role = role  # chat: the first chunk carries the role, as OpenAI's does
+
+    def batch(self, batch: StreamBatch, stream: Stream) -> bytes:
+        if self._role and batch.chunks:
+            self._role = False
+            _first(batch.chunks[0])
+        model = stream.target.id
+        for chunk in batch.chunks:
+            chunk["model"] = model
+            if chunk.get("usage"):
+                stream.usage = chunk["usage"]
+        data = _events(stream.place(batch.chunks, batch.done))
+        return data + DONE if batch.done else data
+
+    def failure(self, err: GatewayError, stream: Stream) -> bytes:
+        return _events(stream.held()) + error_event(err) + DONE
+
+
 def _first(chunk: dict[str, Any]) -> dict[str, Any]:
     """The first chat chunk carries the role, as OpenAI's does, whatever the upstream sent."""
     choices = chunk.get("choices")
@@ -51,32 +87,24 @@ def _events(chunks: list[dict[str, Any]]) -> bytes:
     return b"data: " + b"\n\ndata: ".join(jsonx.dumps_all(chunks)) + b"\n\n" if chunks else b""
 
 
-def _encode(batch: StreamBatch, model: str, stream: Stream) -> bytes:
-    for chunk in batch.chunks:
-        chunk["model"] = model
-        if chunk.get("usage"):
-            stream.usage = chunk["usage"]
-    data = _events(stream.place(batch.chunks, batch.done))
-    return data + DONE if batch.done else data
+async def relay(
+    request: web.Request, stream: Stream, headers: dict[str, str], encoding: Encoding | None = None
+) -> web.StreamResponse:
+    """Send the ``stream``'s first batch and every later one as ``encoding`` writes them (by default the
+    chat format), with ``headers`` besides the event stream's own.
 
-
-async def relay(request: web.Request, stream: Stream, headers: dict[str, str]) -> web.StreamResponse:
-    """Send the ``stream``'s first batch and every later one, ``model`` set to the target that served
-    them, with ``headers`` besides the event stream's own; the stream places the usage and learns it.
-
-    After the first byte a failure can no longer change the status: it becomes one final error
-    event, then ``[DONE]``, and the stream ends cleanly (and counts against the target's health);
-    ``stream.error_code`` is that event's code.
+    After the first byte a failure can no longer change the status: it becomes the encoding's end
+    (chat: one final error event, then ``[DONE]``), the stream ends cleanly (and counts against the
+    target's health), and ``stream.error_code`` is that error's code.
     """
     resp = EventStreamResponse(headers={**HEADERS, **headers})
     model = stream.target.id
+    encoding = encoding if encoding is not None else ChatEncoding(stream.endpoint == "chat")
     try:
         await resp.prepare(request)
-        if stream.endpoint == "chat" and stream.first.chunks:
-            _first(stream.first.chunks[0])
-        await _send(resp, stream.first, model, stream)
+        await _send(resp, stream.first, encoding, stream)
         async for batch in stream.rest:
-            await _send(resp, batch, model, stream)
+            await _send(resp, batch, encoding, stream)
         stream.succeeded()
     except ProviderError as exc:
         log.warning("stream from %s failed mid-way: %s", model, exc.reason)
@@ -85,6 +113,7 @@ async def relay(request: web.Request, stream: Stream, headers: dict[str, str]) -
             resp,
             UpstreamInvalidResponse(f"The stream from {model} failed mid-way: {exc.reason}", code="stream_interrupted"),
             stream,
+            encoding,
         )
     except ConnectionError:
         log.info("client went away during a stream from %s", model)
@@ -93,26 +122,27 @@ async def relay(request: web.Request, stream: Stream, headers: dict[str, str]) -
             raise
         # the shutdown's deadline (gateway.shutdown): the stream ends in words, and the handler returns
         err = ServerShuttingDown("The server is shutting down; the stream was ended before it finished.")
-        await _end_with(resp, err, stream)
+        await _end_with(resp, err, stream, encoding)
     except Exception:
         log.exception("unhandled error during a stream from %s", model)
-        await _end_with(resp, InternalError("The server had an error while processing your request."), stream)
+        await _end_with(resp, InternalError("The server had an error while processing your request."), stream, encoding)
     return resp
 
 
-async def _send(resp: web.StreamResponse, batch: StreamBatch, model: str, stream: Stream) -> None:
+async def _send(resp: web.StreamResponse, batch: StreamBatch, encoding: Encoding, stream: Stream) -> None:
     if batch.done:
-        await resp.write_eof(_encode(batch, model, stream))  # the last events and the end in one write
+        await resp.write_eof(encoding.batch(batch, stream))  # the last events and the end in one write
     else:
-        await resp.write(_encode(batch, model, stream))
+        await resp.write(encoding.batch(batch, stream))
 
 
-async def _end_with(resp: web.StreamResponse, err: GatewayError, stream: Stream) -> None:
-    """The chunk still held back, then the error event and ``[DONE]``; the failure noted in the stream."""
+async def _end_with(resp: web.StreamResponse, err: GatewayError, stream: Stream, encoding: Encoding) -> None:
+    """The encoding's end after ``err`` (chat: the chunk still held back, then the error event and
+    ``[DONE]``); the failure noted in the stream."""
     stream.error_code = err.code
     if not resp.prepared:
         return
     try:
-        await resp.write(_events(stream.held()) + error_event(err) + DONE)
+        await resp.write(encoding.failure(err, stream))
     except ConnectionError:
         pass

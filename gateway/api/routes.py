@@ -17,7 +17,9 @@ from gateway.api import generation, health, inference, metrics, models, oauth, o
 class Route:
     """One endpoint. ``endpoint``: its label in metrics, the access log and usage records (one of a fixed
     set); ``public``: no client secret is asked for; ``inference``: before it runs, the request is rate
-    limited, its JSON body read and its model's chain of targets resolved (middlewares.gate)."""
+    limited, its JSON body read and its model's chain of targets resolved (middlewares.gate);
+    ``dialect``: the shape of its error answers (``openai``, or ``anthropic`` for Anthropic's Messages
+    API: middlewares.errors)."""
 
     method: str
     path: str
@@ -25,6 +27,7 @@ class Route:
     endpoint: str
     public: bool = False
     inference: bool = False
+    dialect: str = "openai"
 
 
 ROUTES = (

@@ -263,3 +263,16 @@ async def test_hostile_json_is_400_not_500(gw, http, body):
     ) as resp:
         assert resp.status == 400
         assert_openai_error(await resp.json())
+
+
+async def test_the_secret_may_come_as_x_api_key_as_anthropic_clients_send_it(gw, http):
+    for headers, status in (
+        ({"x-api-key": ALICE}, 200),
+        ({"x-api-key": "lr-not-a-client-secret-0123456789"}, 401),
+        ({"x-api-key": ""}, 401),
+        ({"Authorization": f"Bearer {ALICE}", "x-api-key": "lr-not-a-client-secret-0123456789"}, 200),
+    ):
+        async with http.get(gw.url + "/v1/models", headers=headers) as resp:
+            assert resp.status == status, headers
+            if status == 401:
+                assert (await resp.json())["error"]["code"] == "invalid_api_key"
