@@ -3,28 +3,20 @@ the body is parsed and the chain of targets is resolved (see the middlewares); i
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema, response_schema
-from multidict import istr
 
 from gateway import jsonx
 from gateway.api import events as sse
 from gateway.api import schemas
-from gateway.api.answers import AUTH, error_docs
+from gateway.api.answers import AUTH, account, error_docs, served_headers
 from gateway.api.validation import validate
 from gateway.config import AUTO_MODEL
 from gateway.errors import InvalidRequest
-from gateway.keys import BODY, CHAIN, EXCHANGE, LIVE, OBSERVER, PRINCIPAL, RUNTIME
-from gateway.limits.limiter import cost_usd
+from gateway.keys import BODY, CHAIN, EXCHANGE, LIVE, OBSERVER, RUNTIME
 from gateway.routing import fallback
-from gateway.routing.router import Target
 
 _STREAMS = ["application/json", "text/event-stream"]  # the 200 is an event stream with `stream: true`
-# istr: names aiohttp's header dict takes without case-folding them again on every answer
-_PROVIDER_HEADER, _MODEL_HEADER = istr("x-localrouter-provider"), istr("x-localrouter-model")
-_ATTEMPTS_HEADER = istr(fallback.ATTEMPTS_HEADER)
 
 
 async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
@@ -46,37 +38,20 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
         gauge = metrics.streams if metrics is not None else None
         async with await fallback.open_stream(providers, breakers, chain, endpoint, body, x, gauge) as stream:
             x.ttfb = x.since_start()
-            resp = await sse.relay(request, stream, _served_headers(stream.target, stream.attempts))
-        _account(request, stream.target, stream.usage)
+            resp = await sse.relay(request, stream, served_headers(stream.target, stream.attempts))
+        account(request, stream.target, stream.usage)
         x.error_code = stream.error_code  # a failure after the 200 is a failure all the same
         return resp
     served = await fallback.complete(providers, breakers, chain, endpoint, body, x)
     served.result["model"] = served.target.id
-    _account(request, served.target, served.result.get("usage"))
+    account(request, served.target, served.result.get("usage"))
     if request.app[OBSERVER].bodies:
         x.response_body = served.result
     return web.Response(
         body=jsonx.encode_answer(served.result),
         content_type="application/json",
-        headers=_served_headers(served.target, served.attempts),
+        headers=served_headers(served.target, served.attempts),
     )
-
-
-def _account(request: web.Request, target: Target, usage: Any) -> None:
-    """Note what the answer used and cost, and count it against the client's budgets."""
-    if not isinstance(usage, dict):
-        return
-    x = request[EXCHANGE]
-    price = request[RUNTIME].providers[target.provider].config.prices.get(target.model)
-    x.usage, x.cost_usd = usage, cost_usd(usage, price)
-    principal = request[PRINCIPAL]
-    if principal.policy.limits:
-        request.app[LIVE].limiter.record(principal.client.name, principal.policy.limits, usage, x.cost_usd)
-
-
-def _served_headers(target: Target, attempts: int) -> dict[str, str]:
-    """What happened, for debugging: which target answered, after how many upstream calls."""
-    return {_PROVIDER_HEADER: target.provider, _MODEL_HEADER: target.id, _ATTEMPTS_HEADER: str(attempts)}
 
 
 @docs(

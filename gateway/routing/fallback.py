@@ -110,16 +110,20 @@ async def complete(
     endpoint: str,
     body: dict[str, Any],
     trace: Exchange,
+    call: Callable[[Provider, Target], Awaitable[dict[str, Any]]] | None = None,
 ) -> Served[dict[str, Any]]:
-    """The first target's answer that succeeds; a rejected request ends the loop at once."""
+    """The first target's answer that succeeds; a rejected request ends the loop at once. ``call`` asks
+    one target (by default its adapter's ``infer`` of ``body`` for ``endpoint``; an endpoint of another
+    dialect asks each target its own way: natively, or translated to chat)."""
 
-    async def call(provider: Provider, target: Target) -> dict[str, Any]:
+    async def infer(provider: Provider, target: Target) -> dict[str, Any]:
         return await provider.infer(endpoint, body, target.model)
 
-    return await _first_success(providers, breakers, chain, call, trace)
+    return await _first_success(providers, breakers, chain, call or infer, trace)
 
 
 Opened = tuple[StreamBatch, AsyncGenerator[StreamBatch, None]]
+Opener = Callable[[Provider, Target], AsyncGenerator[StreamBatch, None]]
 
 
 async def open_stream(
@@ -130,12 +134,15 @@ async def open_stream(
     body: dict[str, Any],
     trace: Exchange,
     gauge: list[float] | None,
+    opener: Opener | None = None,
 ) -> Stream:
     """The stream of the first target that yields a first batch: fallback is decided there, never later.
-    ``gauge`` counts the streams in flight (the stream takes its place in it as it is entered)."""
+    ``gauge`` counts the streams in flight (the stream takes its place in it as it is entered). ``opener``
+    opens one target's stream (by default its adapter's ``infer_stream``); with one, the batches are
+    the opener's own and pass through the stream's usage placement untouched (a dialect places its own)."""
 
     async def call(provider: Provider, target: Target) -> Opened:
-        stream = provider.infer_stream(endpoint, body, target.model)
+        stream = opener(provider, target) if opener else provider.infer_stream(endpoint, body, target.model)
         try:
             first = await anext(stream)
         except StopAsyncIteration:
@@ -151,7 +158,8 @@ async def open_stream(
     served = await _first_success(providers, breakers, chain, call, trace, settled=False)
     target, (first, rest) = served.target, served.result
     verdict = Verdict(breakers, target.id, providers[target.provider].config.cooldown)
-    return Stream(target, served.attempts, endpoint, first, rest, verdict, usage_apart(body), gauge)
+    apart = opener is not None or usage_apart(body)
+    return Stream(target, served.attempts, endpoint, first, rest, verdict, apart, gauge)
 
 
 def _failed(failures: Failures, target: Target, exc: ProviderError) -> None:
