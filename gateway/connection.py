@@ -44,7 +44,8 @@ from gateway.errors import (
     for_status,
     render_bytes,
 )
-from gateway.observability.exchange import new_id
+from gateway.keys import OBSERVER
+from gateway.observability.exchange import Ids
 
 log = logging.getLogger("localrouter.connection")
 
@@ -65,6 +66,7 @@ def runner(app: web.Application, server: ServerConfig, **kwargs: Any) -> web.App
         access_log=None,
         header_timeout=server.header_timeout,
         body_timeout=server.body_timeout,
+        ids=app[OBSERVER].ids,
         **kwargs,
     )
 
@@ -72,10 +74,13 @@ def runner(app: web.Application, server: ServerConfig, **kwargs: Any) -> web.App
 class Connection(web_protocol.RequestHandler):
     """aiohttp's protocol, with the gateway's refusals and the header and body timeouts."""
 
-    __slots__ = ("_header_timeout", "_body_timeout", "_timer", "_body", "_received", "_late")
+    __slots__ = ("_header_timeout", "_body_timeout", "_ids", "_timer", "_body", "_received", "_late")
 
-    def __init__(self, manager: web.Server, *, header_timeout: float, body_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self, manager: web.Server, *, header_timeout: float, body_timeout: float, ids: Ids, **kwargs: Any
+    ) -> None:
         super().__init__(manager, **kwargs)
+        self._ids = ids  # the app's: a refusal's id is like any request's
         self._header_timeout = header_timeout
         self._body_timeout = body_timeout
         self._timer: asyncio.TimerHandle | None = None
@@ -116,7 +121,7 @@ class Connection(web_protocol.RequestHandler):
         self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
         """The answer to a request refused before the app (or to an error the app let escape)."""
-        request_id = new_id()
+        request_id = self._ids.new()
         err = self._refusal(exc, status)
         if isinstance(exc, (HttpProcessingError, RequestTimeout)):
             log.info(

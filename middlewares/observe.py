@@ -17,7 +17,7 @@ from middlewares.errors import CLIENT_CLOSED
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     observer = request.app[OBSERVER]
     route = request[ROUTE] = request.app[ROUTE_TABLE][request.match_info.route]
-    x = request[EXCHANGE] = ex.start(request, observer.trusted, route.endpoint, route.inference)
+    x = request[EXCHANGE] = ex.start(request, observer.trusted, route.endpoint, route.inference, observer.ids)
     try:
         response = await handler(request)  # its X-Request-ID header is set as it is sent (security)
         x.status = response.status

@@ -69,22 +69,26 @@ def client_address(request: web.Request, trusted: tuple[ipaddress.IPv4Network | 
     return hops[0] if hops else peer
 
 
-# Ids are unique, not secret (a client can only read its own records): a random prefix per process and a
-# counter cost far less than a uuid4 per request.
-_PREFIX = "req_" + uuid.uuid4().hex[:12]
-_COUNTER = itertools.count(1)
+class Ids:
+    """Request ids, unique, not secret (a client can only read its own records): a random prefix per
+    process and a counter cost far less than a uuid4 per request. One per app (the observer's)."""
+
+    __slots__ = ("_prefix", "_counter")
+
+    def __init__(self) -> None:
+        self._prefix = "req_" + uuid.uuid4().hex[:12]
+        self._counter = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._counter):010x}"
 
 
-def new_id() -> str:
-    return f"{_PREFIX}{next(_COUNTER):010x}"
-
-
-def request_id(request: web.Request, trusted_peer: bool) -> str:
+def request_id(request: web.Request, trusted_peer: bool, ids: Ids) -> str:
     if trusted_peer:
         given = request.headers.get(hdrs.X_REQUEST_ID)
         if given and _REQUEST_ID.match(given):
             return given
-    return new_id()
+    return ids.new()
 
 
 def start(
@@ -92,11 +96,12 @@ def start(
     trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
     endpoint: str,
     inference: bool,
+    ids: Ids,
 ) -> Exchange:
     peer_trusted = bool(trusted) and _in(request.remote or "", trusted)
     if not trusted:  # the common case, kept short: the peer is the client
         return Exchange(
-            request_id(request, False),
+            request_id(request, False, ids),
             time.perf_counter(),
             time.time(),
             request.method,
@@ -106,7 +111,7 @@ def start(
             request.remote or "",
         )
     return Exchange(
-        request_id(request, peer_trusted),
+        request_id(request, peer_trusted, ids),
         time.perf_counter(),
         time.time(),
         request.method,

@@ -7,7 +7,7 @@ import logging
 
 from gateway.config import Config
 from gateway.observability.accesslog import AccessLog, line
-from gateway.observability.exchange import Exchange
+from gateway.observability.exchange import Exchange, Ids
 from gateway.observability.metrics import Metrics
 from gateway.observability.usage import SQLiteStore, UsageRecord, UsageWriter
 
@@ -18,6 +18,7 @@ class Observer:
     def __init__(self, config: Config, access_out=None) -> None:  # type: ignore[no-untyped-def]
         self.config = config
         self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in config.server.trusted_proxies)
+        self.ids = Ids()  # every request's id, and those refused before the app (gateway.connection)
         self.metrics = Metrics(config.metrics.snapshot_dir) if config.metrics.enabled else None
         self.access = AccessLog(access_out) if config.logging.access else None
         self.bodies = config.logging.bodies
