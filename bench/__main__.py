@@ -137,6 +137,7 @@ def start_gateway(workdir: Path, config_text: str, name: str = "gateway", tree: 
         ),
         port,
         workdir,
+        cwd=tree,  # ``python -m`` imports from the working directory first: the tree's own code runs
     )
 
 

@@ -11,7 +11,7 @@ digits would make the check cost more than the parse. Both refuse documents nest
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -101,19 +101,35 @@ def dumps_all(objs: list[Any]) -> list[bytes]:
 
 
 class Answer(dict[str, Any]):
-    """An upstream's JSON object as parsed, with the bytes it came as: :func:`encode_answer` relays those
-    with the model changed instead of encoding it again (an embedding's 1536 floats take ~45 us to write).
-    Nothing but ``model`` may change in it."""
+    """An upstream's JSON object as parsed, with the bytes it came as, which :func:`encode_answer` relays
+    instead of encoding the document again: writing an embedding's floats costs a good part of what
+    relaying the whole answer does (bench/NOTES.md has the side-by-side figures).
 
-    __slots__ = ("raw", "raw_model")
+    Immutable, so that the bytes always say what the document says: an edit raises ``TypeError``, and
+    the one change the gateway makes, the model, goes through :meth:`with_model`, which makes it in both.
+    """
+
+    __slots__ = ("raw",)
 
     def __init__(self, doc: dict[str, Any], raw: bytes) -> None:
         super().__init__(doc)
-        self.raw, self.raw_model = raw, doc.get("model")
+        self.raw = raw
+
+    def with_model(self, model: str) -> dict[str, Any]:
+        """This answer naming ``model``: an Answer when its bytes can say so with certainty (see
+        :func:`swap_model`), else a plain dict, which is encoded again."""
+        doc = {**self, "model": model}
+        raw = swap_model(self.raw, self.get("model"), model)
+        return doc if raw is None else Answer(doc, raw)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("an Answer is immutable: use with_model()")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
 
 
-#: below this, encoding an answer again (~0.3 us for a chat answer) costs less than finding its model
-#: in the bytes (~1.4 us); an embedding's 1536 floats are ~30 KB
+#: below this, encoding an answer again costs less than finding its model in the bytes (a chat answer
+#: is far below it; an embedding's 1536 floats are ~30 KB)
 RELAY_MIN_BYTES = 4096
 
 
@@ -122,20 +138,21 @@ def answer(doc: dict[str, Any], raw: bytes) -> dict[str, Any]:
     return Answer(doc, raw) if len(raw) >= RELAY_MIN_BYTES else doc
 
 
+def with_model(doc: dict[str, Any], model: str) -> dict[str, Any]:
+    """An upstream's answer (from :func:`answer`, or built by a translation) naming ``model``, as a new
+    value: the answer itself is left as it was."""
+    return doc.with_model(model) if isinstance(doc, Answer) else {**doc, "model": model}
+
+
 def encode_answer(doc: dict[str, Any]) -> bytes:
-    """An answer as JSON: an :class:`Answer`'s own bytes when only its model changed and that change can
-    be made in them with certainty, else encoded."""
-    if isinstance(doc, Answer):
-        data = with_model(doc.raw, doc.raw_model, doc.get("model"))
-        if data is not None:
-            return data
-    return dumps(doc)
+    """An answer as JSON: an :class:`Answer`'s own bytes (they always match it), anything else encoded."""
+    return doc.raw if isinstance(doc, Answer) else dumps(doc)
 
 
 _MODEL_KEY = b'"model"'
 
 
-def with_model(raw: bytes, old: Any, new: Any) -> bytes | None:
+def swap_model(raw: bytes, old: Any, new: Any) -> bytes | None:
     """``raw`` with its ``"model"`` value ``old`` replaced by ``new``, or None when that cannot be done
     with certainty (then the caller encodes the document again).
 

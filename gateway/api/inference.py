@@ -43,12 +43,12 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
         x.error_code = stream.error_code  # a failure after the 200 is a failure all the same
         return resp
     served = await fallback.complete(providers, breakers, chain, endpoint, body, x)
-    served.result["model"] = served.target.id
-    account(request, served.target, served.result.get("usage"))
+    result = jsonx.with_model(served.result, served.target.id)
+    account(request, served.target, result.get("usage"))
     if request.app[OBSERVER].bodies:
-        x.response_body = served.result
+        x.response_body = result
     return web.Response(
-        body=jsonx.encode_answer(served.result),
+        body=jsonx.encode_answer(result),
         content_type="application/json",
         headers=served_headers(served.target, served.attempts),
     )

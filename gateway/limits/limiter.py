@@ -19,7 +19,7 @@ from multidict import istr
 
 from gateway.config.limits import Price, RateLimit
 from gateway.errors import AllProvidersFailed, RateLimited
-from gateway.limits.windows import Check, MemoryState, Reading, State, StateBusy, StateUnavailable
+from gateway.limits.windows import Check, Reading, State, StateBusy, StateUnavailable
 
 log = logging.getLogger("localrouter.ratelimit")
 
@@ -65,10 +65,9 @@ class _Plan:
     """What admitting one client under one set of limits takes, worked out once: the windows to check,
     and for each header kind the limits it reports (the tightest of several of one kind)."""
 
-    __slots__ = ("limits", "checks", "headers", "counted")
+    __slots__ = ("checks", "headers", "counted")
 
     def __init__(self, client: str, limits: tuple[RateLimit, ...]) -> None:
-        self.limits = limits
         self.checks = [
             Check(key(client, lim), lim.window, lim.amount, 1.0 if lim.kind == "requests" else 0.0) for lim in limits
         ]
@@ -147,19 +146,15 @@ class RateLimiter:
         self.fail_closed = fail_closed
         self._warned = 0.0
         self._pending: set[asyncio.Task[None]] = set()
-        self._plans: dict[tuple[str, int], _Plan] = {}
+        self._plans: dict[tuple[str, tuple[RateLimit, ...]], _Plan] = {}
         self._unpriced_warned: set[str] = set()
-        # memory answers at once: no coroutine, no task (an isinstance on the ABC costs more than this flag)
-        self._memory: MemoryState | None = state if isinstance(state, MemoryState) else None
 
     def _plan(self, client: str, limits: tuple[RateLimit, ...]) -> _Plan:
-        # keyed by the identity of the policy's tuple (hashing its limits costs more than the lookup);
-        # the plan keeps the tuple alive, so an id is never reused while its plan is cached
-        plan = self._plans.get((client, id(limits)))
-        if plan is None or plan.limits is not limits:
+        plan = self._plans.get((client, limits))
+        if plan is None:
             if len(self._plans) > 100_000:  # only ever grows with reloads that change limits
                 self._plans.clear()
-            plan = self._plans[(client, id(limits))] = _Plan(client, limits)
+            plan = self._plans[(client, limits)] = _Plan(client, limits)
         return plan
 
     async def admit(self, client: str, limits: tuple[RateLimit, ...]) -> dict[str, str]:
@@ -167,10 +162,7 @@ class RateLimiter:
         plan = self._plan(client, limits)
         checks = plan.checks
         try:
-            if self._memory is not None:
-                admitted, readings = self._memory.admit_now(checks)
-            else:
-                admitted, readings = await self.state.admit(checks)
+            admitted, readings = await self.state.admit(checks)
         except StateUnavailable as exc:
             return self._unavailable(exc)
         headers = plan.headers_for(readings)
@@ -247,9 +239,7 @@ class RateLimiter:
                     items.append((window_key, window, cost))
             elif amounts[kind] > 0:
                 items.append((window_key, window, float(amounts[kind])))
-        if items and self._memory is not None:
-            self._memory.add_now(items)  # nothing to wait for: no task
-        elif items:
+        if items:
             task = asyncio.get_running_loop().create_task(self._add(items))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)

@@ -127,10 +127,6 @@ class MemoryState(State):
         self._max_keys = max_keys
 
     async def admit(self, checks: list[Check]) -> tuple[bool, list[Reading]]:
-        return self.admit_now(checks)
-
-    def admit_now(self, checks: list[Check]) -> tuple[bool, list[Reading]]:
-        """``admit`` without a round trip to wait for."""
         now = time.time()
         get = self._windows.get
         judged = []
@@ -153,10 +149,6 @@ class MemoryState(State):
         return True, readings
 
     async def add(self, items: list[tuple[str, float, float]]) -> None:
-        self.add_now(items)
-
-    def add_now(self, items: list[tuple[str, float, float]]) -> None:
-        """``add`` without a round trip to wait for: memory answers at once."""
         now = time.time()
         get = self._windows.get
         for key, window, amount in items:

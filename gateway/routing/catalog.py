@@ -74,10 +74,6 @@ class Catalog:
             return "discovering its models (a failure will be logged)"
         return f"{len(entry[1] or {})} models discovered"
 
-    def is_static(self, provider: str) -> bool:
-        """Its models come from the config: the answer never changes while this catalog lives."""
-        return provider in self._static
-
     async def models(self, provider: str) -> Models | None:
         """The provider's models, or None when it does not say (discovery failed)."""
         static = self._static.get(provider)

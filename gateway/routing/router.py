@@ -69,15 +69,9 @@ class Router:
         self.policies = {s.name: Policy.compile(s) for s in config.strategies}
         self.providers = tuple(p.name for p in config.providers)
         self.catalog = catalog
-        # (policy, model id) -> chain, for models from a provider's configured list (a discovered list can
-        # change): bounded by the configured models, since nothing else is ever cached
-        self._chains: dict[tuple[int, str], tuple[Policy, tuple[Target, ...]]] = {}
 
     async def chain(self, policy: Policy, model_id: str) -> tuple[Target, ...]:
         """The targets for ``model_id``, in order; 404 if nothing serves it, 403 if not allowed."""
-        known = self._chains.get((id(policy), model_id))
-        if known is not None and known[0] is policy:
-            return known[1]
         if model_id == AUTO_MODEL:
             if not policy.auto:
                 raise ModelNotFound(f"The model `{model_id}` is not configured for this client.", param="model")
@@ -87,10 +81,7 @@ class Router:
             raise ModelNotFound(await self._not_found(policy, model_id, target), param="model")
         if not policy.allows(model_id):
             raise PermissionDenied(f"This client may not use the model `{model_id}`.", param="model")
-        chain = (target, *policy.fallbacks.get(model_id, ()))
-        if self.catalog.is_static(target.provider):
-            self._chains[(id(policy), model_id)] = (policy, chain)
-        return chain
+        return (target, *policy.fallbacks.get(model_id, ()))
 
     async def _not_found(self, policy: Policy, model_id: str, target: Target | None) -> str:
         """Why ``model_id`` is unknown, and the ids this client may use that it might mean."""

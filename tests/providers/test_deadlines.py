@@ -1,9 +1,13 @@
-"""The shared deadline keeper: expires on time (never early, within a tick late), restarts, and leaves a
-cancellation from elsewhere a cancellation."""
+"""The shared deadline keeper: expires on time (never early, within a tick late), restarts, leaves a
+cancellation from elsewhere a cancellation, and ends every case as ``asyncio.timeout`` (the plain
+version it stands in for) ends it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
@@ -86,3 +90,70 @@ async def test_the_timeout_can_be_caught_and_the_task_goes_on():
             await asyncio.sleep(5)
     await asyncio.sleep(0.05)  # no cancellation left pending in this task
     assert asyncio.current_task().cancelling() == 0
+
+
+@contextlib.asynccontextmanager
+async def _keeper(seconds: float) -> AsyncIterator[None]:
+    with Deadlines().limit(seconds):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _keeper_in_phases(seconds: float) -> AsyncIterator[None]:
+    """Two phases of ``seconds / 2`` each, the way a plain answer's call restarts its limit."""
+    with Deadlines().limit(seconds / 2) as limit:
+        await asyncio.sleep(seconds / 4)
+        limit.restart(seconds / 2)
+        yield
+
+
+async def _outcome(
+    limit: Callable[[float], AbstractAsyncContextManager[object]],
+    seconds: float,
+    work: float,
+    cancel_at: float | None,
+    outer: float | None,
+) -> tuple[str, int]:
+    """How a call limited to ``seconds`` doing ``work`` seconds ends (cancelled from elsewhere at
+    ``cancel_at``, inside an ``asyncio.timeout(outer)``), and what cancellations its task still counts."""
+
+    async def call() -> tuple[str, int]:
+        try:
+            async with asyncio.timeout(outer):
+                try:
+                    async with limit(seconds):
+                        await asyncio.sleep(work)
+                    outcome = "done"
+                except TimeoutError:
+                    outcome = "timeout"
+        except TimeoutError:
+            outcome = "outer timeout"
+        task = asyncio.current_task()
+        assert task is not None
+        return outcome, task.cancelling()
+
+    task = asyncio.ensure_future(call())
+    if cancel_at is not None:
+        await asyncio.sleep(cancel_at)
+        task.cancel()
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return "cancelled", 0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "work", "cancel_at", "outer"),
+    [
+        (0.3, 0.05, None, None),  # in time
+        (0.1, 5, None, None),  # too long
+        (0.5, 5, 0.1, None),  # cancelled from elsewhere first
+        (0.1, 5, 0.4, None),  # expired before the cancellation came
+        (0.5, 5, None, 0.1),  # an outer limit expires first
+        (0.1, 5, None, 0.5),  # this limit expires inside a longer outer one
+    ],
+)
+async def test_ends_every_case_as_asyncio_timeout_does(seconds, work, cancel_at, outer):
+    plain = await _outcome(asyncio.timeout, seconds, work, cancel_at, outer)
+    assert await _outcome(_keeper, seconds, work, cancel_at, outer) == plain
+    assert await _outcome(_keeper_in_phases, seconds, work, cancel_at, outer) == plain

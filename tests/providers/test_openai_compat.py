@@ -127,17 +127,17 @@ async def test_an_answer_naming_model_twice_is_encoded_again_with_the_served_mod
     assert doc["model"] == "openai/gpt-4o-mini" and doc["choices"][0]["message"]["tool"] == {"model": "m"}
 
 
-def test_with_model_changes_the_value_only_when_certain():
-    from gateway.jsonx import with_model
+def test_swap_model_changes_the_value_only_when_certain():
+    from gateway.jsonx import swap_model
 
-    assert with_model(b'{"a":1,"model":"m","b":[1.50]}', "m", "p/m") == b'{"a":1,"model":"p/m","b":[1.50]}'
-    assert with_model(b'{"model"\n :\t"m"}', "m", "p/m") == b'{"model"\n :\t"p/m"}'
-    assert with_model(b'{"model":"m","x":{"model":"m"}}', "m", "p/m") is None  # twice: not certain
-    assert with_model(b'{"x":"model","model":"m"}', "m", "p/m") is None
-    assert with_model(b'{"model":"a\\/b"}', "a/b", "p/a/b") is None  # written otherwise than orjson would
-    assert with_model(b'{"model":"other"}', "m", "p/m") is None
-    assert with_model(b'{"model":null}', None, "p/m") is None
-    assert with_model(b'{"model"}', "m", "p/m") is None
+    assert swap_model(b'{"a":1,"model":"m","b":[1.50]}', "m", "p/m") == b'{"a":1,"model":"p/m","b":[1.50]}'
+    assert swap_model(b'{"model"\n :\t"m"}', "m", "p/m") == b'{"model"\n :\t"p/m"}'
+    assert swap_model(b'{"model":"m","x":{"model":"m"}}', "m", "p/m") is None  # twice: not certain
+    assert swap_model(b'{"x":"model","model":"m"}', "m", "p/m") is None
+    assert swap_model(b'{"model":"a\\/b"}', "a/b", "p/a/b") is None  # written otherwise than orjson would
+    assert swap_model(b'{"model":"other"}', "m", "p/m") is None
+    assert swap_model(b'{"model":null}', None, "p/m") is None
+    assert swap_model(b'{"model"}', "m", "p/m") is None
     # an escaped top-level key with a literal nested one: escapes anywhere mean encoding again
-    assert with_model(b'{"x":{"model":"m"},"mod\\u0065l":"m"}', "m", "p/m") is None
-    assert with_model(b'{"model":"m","text":"a\\nb"}', "m", "p/m") is None
+    assert swap_model(b'{"x":{"model":"m"},"mod\\u0065l":"m"}', "m", "p/m") is None
+    assert swap_model(b'{"model":"m","text":"a\\nb"}', "m", "p/m") is None
