@@ -33,7 +33,7 @@ async def models(request: web.Request) -> web.Response:
             "name": "id",
             "required": True,
             "schema": {"type": "string"},
-            "description": "A `provider/model` id (its `/` as is or as `%2F`), or `localrouter/auto`",
+            "description": "A `provider/model` id (its `/` as is or as `%2F`), `localrouter/auto`, or an alias",
         }
     ],
     responses=error_docs(401, 404),

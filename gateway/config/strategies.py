@@ -20,6 +20,8 @@ class StrategyConfig:
     auto: tuple[str, ...] = ()
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     rate_limits: tuple[RateLimit, ...] = ()
+    # name or fnmatch glob -> model id, in the order written (globs are tried in this order)
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
@@ -36,7 +38,11 @@ def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: 
 
 
 def read_strategy(r: Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig]) -> StrategyConfig | None:
-    m = r.mapping(raw, path, {"name": True, "allow": False, "auto": False, "fallbacks": False, "rate_limits": False})
+    m = r.mapping(
+        raw,
+        path,
+        {"name": True, "allow": False, "auto": False, "fallbacks": False, "rate_limits": False, "aliases": False},
+    )
     if m is None:
         return None
     name = r.name(m["name"], f"{path}.name") if "name" in m else None
@@ -55,4 +61,40 @@ def read_strategy(r: Reader, raw: Any, path: str, providers: Mapping[str, Provid
             if ref(str(model), f"{path}.fallbacks.{model}"):
                 fallbacks[str(model)] = r.strings(chain, f"{path}.fallbacks.{model}", ref)
     limits = read_rate_limits(r, m.get("rate_limits"), f"{path}.rate_limits")
-    return StrategyConfig(name, allow, auto, fallbacks, limits) if name else None
+    aliases = _read_aliases(r, m.get("aliases"), f"{path}.aliases", providers, bool(auto))
+    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases) if name else None
+
+
+def _read_aliases(
+    r: Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig], has_auto: bool
+) -> dict[str, str]:
+    """``{name or glob: model id}``, each target checked as ``auto`` entries are, or ``localrouter/auto``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        r.problem(path, "expected a mapping of model name (or glob) to a model id")
+        return {}
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        p = f"{path}.{key}"
+        target = r.string(value, p)
+        if not _check_alias_name(r, providers, key, p) or target is None:
+            continue
+        if target == AUTO_MODEL and not has_auto:
+            r.problem(p, f"the target is {AUTO_MODEL}, but this strategy has no auto chain")
+        elif target == AUTO_MODEL or _check_model_ref(r, providers, target, p):
+            out[key] = target
+    return out
+
+
+def _check_alias_name(r: Reader, providers: Mapping[str, ProviderConfig], name: Any, path: str) -> bool:
+    """A name in a configured provider's ids (or ``localrouter/``) is refused: it would shadow a real model
+    id, or never apply, since real ids always mean themselves."""
+    if not isinstance(name, str) or not name:
+        r.problem(path, "an alias name must be a non-empty string")
+        return False
+    prefix, sep, _ = name.partition("/")
+    if sep and (prefix in providers or prefix == AUTO_MODEL.partition("/")[0]):
+        r.problem(path, f"ambiguous: {name!r} is among the model ids of {prefix!r}; name the alias without it")
+        return False
+    return True

@@ -5,12 +5,13 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from gateway.config import AUTO_MODEL, ClientConfig, Config, StrategyConfig
 from gateway.config.limits import RateLimit
 from gateway.errors import ModelNotFound, PermissionDenied
+from gateway.routing.aliases import Aliases
 from gateway.routing.catalog import Catalog
 
 MAX_SUGGESTIONS = 3
@@ -33,16 +34,17 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """A strategy compiled once: its allow globs as one regex, its chains as targets."""
+    """A strategy compiled once: its allow globs as one regex, its chains as targets, its aliases."""
 
     name: str
     allow: re.Pattern[str]
     auto: tuple[Target, ...]
     fallbacks: Mapping[str, tuple[Target, ...]]
     limits: tuple[RateLimit, ...] = ()
+    aliases: Aliases = field(default_factory=Aliases)
 
     @classmethod
-    def compile(cls, s: StrategyConfig) -> Policy:
+    def compile(cls, s: StrategyConfig, providers: Iterable[str] = ()) -> Policy:
         pattern = "|".join(f"(?:{fnmatch.translate(glob)})" for glob in s.allow) or r"(?!)"
         return cls(
             s.name,
@@ -50,6 +52,7 @@ class Policy:
             tuple(t for t in map(Target.parse, s.auto) if t),
             {m: tuple(t for t in map(Target.parse, chain) if t) for m, chain in s.fallbacks.items()},
             s.rate_limits,
+            Aliases.compile(s.aliases, providers),
         )
 
     def allows(self, model_id: str) -> bool:
@@ -66,32 +69,34 @@ class Principal:
 
 class Router:
     def __init__(self, config: Config, catalog: Catalog) -> None:
-        self.policies = {s.name: Policy.compile(s) for s in config.strategies}
         self.providers = tuple(p.name for p in config.providers)
+        self.policies = {s.name: Policy.compile(s, self.providers) for s in config.strategies}
         self.catalog = catalog
 
     async def chain(self, policy: Policy, model_id: str) -> tuple[Target, ...]:
-        """The targets for ``model_id``, in order; 404 if nothing serves it, 403 if not allowed."""
-        if model_id == AUTO_MODEL:
+        """The targets for ``model_id`` (or the model its alias names), in order; 404 if nothing serves it,
+        403 if not allowed."""
+        resolved = policy.aliases.resolve(model_id)
+        if resolved == AUTO_MODEL:
             if not policy.auto:
                 raise ModelNotFound(f"The model `{model_id}` is not configured for this client.", param="model")
             return policy.auto
-        target = Target.parse(model_id)
+        target = Target.parse(resolved)
         if target is None or not await self.serves(target):
-            raise ModelNotFound(await self._not_found(policy, model_id, target), param="model")
-        if not policy.allows(model_id):
-            raise PermissionDenied(f"This client may not use the model `{model_id}`.", param="model")
-        return (target, *policy.fallbacks.get(model_id, ()))
+            raise ModelNotFound(await self._not_found(policy, model_id, resolved, target), param="model")
+        if not policy.allows(resolved):
+            raise PermissionDenied(f"This client may not use the model {_named(model_id, resolved)}.", param="model")
+        return (target, *policy.fallbacks.get(resolved, ()))
 
-    async def _not_found(self, policy: Policy, model_id: str, target: Target | None) -> str:
+    async def _not_found(self, policy: Policy, model_id: str, resolved: str, target: Target | None) -> str:
         """Why ``model_id`` is unknown, and the ids this client may use that it might mean."""
-        message = f"The model `{model_id}` does not exist"
+        message = f"The model {_named(model_id, resolved)} does not exist"
         if target is None:
             message += ": model ids are `provider/model`"
         elif target.provider not in self.providers:
             message += f": no provider `{target.provider}` is configured"
         visible = [m for m, _, _ in await self.visible_models(policy)]
-        near = _near(model_id, target, visible)
+        near = _near(model_id, None if resolved != model_id else target, visible)
         if near:
             return f"{message}. Did you mean {', '.join(f'`{m}`' for m in near)}?"
         return f"{message}. GET /v1/models lists the models this client may use."
@@ -103,8 +108,13 @@ class Router:
         return models is None or target.model in models
 
     async def visible_models(self, policy: Policy) -> list[tuple[str, str, int | None]]:
-        """(id, owner, created) of every model the policy allows, ``localrouter/auto`` first."""
+        """(id, owner, created) of every model the policy allows, ``localrouter/auto`` first, then the exact
+        aliases whose target it allows (a glob names no model to list)."""
         out: list[tuple[str, str, int | None]] = [(AUTO_MODEL, "localrouter", None)] if policy.auto else []
+        for name, target in policy.aliases.exact.items():
+            found = await self._visible(policy, target)
+            if found is not None:
+                out.append((name, *found[1:]))
         for provider in self.providers:
             for info in (await self.catalog.models(provider) or {}).values():
                 model_id = f"{provider}/{info.id}"
@@ -113,7 +123,12 @@ class Router:
         return out
 
     async def visible_model(self, policy: Policy, model_id: str) -> tuple[str, str, int | None] | None:
-        """(id, owner, created) of ``model_id`` if :meth:`visible_models` lists it, else None."""
+        """(id, owner, created) of ``model_id`` (or of the model its alias names, under its own name) if the
+        client may use it, else None."""
+        found = await self._visible(policy, policy.aliases.resolve(model_id))
+        return None if found is None else (model_id, *found[1:])
+
+    async def _visible(self, policy: Policy, model_id: str) -> tuple[str, str, int | None] | None:
         if model_id == AUTO_MODEL:
             return (AUTO_MODEL, "localrouter", None) if policy.auto else None
         target = Target.parse(model_id)
@@ -123,6 +138,11 @@ class Router:
         return None if info is None else (model_id, target.provider, info.created)
 
 
+def _named(model_id: str, resolved: str) -> str:
+    """``model_id`` quoted for a message, saying which model it is an alias of."""
+    return f"`{model_id}`" if model_id == resolved else f"`{model_id}` (an alias of `{resolved}`)"
+
+
 def _near(model_id: str, target: Target | None, visible: list[str]) -> list[str]:
     """Ids from ``visible`` for the same upstream model under another provider, or spelled alike."""
     if len(model_id) > MAX_SUGGESTED_LENGTH:  # matching is quadratic in the length: no work for junk
@@ -130,7 +150,7 @@ def _near(model_id: str, target: Target | None, visible: list[str]) -> list[str]
     name = model_id if target is None else target.model
     by_name: dict[str, list[str]] = {}
     for visible_id in visible:
-        by_name.setdefault(visible_id.partition("/")[2], []).append(visible_id)
+        by_name.setdefault(visible_id.partition("/")[2] or visible_id, []).append(visible_id)  # an alias: itself
     found = list(by_name.get(name, ()))
     for close in difflib.get_close_matches(name, by_name, n=MAX_SUGGESTIONS, cutoff=0.6):
         found.extend(by_name[close])
