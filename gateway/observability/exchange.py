@@ -98,18 +98,10 @@ def start(
     inference: bool,
     ids: Ids,
 ) -> Exchange:
-    peer_trusted = bool(trusted) and _in(request.remote or "", trusted)
-    if not trusted:  # the common case, kept short: the peer is the client
-        return Exchange(
-            request_id(request, False, ids),
-            time.perf_counter(),
-            time.time(),
-            request.method,
-            request.path,
-            endpoint,
-            inference,
-            request.remote or "",
-        )
+    """A new request's exchange. Without trusted proxies (the common case) the peer is the client."""
+    peer = request.remote or ""
+    peer_trusted = bool(trusted) and _in(peer, trusted)
+    remote = client_address(request, trusted) if trusted else peer
     return Exchange(
         request_id(request, peer_trusted, ids),
         time.perf_counter(),
@@ -118,5 +110,5 @@ def start(
         request.path,
         endpoint,
         inference,
-        client_address(request, trusted),
+        remote,
     )
