@@ -49,6 +49,7 @@ def build(app: web.Application) -> bytes:
         servers=SERVERS,
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    api.spec.components.security_scheme("apiKeyAuth", {"type": "apiKey", "in": "header", "name": "x-api-key"})
     with warnings.catch_warnings():
         # apigami stores its document under a plain string key; ours is the bytes returned here
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
@@ -62,13 +63,15 @@ def build(app: web.Application) -> bytes:
 
 def _complete(operation: dict[str, Any]) -> None:
     """What apigami cannot say: the answers aiohttp itself gives on every path (405, and 413 where a
-    body is read), and a 200 that may also be an event stream (``@docs(produces=[..., "text/event-stream"])``)."""
+    body is read), and a 200 that may also be an event stream (``@docs(produces=[..., "text/event-stream"])``;
+    ``event_stream=`` describes it when its events are not chat's)."""
     # apigami's @docs adds Swagger 2.0's produces/consumes, which OpenAPI 3.0 does not allow
     produces = operation.pop("produces", None) or []
     operation.pop("consumes", None)
+    stream = operation.pop("event_stream", EVENT_STREAM)
     responses = operation["responses"]
     if "text/event-stream" in produces:
-        responses["200"].setdefault("content", {})["text/event-stream"] = EVENT_STREAM
+        responses["200"].setdefault("content", {})["text/event-stream"] = stream
     responses.setdefault("405", METHOD_NOT_ALLOWED)
     if "requestBody" in operation:
         responses.setdefault("413", TOO_LARGE)

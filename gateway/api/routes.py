@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_urldispatcher import AbstractRoute
 
-from gateway.api import generation, health, inference, metrics, models, oauth, openapi
+from gateway.api import generation, health, inference, messages, metrics, models, oauth, openapi
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,8 @@ ROUTES = (
     Route("POST", "/chat/completions", inference.chat_completions, "chat", inference=True),
     Route("POST", "/completions", inference.completions, "completions", inference=True),
     Route("POST", "/embeddings", inference.embeddings, "embeddings", inference=True),
+    Route("POST", "/messages", messages.messages, "messages", inference=True, dialect="anthropic"),
+    Route("POST", "/messages/count_tokens", messages.count_tokens, "count_tokens", inference=True, dialect="anthropic"),
     Route("GET", "/metrics", metrics.metrics, "metrics", public=True),  # its own token, if any (metrics.token)
     Route("GET", "/generation", generation.generation, "generation"),
     Route("POST", "/oauth/token", oauth.token, "oauth", public=True),  # the client authenticates in the body

@@ -216,3 +216,44 @@ class GenerationSchema(Schema):
             "`stream_interrupted` (or the code of the error event that ended it)."
         },
     )
+
+
+# Anthropic's Messages API. Bodies go to Anthropic upstreams as sent, so only what the gateway itself reads
+# is declared; every other field passes (gateway.dialects.messages_request says what translates).
+
+
+class AnthropicErrorDetailSchema(Schema):
+    type = fields.String(required=True, metadata={"example": "invalid_request_error"})
+    message = fields.String(required=True)
+
+
+class AnthropicErrorSchema(Schema):
+    type = fields.String(required=True, metadata={"example": "error"})
+    error = fields.Nested(AnthropicErrorDetailSchema, required=True)
+    request_id = fields.String()
+
+
+class CountTokensRequestSchema(_Open):
+    model = _model()
+    messages = fields.List(fields.Dict(), required=True, metadata={"description": "Anthropic's messages."})
+    system = fields.Raw(metadata={"description": "A string or an array of text blocks."})
+    tools = fields.List(fields.Dict())
+
+
+class MessagesRequestSchema(CountTokensRequestSchema):
+    max_tokens = fields.Integer(required=True, validate=Range(min=1))
+    stream = fields.Boolean(metadata={"description": "Answer as Anthropic's event stream."})
+
+
+class MessageSchema(_Open):
+    id = fields.String(required=True)
+    type = fields.String(required=True, metadata={"example": "message"})
+    role = fields.String(required=True, metadata={"example": "assistant"})
+    model = fields.String(required=True, metadata={"description": "The `provider/model` that served the request."})
+    content = fields.List(fields.Dict(), required=True)
+    stop_reason = fields.String(allow_none=True, required=True)
+    usage = fields.Dict(required=True)
+
+
+class TokenCountSchema(_Open):
+    input_tokens = fields.Integer(required=True)

@@ -28,6 +28,7 @@ def line(x: Exchange, bodies: bool) -> dict[str, Any]:
         "request_id": x.id,
         "method": x.method,
         "path": x.path,
+        "endpoint": x.endpoint,
         "remote": x.remote,
         "client": x.client,
         "model_requested": x.model_requested,

@@ -22,9 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from anthropic._constants import ANTHROPIC_API_VERSION
 
 PROMPT, COMPLETION = 7, 5
 KEY = "sk-upstream-primary-key"
+#: the ``anthropic-version`` values the Anthropic fake takes: the adapter's own, and the one the installed
+#: ``anthropic`` SDK sends (which the gateway passes on for a client that speaks Messages)
+ANTHROPIC_VERSIONS = frozenset({"2023-06-01", ANTHROPIC_API_VERSION})
 
 
 @dataclass
@@ -287,7 +291,7 @@ class WireFake:
 
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
         bad = self._check_key(request, "x-api-key", KEY)
-        if bad or request.headers.get("anthropic-version") != "2023-06-01":
+        if bad or request.headers.get("anthropic-version") not in ANTHROPIC_VERSIONS:
             return bad or web.json_response({"type": "error", "error": {"message": "version"}}, status=400)
         body = await self._receive(request)
         if self.failures:
