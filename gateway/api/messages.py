@@ -97,8 +97,7 @@ class _Plan:
         """One target's message, in Anthropic's shape either way."""
         if isinstance(provider, AnthropicProvider):
             answer = await provider.messages(self.body, target.model, self.headers)
-            answer["model"] = target.id
-            return answer
+            return jsonx.with_model(answer, target.id)
         assert self.chat is not None  # the chain holds a translated target only with a chat body
         answer = await provider.infer("chat", self.chat, target.model)
         try:

@@ -492,3 +492,13 @@ async def test_the_openapi_document_describes_both_operations_with_anthropics_er
     stream = create["responses"]["200"]["content"]["text/event-stream"]["schema"]["description"]
     assert "message_start" in stream and "no `[DONE]`" in stream
     assert doc["components"]["securitySchemes"]["apiKeyAuth"] == {"type": "apiKey", "in": "header", "name": "x-api-key"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_long_answer_names_the_target_that_served_it(stack, kind):
+    """An upstream answer large enough to be relayed as its own bytes (gateway.jsonx.Answer) still has its
+    model rewritten, natively and translated."""
+    system = "x" * 6000  # the fakes echo the system prompt into the answer
+    message = await stack.sdk().messages.create(model=via_down(kind), max_tokens=64, system=system, messages=HI)
+    assert message.model == target(kind)
+    assert message.content[0].text == hello(kind, system)
