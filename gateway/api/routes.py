@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_urldispatcher import AbstractRoute
 
-from gateway.api import generation, health, inference, metrics, models, oauth, openapi
+from gateway.api import generation, health, inference, metrics, models, oauth, openapi, responses
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,9 @@ ROUTES = (
     Route("POST", "/chat/completions", inference.chat_completions, "chat", inference=True),
     Route("POST", "/completions", inference.completions, "completions", inference=True),
     Route("POST", "/embeddings", inference.embeddings, "embeddings", inference=True),
+    Route("POST", "/responses", responses.create, "responses", inference=True),
+    Route("GET", "/responses/{id}", responses.retrieve, "responses"),
+    Route("DELETE", "/responses/{id}", responses.delete, "responses"),
     Route("GET", "/metrics", metrics.metrics, "metrics", public=True),  # its own token, if any (metrics.token)
     Route("GET", "/generation", generation.generation, "generation"),
     Route("POST", "/oauth/token", oauth.token, "oauth", public=True),  # the client authenticates in the body
