@@ -14,8 +14,9 @@ from aiohttp import web
 from gateway.api import openapi
 from gateway.api.routes import ROUTES, Table
 from gateway.config import Config
-from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, ROUTE_TABLE, SHUTDOWN, STARTED_AT
+from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, RESPONSES, ROUTE_TABLE, SHUTDOWN, STARTED_AT
 from gateway.observability.observer import Observer
+from gateway.observability.responses_store import ResponsesStore
 from gateway.runtime import Live
 from gateway.shutdown import Shutdown
 from middlewares.errors import errors
@@ -44,6 +45,7 @@ def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Appli
         table[app.router.add_route(route.method, PREFIXES[1] + route.path, route.handler)] = route
     app.on_response_prepare.append(response_headers)
     app.cleanup_ctx.append(_upstreams)
+    app.cleanup_ctx.append(_responses)
     return app
 
 
@@ -64,3 +66,14 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
                 await watcher
         await live.close()
         await app[OBSERVER].close()
+
+
+async def _responses(app: web.Application) -> AsyncIterator[None]:
+    """The Responses API's stored responses, in the usage records' database; without one (``usage.path:
+    null``), in memory: this process's alone, gone when it stops."""
+    config = app[CONFIG]
+    store = app[RESPONSES] = ResponsesStore(config.usage.path or ":memory:", config.responses.ttl)
+    try:
+        yield
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.config import Config
 from gateway.observability.exchange import Exchange
 from gateway.observability.observer import Observer
+from gateway.observability.responses_store import ResponsesStore
 from gateway.routing.router import Principal, Target
 from gateway.runtime import Live, Runtime
 from gateway.shutdown import Shutdown
@@ -22,6 +23,7 @@ LIVE = web.AppKey("live", Live)
 OPENAPI = web.AppKey("openapi", bytes)
 OBSERVER = web.AppKey("observer", Observer)
 SHUTDOWN = web.AppKey("shutdown", Shutdown)  # the process's graceful end, as requests see it
+RESPONSES = web.AppKey("responses", ResponsesStore)  # the stored responses of the Responses API
 ROUTE_TABLE: web.AppKey[Table] = web.AppKey("route_table")  # each route aiohttp matches -> its Route
 
 ROUTE: web.RequestKey[Route] = web.RequestKey("route")  # the endpoint this request reached, found once

@@ -42,6 +42,8 @@ class AzureOptions(TypeOptions):
 
 
 class AzureProvider(OpenAICompatProvider):
+    capabilities = frozenset({"chat", "completions", "embeddings"})  # Azure's Responses API has other URLs
+
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         super().__init__(config, session)
         if not isinstance(config.options, AzureOptions):

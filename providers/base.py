@@ -96,7 +96,8 @@ class WireFormat:
 
 
 class Provider(abc.ABC):
-    """One configured upstream. ``endpoint`` is one of ``chat``, ``completions``, ``embeddings``."""
+    """One configured upstream. ``endpoint`` is one of ``chat``, ``completions``, ``embeddings`` (and
+    ``responses`` for the adapters whose upstreams may serve OpenAI's Responses API)."""
 
     #: endpoints this wire format can serve at all; the config may narrow them further
     capabilities: frozenset[str] = frozenset()
@@ -144,7 +145,7 @@ class Provider(abc.ABC):
     def stream_parser(self, model: str) -> StreamParser:
         """The parser for one stream of ``model`` (one that keeps no state may serve every stream)."""
 
-    async def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncGenerator[StreamBatch, None]:
+    def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncGenerator[StreamBatch, None]:
         """The answer as batches of chunks, one per upstream read, so the relay writes once per read.
 
         Raises before the first batch if the upstream fails early; the last batch says ``done``,
@@ -152,6 +153,13 @@ class Provider(abc.ABC):
         the upstream's credential scrubbed from it.
         """
         url, payload, headers = self.stream_request(endpoint, body, model)
+        return self.read_stream(url, payload, headers, self.stream_parser(model))
+
+    async def read_stream(
+        self, url: str, payload: bytes, headers: Mapping[str, str], parser: StreamParser
+    ) -> AsyncGenerator[StreamBatch, None]:
+        """The batches ``parser`` reads from the stream that POSTing ``payload`` to ``url`` answers
+        (:meth:`infer_stream`'s loop, for an endpoint whose events are not chat chunks)."""
         resp, ends_at = await http.send(self, url, payload, headers)
         reader = (sse.EventReader if self.stream_format == "sse" else sse.LineReader)(
             resp, self.config.timeouts.idle, ends_at
@@ -161,7 +169,6 @@ class Provider(abc.ABC):
             ctype = resp.content_type
             if self.stream_format == "sse" and ctype != "text/event-stream":  # NDJSON comes under several names
                 raise UpstreamInvalid(f"expected an event stream, got {ctype or 'no content type'}")
-            parser = self.stream_parser(model)
             while (events := await reader.batch()) is not None:
                 batch, failure = _batch(parser, events)
                 if batch.chunks or batch.done:

@@ -1,11 +1,13 @@
 """Any OpenAI-compatible server: OpenAI, vLLM, Ollama's /v1, LM Studio, Groq, ...
 
-The request passes through unchanged except for ``model``; streams ask for the usage chunk.
+The request passes through unchanged except for ``model``; chat and completions streams ask for the
+usage chunk. ``responses`` (OpenAI's Responses API, for a provider whose ``endpoints`` list it) answers
+a response object, and streams its typed events, passed on parsed (:class:`ResponsesEvents`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -13,12 +15,17 @@ from aiohttp import hdrs
 
 from gateway import jsonx
 from gateway.config import ProviderConfig
-from providers.base import ModelInfo, Provider, StreamParser, UpstreamInvalid, WireFormat, stream_error
+from providers.base import ModelInfo, Provider, StreamBatch, StreamParser, UpstreamInvalid, WireFormat, stream_error
 from providers.transport import http
 from providers.transport.listing import get_json
 
-PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
-RESULT_KEY = {"chat": "choices", "completions": "choices", "embeddings": "data"}
+PATHS = {
+    "chat": "/chat/completions",
+    "completions": "/completions",
+    "embeddings": "/embeddings",
+    "responses": "/responses",
+}
+RESULT_KEY = {"chat": "choices", "completions": "choices", "embeddings": "data", "responses": "output"}
 
 
 class OpenAICompatProvider(Provider):
@@ -58,6 +65,13 @@ class OpenAICompatProvider(Provider):
     def stream_parser(self, model: str) -> StreamParser:
         return CHUNKS
 
+    def infer_stream(self, endpoint: str, body: dict[str, Any], model: str) -> AsyncGenerator[StreamBatch, None]:
+        if endpoint != "responses":
+            return super().infer_stream(endpoint, body, model)
+        # the Responses API's stream has its own events and no usage chunk to ask for
+        payload = jsonx.dumps({**body, "model": model, "stream": True})
+        return self.read_stream(self._url(endpoint, model), payload, self._headers, ResponsesEvents())
+
     def _url(self, endpoint: str, model: str) -> str:
         return self._urls[endpoint]
 
@@ -87,6 +101,30 @@ class _Chunks(StreamParser):
 
 
 CHUNKS = _Chunks()  # it keeps no state: one serves every stream
+
+#: the events that end a Responses stream: each carries the whole response
+RESPONSE_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class ResponsesEvents(StreamParser):
+    """The Responses API's typed events, each one passed on as it is (a dict with its ``type``); the
+    answer ends with the event that carries the final response. An ``error`` event is a failure."""
+
+    __slots__ = ()
+
+    def take(self, data: bytes, out: list[dict[str, Any]]) -> bool:
+        if data == b"[DONE]":  # not OpenAI's, but a server may end with it as its chat streams do
+            return True
+        try:
+            event = jsonx.loads(data)
+        except ValueError:
+            raise UpstreamInvalid("malformed stream event") from None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise UpstreamInvalid("malformed stream event")
+        if event["type"] == "error":
+            raise stream_error(event.get("message") or event.get("code"))
+        out.append(event)
+        return event["type"] in RESPONSE_ENDS
 
 
 #: no default base_url: there is no one OpenAI-compatible server

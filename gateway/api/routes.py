@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web_urldispatcher import AbstractRoute
 
-from gateway.api import generation, health, inference, messages, metrics, models, oauth, openapi
+from gateway.api import generation, health, inference, messages, metrics, models, oauth, openapi, responses
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,9 @@ ROUTES = (
     Route("POST", "/embeddings", inference.embeddings, "embeddings", inference=True),
     Route("POST", "/messages", messages.messages, "messages", inference=True, dialect="anthropic"),
     Route("POST", "/messages/count_tokens", messages.count_tokens, "count_tokens", inference=True, dialect="anthropic"),
+    Route("POST", "/responses", responses.create, "responses", inference=True),
+    Route("GET", "/responses/{id}", responses.retrieve, "responses"),
+    Route("DELETE", "/responses/{id}", responses.delete, "responses"),
     Route("GET", "/metrics", metrics.metrics, "metrics", public=True),  # its own token, if any (metrics.token)
     Route("GET", "/generation", generation.generation, "generation"),
     Route("POST", "/oauth/token", oauth.token, "oauth", public=True),  # the client authenticates in the body

@@ -257,3 +257,44 @@ class MessageSchema(_Open):
 
 class TokenCountSchema(_Open):
     input_tokens = fields.Integer(required=True)
+
+
+class ResponseRequestSchema(_Open):
+    """OpenAI's Responses API request (README: "OpenAI Responses: what translates")."""
+
+    model = _model()
+    input = fields.Raw(metadata={"description": "A string, or an array of input items."})
+    instructions = fields.String(allow_none=True)
+    previous_response_id = fields.String(
+        allow_none=True, metadata={"description": "A stored response of this client's to continue."}
+    )
+    store = fields.Boolean(allow_none=True, metadata={"description": "Keep the response (default true)."})
+    stream = fields.Boolean(allow_none=True, metadata={"description": "Answer as the Responses API's events."})
+    max_output_tokens = fields.Integer(allow_none=True, validate=Range(min=1))
+    temperature = fields.Float(allow_none=True)
+    top_p = fields.Float(allow_none=True)
+    tools = fields.List(fields.Dict(), allow_none=True)
+    tool_choice = fields.Raw(allow_none=True)
+    metadata = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+
+
+class ResponseUsageSchema(_Open):
+    input_tokens = fields.Integer()
+    output_tokens = fields.Integer()
+    total_tokens = fields.Integer()
+
+
+class ResponseSchema(_Open):
+    id = fields.String(required=True, metadata={"description": "The gateway's own id, for `previous_response_id`."})
+    object = fields.String(required=True, metadata={"example": "response"})
+    created_at = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"example": "completed"})
+    model = fields.String(required=True, metadata={"description": "The `provider/model` that served the request."})
+    output = fields.List(fields.Dict(), required=True)
+    usage = fields.Nested(ResponseUsageSchema, allow_none=True)
+
+
+class ResponseDeletedSchema(Schema):
+    id = fields.String(required=True)
+    object = fields.String(required=True, metadata={"example": "response"})
+    deleted = fields.Boolean(required=True)

@@ -19,7 +19,10 @@ from urllib.parse import urlsplit
 from gateway.config.limits import Price, read_prices
 from gateway.config.reader import Reader, Secret
 
-ENDPOINTS = ("chat", "completions", "embeddings")
+ENDPOINTS = ("chat", "completions", "embeddings", "responses")
+#: what a provider serves unless its ``endpoints`` say: not ``responses`` (OpenAI's Responses API, which
+#: most OpenAI-compatible servers lack; a Responses request goes to them as a chat completion instead)
+DEFAULT_ENDPOINTS = frozenset(ENDPOINTS) - {"responses"}
 #: connections to one provider at most, unless ``server.upstream_connections`` or the provider says otherwise
 MAX_CONNECTIONS = 1024
 
@@ -89,7 +92,7 @@ class ProviderConfig:
     base_url: str
     api_key: Secret | None = None
     models: tuple[str, ...] | None = None
-    endpoints: frozenset[str] = frozenset(ENDPOINTS)
+    endpoints: frozenset[str] = DEFAULT_ENDPOINTS
     timeouts: Timeouts = Timeouts()
     retries: int = 0
     cooldown: Cooldown = Cooldown()
@@ -175,7 +178,7 @@ def read_provider(
     options = _read_type_options(r, m, path, known, owners)
     api_key = r.string(m["api_key"], f"{path}.api_key") if m.get("api_key") is not None else None
     models = r.strings(m["models"], f"{path}.models") if "models" in m else None
-    endpoints = frozenset(ENDPOINTS)
+    endpoints = DEFAULT_ENDPOINTS
     if "endpoints" in m:
 
         def known_endpoint(e: str, p: str) -> bool:

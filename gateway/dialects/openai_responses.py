@@ -77,7 +77,7 @@ def to_chat(body: Mapping[str, Any], previous: Sequence[dict[str, Any]] = ()) ->
     its instructions do not carry over, as with OpenAI. Raises :class:`InvalidRequest` (400)."""
     _refuse_untranslatable(body)
     model = _check(body.get("model"), str, "model", "a string")
-    items = [*previous, *_input_items(body.get("input"))]
+    items = input_items(body, previous)
     messages = _messages(items, len(previous))
     instructions = body.get("instructions")
     if instructions is not None:
@@ -114,6 +114,33 @@ def _refuse_untranslatable(body: Mapping[str, Any]) -> None:
 def _flag(body: Mapping[str, Any], key: str, default: bool) -> bool:
     value = body.get(key)
     return default if value is None else bool(_check(value, bool, key, "true or false"))
+
+
+def input_items(body: Mapping[str, Any], previous: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The conversation a request holds, as Responses items: ``previous`` (the stored conversation of
+    the response it continues), then its ``input``."""
+    return [*previous, *_input_items(body.get("input"))]
+
+
+def continued(body: Mapping[str, Any], previous: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``body`` for an upstream that serves the Responses API itself: as sent, except that a
+    ``previous_response_id`` (the gateway's own id, which no upstream knows) becomes its stored
+    conversation, ``previous``, before the input. The stored items go without the ids the gateway or
+    another upstream gave them; reasoning items keep theirs (the upstream that made them needs it)."""
+    if body.get("previous_response_id") is None:
+        return dict(body)
+    out = {key: value for key, value in body.items() if key != "previous_response_id"}
+    earlier = [_without_id(item) if _drops_id(item) else item for item in previous]
+    out["input"] = [*earlier, *_input_items(body.get("input"))]
+    return out
+
+
+def _drops_id(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") != "reasoning"
+
+
+def _without_id(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in item.items() if key != "id"}
 
 
 def _input_items(raw: Any) -> list[dict[str, Any]]:
@@ -320,6 +347,28 @@ def usage(chat_usage: Any) -> dict[str, Any] | None:
     }
 
 
+def chat_usage(response_usage: Any) -> dict[str, Any] | None:
+    """A response's usage in chat's names: what usage records, prices and rate limits read."""
+    if not isinstance(response_usage, dict):
+        return None
+    prompt, completion = _count(response_usage, "input_tokens"), _count(response_usage, "output_tokens")
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": _count(response_usage, "total_tokens") or prompt + completion,
+    }
+    details = response_usage.get("input_tokens_details")
+    cached = _count(details, "cached_tokens") if isinstance(details, dict) else 0
+    if cached:
+        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    return out
+
+
+def _count(counts: Mapping[str, Any], key: str) -> int:
+    value = counts.get(key)
+    return value if type(value) is int and value > 0 else 0
+
+
 def response_object(
     request: ResponsesRequest, response_id: str, created_at: int, model: str, status: str, output: list[Any]
 ) -> dict[str, Any]:
@@ -384,9 +433,10 @@ def _call_item(call_id: Any, name: Any, arguments: Any, status: str) -> dict[str
     }
 
 
-def conversation(request: ResponsesRequest, response: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """What the store keeps for a later ``previous_response_id``: the request's items, then the output."""
-    return [*request.items, *response["output"]]
+def conversation(items: Sequence[dict[str, Any]], response: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What the store keeps for a later ``previous_response_id``: the request's items (``request.items``,
+    or :func:`input_items` of a request sent natively), then the response's output."""
+    return [*items, *response["output"]]
 
 
 class ResponseStream:

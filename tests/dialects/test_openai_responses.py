@@ -400,7 +400,7 @@ def test_tool_output_round_trip():
         "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'},
     }
     request, response = answer(first, {"content": None, "tool_calls": [call]}, "tool_calls")
-    stored = json.loads(json.dumps(dialect.conversation(request, response)))  # as it comes back from the store
+    stored = json.loads(json.dumps(dialect.conversation(request.items, response)))  # as it comes back from the store
     second = {
         "model": "up/m",
         "previous_response_id": "resp_1",
@@ -415,7 +415,7 @@ def test_tool_output_round_trip():
     ]
     request2, response2 = answer(second, {"content": "It is 14C."}, previous=stored)
     assert response2["previous_response_id"] == "resp_1"
-    assert [item["type"] for item in dialect.conversation(request2, response2)] == [
+    assert [item["type"] for item in dialect.conversation(request2.items, response2)] == [
         "message",
         "function_call",
         "function_call_output",
@@ -425,13 +425,13 @@ def test_tool_output_round_trip():
 
 def test_previous_response_chains_carry_every_turn():
     request, response = answer({"model": "up/m", "input": "My name is Ada."}, {"content": "Hello Ada."})
-    items = dialect.conversation(request, response)
+    items = dialect.conversation(request.items, response)
     request, response = answer(
         {"model": "up/m", "input": "I like tea.", "previous_response_id": "resp_1"},
         {"content": "Noted."},
         previous=items,
     )
-    items = dialect.conversation(request, response)
+    items = dialect.conversation(request.items, response)
     third = chat({"model": "up/m", "input": "Who am I?", "instructions": "Answer in one word."}, items)
     assert third["messages"] == [
         {"role": "system", "content": "Answer in one word."},

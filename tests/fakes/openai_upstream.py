@@ -69,6 +69,7 @@ class FakeOpenAI:
         app.router.add_get("/v1/models", self._models)
         for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
             app.router.add_post(path, self._answer)
+        app.router.add_post("/v1/responses", self._responses)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -190,6 +191,52 @@ class FakeOpenAI:
             return resp
         finally:
             self.open_streams -= 1
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API as OpenAI serves it: a response object, or its typed events (no
+        ``[DONE]``); ``cut_after`` closes the stream after that many events, ``raw_stream`` replaces them."""
+        body = await request.json()
+        self.received.append(Received(request.path, dict(request.headers), body))
+        script = self.scripts.popleft() if self.scripts else self.default
+        if script.status != 200 or script.body is not None:
+            return _raw(script)
+        text = f"Hello from {self.name}"
+        part = {"type": "output_text", "text": text, "annotations": []}
+        message = {"id": "msg_up", "type": "message", "role": "assistant", "status": "completed", "content": [part]}
+        done = {
+            "id": "resp_upstream",
+            "object": "response",
+            "created_at": 1,
+            "status": "completed",
+            "model": body["model"],
+            "output": [message],
+            "usage": {"input_tokens": 7, "output_tokens": 5, "total_tokens": 12},
+        }
+        if not body.get("stream"):
+            return web.json_response(done)
+        started = {**done, "status": "in_progress", "output": [], "usage": None}
+        where = {"item_id": "msg_up", "output_index": 0, "content_index": 0}
+        events = [
+            {"type": "response.created", "response": started},
+            {"type": "response.output_item.added", "output_index": 0, "item": {**message, "content": []}},
+            {"type": "response.content_part.added", **where, "part": {**part, "text": ""}},
+            *({"type": "response.output_text.delta", **where, "delta": w} for w in (text[:5], text[5:])),
+            {"type": "response.output_text.done", **where, "text": text},
+            {"type": "response.content_part.done", **where, "part": part},
+            {"type": "response.output_item.done", "output_index": 0, "item": message},
+            {"type": "response.completed", "response": done},
+        ]
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for piece in script.raw_stream or ():
+            await resp.write(piece)
+        for n, event in enumerate(events if script.raw_stream is None else ()):
+            if n == script.cut_after:
+                request.transport.close()  # type: ignore[union-attr]
+                return resp
+            data = json.dumps({**event, "sequence_number": n})
+            await resp.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+        return resp
 
 
 def _raw(script: Script) -> web.Response:

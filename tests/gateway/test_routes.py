@@ -15,7 +15,7 @@ PUBLIC = {"/health", "/openapi.json", "/metrics", "/oauth/token"}  # as the READ
 
 
 def _url_path(path: str) -> str:
-    return path.replace("{id:.+}", "openai/gpt-4o-mini")
+    return path.replace("{id:.+}", "openai/gpt-4o-mini").replace("{id}", "resp_1")
 
 
 async def _requests_by_endpoint(http, gw) -> dict[str, float]:
