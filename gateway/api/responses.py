@@ -69,8 +69,7 @@ class Ask:
         if _native(provider):
             response = await provider.infer(ENDPOINT, rs.continued(self.body, self.previous), target.model)
             return {**response, "id": self.response_id, "model": target.id}
-        answer = await provider.infer("chat", self.translated().chat, target.model)
-        answer["model"] = target.id
+        answer = jsonx.with_model(await provider.infer("chat", self.translated().chat, target.model), target.id)
         return rs.to_response(answer, self.translated(), self.response_id, self.created_at)
 
     def open(self, provider: Provider, target: Target) -> AsyncGenerator[StreamBatch, None]:

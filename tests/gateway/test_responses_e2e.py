@@ -280,3 +280,14 @@ async def test_a_request_that_cannot_translate_is_a_400_naming_the_part(native):
             await client.responses.create(model="plain/gpt-4o-mini", input="hi", tools=[{"type": "web_search"}])
     assert caught.value.body["param"] == "tools[0].type"
     assert fake.received == []  # refused before any upstream was asked
+
+
+async def test_a_long_answer_names_the_target_that_served_it(translated):
+    """An upstream answer large enough to be relayed as its own bytes (gateway.jsonx.Answer) is read and
+    named after the target all the same."""
+    gw, _, good = translated
+    instructions = "x" * 6000  # the fakes echo the system prompt into the answer
+    async with gw.sdk() as alice:
+        response = await alice.responses.create(model="good/m", input="hi", instructions=instructions)
+    assert response.model == "good/m"
+    assert response.output_text == f"Hello from good [system: {instructions}] (turn 1)"

@@ -77,12 +77,16 @@ async def test_redis_back_after_an_outage_under_load_is_judged_up_once(tmp_path,
                         seen[phase][resp.status, "x-ratelimit-remaining-requests" in resp.headers] += 1
 
             tasks = [asyncio.create_task(load()) for _ in range(250)]
+            # each phase lasts its time, and on a loaded machine until 20 answers came in it as well
             for phase, seconds in (("before", 1.0), ("down", 2.0), ("after", 3.0), ("last", 1.0)):
                 if phase == "down":
                     redis_server.stop()
                 elif phase == "after":
                     redis_server.start()  # same port
                 await asyncio.sleep(seconds)
+                async with asyncio.timeout(30):
+                    while seen[phase].total() < 20:
+                        await asyncio.sleep(0.05)
             phase = "done"
             await asyncio.gather(*tasks)
     finally:
