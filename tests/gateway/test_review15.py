@@ -7,9 +7,21 @@ import json
 
 import pytest
 
-from tests.conftest import bearer
+from tests.conftest import ALICE, bearer
 from tests.fakes.openai_upstream import Script
 from tests.fakes.wire import KEY
+
+
+async def raw_status(url: str, request: bytes) -> bytes:
+    """The status line of the answer to ``request`` sent as these very bytes (no client library's checks)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        return (await asyncio.wait_for(reader.readline(), 10)).strip()
+    finally:
+        writer.close()
+
 
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -25,3 +37,23 @@ async def test_an_upstream_400_echoing_its_key_in_param_or_code_is_scrubbed(gw, 
     assert error["param"] == "Bearer [redacted]" and error["code"] == "k [redacted]"
     await asyncio.sleep(0.4)  # the access log's batch is written
     assert KEY not in json.dumps(gw.access.lines)
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000", "\u2003", "\u0085"], ids=["nbsp", "ideographic", "em", "nel"])
+async def test_unicode_spaces_around_a_token_or_secret_are_not_another_spelling(gw, http, space):
+    """Item 9: one token, one accepted spelling; Unicode spaces are no HTTP whitespace to strip."""
+    async with http.post(
+        gw.url + "/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": "alice", "client_secret": ALICE},
+    ) as resp:
+        token = (await resp.json())["access_token"]
+    for header, value in [
+        ("Authorization", f"Bearer {token}"),
+        ("Authorization", f"Bearer {ALICE}"),
+        ("x-api-key", ALICE),
+    ]:
+        head = f"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{header}: ".encode()
+        assert await raw_status(gw.url, head + value.encode() + b"\r\n\r\n") == b"HTTP/1.1 200 OK"
+        for spelling in (value + space, value.replace(" ", " " + space) if " " in value else space + value):
+            status = await raw_status(gw.url, head + spelling.encode() + b"\r\n\r\n")
+            assert status == b"HTTP/1.1 401 Unauthorized", (header, spelling)
