@@ -57,3 +57,38 @@ async def test_unicode_spaces_around_a_token_or_secret_are_not_another_spelling(
         for spelling in (value + space, value.replace(" ", " " + space) if " " in value else space + value):
             status = await raw_status(gw.url, head + spelling.encode() + b"\r\n\r\n")
             assert status == b"HTTP/1.1 401 Unauthorized", (header, spelling)
+
+
+def event(doc: dict) -> bytes:
+    return b"data: " + json.dumps(doc).encode() + b"\n\n"
+
+
+def chunk(choices: list, **extra: object) -> dict:
+    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": choices, **extra}
+
+
+def delta(content: dict, finish: str | None = None) -> list:
+    return [{"index": 0, "delta": content, "finish_reason": finish}]
+
+
+# Azure OpenAI opens every chat stream with a chunk of no choices that carries its prompt filter's results
+AZURE_STREAM = [
+    event(chunk([], prompt_filter_results=[{"prompt_index": 0, "content_filter_results": {}}])),
+    event(chunk(delta({"role": "assistant", "content": ""}))),
+    event(chunk(delta({"content": "hi"}))),
+    event(chunk(delta({}, "stop"))),
+    event(chunk([], usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2})),
+    b"data: [DONE]\n\n",
+]
+
+
+@pytest.mark.parametrize("options", [None, {"include_usage": False}])
+async def test_the_tutorial_loop_survives_a_chunk_without_choices_from_the_upstream(gw, upstreams, options):
+    """Item 10: without include_usage no chunk has empty choices, whatever the upstream opens with."""
+    upstreams[0].queue(Script(raw_stream=AZURE_STREAM))
+    extra = {} if options is None else {"stream_options": options}
+    async with gw.sdk() as sdk:
+        stream = await sdk.chat.completions.create(**CHAT, stream=True, **extra)
+        chunks = [chunk async for chunk in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "hi"
+    assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage.total_tokens == 2
