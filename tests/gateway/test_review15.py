@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import re
+import signal
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ALICE, bearer
+from tests import procs
+from tests.conftest import ALICE, ENV, bearer, standard_config
 from tests.fakes.openai_upstream import Script
 from tests.fakes.wire import KEY
 
@@ -92,3 +100,71 @@ async def test_the_tutorial_loop_survives_a_chunk_without_choices_from_the_upstr
         chunks = [chunk async for chunk in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "hi"
     assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage.total_tokens == 2
+
+
+def _workers_of(proc) -> list[int]:
+    return [int(pid) for pid in re.findall(r"\(worker (\d+)\)", "".join(procs.OUTPUTS[proc.pid].lines))]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _exits(proc, timeout: float) -> int | None:
+    """The supervisor's exit code if it exits within ``timeout``; else None, and it and its workers are killed."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await proc.wait()
+    except TimeoutError:
+        for pid in [proc.pid, *_workers_of(proc)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        await proc.wait()
+        return None
+
+
+async def _supervisor(tmp_path, upstreams):
+    data = standard_config(*upstreams, usage={"path": None})
+    data["server"].update(drain_seconds=0, shutdown_timeout=1)
+    path = procs.write_config(tmp_path, data)
+    return await procs.start_serve("-c", str(path), "--workers", "2", "--allow-per-process-limits", env=ENV)
+
+
+async def test_sigterm_while_a_dead_worker_is_restarted_stops_the_supervisor(tmp_path, upstreams):
+    """Item 3: a SIGTERM that came while a worker was being replaced left the new worker running (it was
+    started after the stop, which it never heard of) and the supervisor waiting for it for ever."""
+    proc, _, _ = await _supervisor(tmp_path, upstreams)
+    os.kill(_workers_of(proc)[0], signal.SIGKILL)
+    await procs.read_until(proc, "restarting it")
+    proc.send_signal(signal.SIGTERM)  # within the restart's backoff
+    code = await _exits(proc, 15)
+    assert code is not None, "the supervisor did not exit"
+    assert not any(_alive(pid) for pid in _workers_of(proc))
+    procs.OUTPUTS.pop(proc.pid)
+
+
+async def test_sigterm_while_the_workers_start_stops_the_supervisor(tmp_path, upstreams):
+    """Item 3: a SIGTERM before the last worker was up stopped only those already started."""
+    data = standard_config(*upstreams, usage={"path": None})
+    data["server"].update(drain_seconds=0, shutdown_timeout=1)
+    path = procs.write_config(tmp_path, data)
+    log = Path(tempfile.mkdtemp(prefix="localrouter-out-")) / "output.log"
+    with open(log, "wb") as sink:
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "gateway", "serve", "--port", "0", "-c", str(path)),
+            *("--workers", "2", "--allow-per-process-limits"),
+            env={**os.environ, "PYTHONPATH": str(procs.ROOT), **ENV},
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    procs.OUTPUTS[proc.pid] = procs.Output(log)
+    await procs.read_until(proc, "(worker ", timeout=20)  # the first one is up, the second is starting
+    proc.send_signal(signal.SIGTERM)
+    code = await _exits(proc, 15)
+    assert code is not None, "the supervisor did not exit"
+    assert not any(_alive(pid) for pid in _workers_of(proc))
+    procs.OUTPUTS.pop(proc.pid)
