@@ -160,10 +160,10 @@ def summary(cfg: config.Config) -> str:
     lines.append(f"providers ({len(cfg.providers)}):")
     width = max(map(len, TYPES))
     for p in cfg.providers:
-        models = ", ".join(p.models) if p.models is not None else f"discovered from {p.base_url}/models"
+        models = ", ".join(p.models) if p.models is not None else f"discovered from {p.shown_url}/models"
         # what it serves: the endpoints configured that its wire format has
         served = sorted(TYPES[p.type].capabilities & p.endpoints)
-        lines.append(f"  {p.name:<16} {p.type:<{width}} {p.base_url}  [{', '.join(served) or 'nothing'}]")
+        lines.append(f"  {p.name:<16} {p.type:<{width}} {p.shown_url}  [{', '.join(served) or 'nothing'}]")
         lines.append(f"  {'':<16} models: {models}")
     lines.append(f"strategies ({len(cfg.strategies)}):")
     for s in cfg.strategies:

@@ -168,3 +168,20 @@ async def test_sigterm_while_the_workers_start_stops_the_supervisor(tmp_path, up
     assert code is not None, "the supervisor did not exit"
     assert not any(_alive(pid) for pid in _workers_of(proc))
     procs.OUTPUTS.pop(proc.pid)
+
+
+@pytest.mark.parametrize("models", [["gpt-4o-mini"], None], ids=["listed", "discovered"])
+def test_check_config_prints_no_credential_put_in_a_base_url(tmp_path, upstreams, models):
+    """Item 18: check-config prints each provider's URL; `serve` already left out its credentials, but
+    check-config printed a user:password@ or a ?key= as written."""
+    data = standard_config(*upstreams)
+    provider = data["providers"][1]
+    provider["base_url"] = "http://proxyuser:pw-in-the-url-0123@127.0.0.1:9/v1?key=key-in-the-query-0123"
+    if models is None:
+        provider.pop("models", None)
+    else:
+        provider["models"] = models
+    out = procs.run("check-config", "-c", str(procs.write_config(tmp_path, data)), env=ENV)
+    assert out.returncode == 0, out.stderr
+    assert "http://127.0.0.1:9/v1" in out.stdout
+    assert "pw-in-the-url" not in out.stdout + out.stderr and "key-in-the-query" not in out.stdout + out.stderr
