@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -102,11 +103,15 @@ def usage_report(path: str, args: argparse.Namespace) -> int:
     if not Path(path).is_file():
         print(f"no usage records at {os.path.abspath(path)}", file=sys.stderr)
         return 2
-    store = SQLiteStore(path)
     try:
-        rows = store.summary(since, args.by)
-    finally:
-        store.close()
+        store = SQLiteStore(path)
+        try:
+            rows = store.summary(since, args.by)
+        finally:
+            store.close()
+    except sqlite3.DatabaseError as exc:  # not a database, or not one the gateway wrote
+        print(f"error: {os.path.abspath(path)} holds no usage records ({exc})", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -185,3 +185,13 @@ def test_check_config_prints_no_credential_put_in_a_base_url(tmp_path, upstreams
     assert out.returncode == 0, out.stderr
     assert "http://127.0.0.1:9/v1" in out.stdout
     assert "pw-in-the-url" not in out.stdout + out.stderr and "key-in-the-query" not in out.stdout + out.stderr
+
+
+def test_usage_on_a_file_that_is_no_database_is_one_line_and_exit_2(tmp_path):
+    """Items 17-18: the CLI says what is wrong in one line; `usage --db` on another file gave a traceback."""
+    path = tmp_path / "localrouter.yaml"
+    path.write_text("server: {port: 3625}\n")
+    out = procs.run("usage", "--db", str(path))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [f"error: {path} holds no usage records (file is not a database)"]
+    assert path.read_text() == "server: {port: 3625}\n"
