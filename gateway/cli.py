@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -102,11 +103,15 @@ def usage_report(path: str, args: argparse.Namespace) -> int:
     if not Path(path).is_file():
         print(f"no usage records at {os.path.abspath(path)}", file=sys.stderr)
         return 2
-    store = SQLiteStore(path)
     try:
-        rows = store.summary(since, args.by)
-    finally:
-        store.close()
+        store = SQLiteStore(path)
+        try:
+            rows = store.summary(since, args.by)
+        finally:
+            store.close()
+    except sqlite3.DatabaseError as exc:  # not a database, or not one the gateway wrote
+        print(f"error: {os.path.abspath(path)} holds no usage records ({exc})", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -160,10 +165,10 @@ def summary(cfg: config.Config) -> str:
     lines.append(f"providers ({len(cfg.providers)}):")
     width = max(map(len, TYPES))
     for p in cfg.providers:
-        models = ", ".join(p.models) if p.models is not None else f"discovered from {p.base_url}/models"
+        models = ", ".join(p.models) if p.models is not None else f"discovered from {p.shown_url}/models"
         # what it serves: the endpoints configured that its wire format has
         served = sorted(TYPES[p.type].capabilities & p.endpoints)
-        lines.append(f"  {p.name:<16} {p.type:<{width}} {p.base_url}  [{', '.join(served) or 'nothing'}]")
+        lines.append(f"  {p.name:<16} {p.type:<{width}} {p.shown_url}  [{', '.join(served) or 'nothing'}]")
         lines.append(f"  {'':<16} models: {models}")
     lines.append(f"strategies ({len(cfg.strategies)}):")
     for s in cfg.strategies:

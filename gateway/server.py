@@ -61,13 +61,13 @@ async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, 
                 + (f" (worker {os.getpid()})" if ready_fd is not None else ""),
                 flush=True,
             )
-        if ready_fd is not None:
-            os.write(ready_fd, b"ready\n")
-            os.close(ready_fd)
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, app[LIVE].reload)
+        if ready_fd is not None:  # only now: the supervisor may stop a worker the moment it is ready
+            os.write(ready_fd, b"ready\n")
+            os.close(ready_fd)
         await stop.wait()
         shutdown.draining = True
         log.info(

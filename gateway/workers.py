@@ -75,6 +75,8 @@ class Supervisor:
         if not ok:
             raise RuntimeError(f"worker {slot} did not start (exit {proc.wait()})")
         self.procs[slot] = proc
+        if self.stopping:  # the stop came while it started: _stop did not know it yet
+            proc.send_signal(signal.SIGTERM)
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -82,7 +84,8 @@ class Supervisor:
         signal.signal(signal.SIGHUP, self._forward)
         try:
             for slot in range(self.count):
-                self._start(slot)
+                if not self.stopping:
+                    self._start(slot)
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             self._stop(signal.SIGTERM, None)
@@ -98,6 +101,8 @@ class Supervisor:
                 if proc.poll() is not None and not self.stopping:
                     print(f"worker {proc.pid} exited ({proc.returncode}); restarting it", file=sys.stderr, flush=True)
                     time.sleep(RESTART_BACKOFF)
+                    if self.stopping:
+                        break
                     try:
                         self._start(slot)
                     except RuntimeError as exc:

@@ -15,6 +15,9 @@ from gateway.routing.router import Principal
 from gateway.runtime import Runtime
 
 _SCHEME = "bearer "
+# HTTP's optional whitespace only: str.strip() would also drop Unicode spaces (U+00A0, U+3000...), giving one
+# secret or token many accepted spellings
+_OWS = " \t"
 _API_KEY = istr("x-api-key")  # Anthropic's SDKs and Claude Code send the key so
 _FORWARDED = (hdrs.X_FORWARDED_FOR, hdrs.FORWARDED, istr("X-Real-IP"))
 
@@ -22,16 +25,16 @@ _FORWARDED = (hdrs.X_FORWARDED_FOR, hdrs.FORWARDED, istr("X-Real-IP"))
 def _token(request: web.Request) -> str:
     header = request.headers.get(hdrs.AUTHORIZATION)
     if not header:
-        key = request.headers.get(_API_KEY, "").strip()
+        key = request.headers.get(_API_KEY, "").strip(_OWS)
         if key:
             return key
         raise AuthenticationFailed(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <your client secret>' "
             "(or as 'x-api-key: <your client secret>')."
         )
-    if header[: len(_SCHEME)].lower() != _SCHEME or not header[len(_SCHEME) :].strip():
+    if header[: len(_SCHEME)].lower() != _SCHEME or not header[len(_SCHEME) :].strip(_OWS):
         raise AuthenticationFailed("Malformed Authorization header; expected 'Bearer <your client secret>'.")
-    return header[len(_SCHEME) :].strip()
+    return header[len(_SCHEME) :].strip(_OWS)
 
 
 def _is_loopback(request: web.Request) -> bool:

@@ -14,7 +14,7 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol, Self
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.config.limits import Price, read_prices
 from gateway.config.reader import Reader, Secret
@@ -101,6 +101,13 @@ class ProviderConfig:
     options: TypeOptions | None = None
     #: the size of its own connection pool: a provider that hangs cannot take another's connections
     max_connections: int = MAX_CONNECTIONS
+
+    @property
+    def shown_url(self) -> str:
+        """``base_url`` fit to print: without the credentials a user may have put in it (user:password@, a
+        query's key=...)."""
+        parts = urlsplit(self.base_url)
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=""))
 
 
 def read_resilience(r: Reader, m: Mapping[str, Any], path: str, base: Resilience) -> Resilience:

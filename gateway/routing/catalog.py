@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 from providers.base import ModelInfo, Provider, ProviderError, UpstreamRejected
 
@@ -60,7 +59,7 @@ class Catalog:
         if self._pending:
             await asyncio.wait(list(self._pending.values()), timeout=wait)
         return [
-            f"provider {name} ({p.config.type}, {_shown(p.config.base_url)}): {self._state(name)}"
+            f"provider {name} ({p.config.type}, {p.config.shown_url}): {self._state(name)}"
             for name, p in self._providers.items()
         ]
 
@@ -108,9 +107,3 @@ class Catalog:
             self._pending.pop(name, None)
         self._cache[name] = (expiry, found)
         return found
-
-
-def _shown(url: str) -> str:
-    """The URL without credentials a user may have put in it."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=""))

@@ -26,7 +26,8 @@ class Stream:
     because a chunk without choices breaks the common ``chunk.choices[0]`` loop: from the first
     finish_reason on, the last chunk of a batch with choices waits for the next batch (the usage chunk
     may come in a later read) to learn whether it is the last. Content before the finish is never held
-    back. A usage chunk with no such chunk before it is only accounted for.
+    back. A usage chunk with no such chunk before it is only accounted for; any other chunk without
+    choices (Azure opens its streams with one) is left out.
     """
 
     __slots__ = (
@@ -102,6 +103,8 @@ class Stream:
         usage = None
         if chunks and chunks[-1].get("choices") == [] and "usage" in chunks[-1]:
             usage, chunks = chunks[-1]["usage"], chunks[:-1]
+        if any(chunk.get("choices") == [] for chunk in chunks):  # a note, as Azure's first (prompt_filter_results)
+            chunks = [chunk for chunk in chunks if chunk.get("choices") != []]
         if chunks:  # anything after the chunk held: it was not the last
             if self._held is not None:
                 chunks = [self._held, *chunks]

@@ -96,7 +96,9 @@ async def check_status(resp: aiohttp.ClientResponse, secret: str | None) -> None
     if status < 300:
         return
     message, param, code = await _error_details(resp)
+    # all three go back to the client (param and code verbatim): an echo of the credential may be in any
     message = redact(message, secret)
+    param, code = (redact(text, secret) if text is not None else None for text in (param, code))
     if status in CLIENT_FAULT_STATUSES:
         raise UpstreamRejected(status, message or f"upstream rejected the request ({status})", param, code)
     if status == 429:
