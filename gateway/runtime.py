@@ -2,8 +2,8 @@
 
 A reload builds a whole new :class:`Runtime` beside the old one and swaps it in; a request keeps the
 runtime it started with (auth stores it on the request), so requests in flight finish on their config.
-Each runtime owns one connection pool per provider; a retired runtime closes them once the last request
-that started on it has finished.
+Each runtime owns one connection pool per provider, and one hub of upstream MCP servers; a retired runtime
+closes them once the last request that started on it has finished.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -27,6 +28,9 @@ from gateway.routing.catalog import Catalog
 from gateway.routing.router import Router
 from providers.base import Provider
 from providers.registry import TYPES
+
+if TYPE_CHECKING:
+    from gateway.mcp import Hub
 
 log = logging.getLogger("localrouter.reload")
 
@@ -45,6 +49,7 @@ class Runtime:
             p.name: TYPES[p.type].adapter(p, self.sessions[p.name]) for p in config.providers
         }
         self.catalog = Catalog(self.providers)
+        self.mcp = _mcp_hub(config)
         self.router = Router(config, self.catalog)
         key = config.auth.signing_key.reveal().encode() if config.auth.signing_key else fallback_key
         self.clients = ClientRegistry(config, self.router.policies, TokenSigner(key, config.auth.token_ttl))
@@ -78,7 +83,18 @@ class Runtime:
 
     async def close(self) -> None:
         await self.catalog.close()
-        await asyncio.gather(*(session.close() for session in self.sessions.values()))
+        closing = [session.close() for session in self.sessions.values()]
+        await asyncio.gather(*closing, *([self.mcp.close()] if self.mcp else []))
+
+
+def _mcp_hub(config: Config) -> Hub | None:
+    """The upstream MCP servers (none started yet: each starts on first use); None without ``mcp_servers``."""
+    if not config.mcp_servers:
+        return None
+    # imported here: the SDK takes a good part of a second to import, paid only by those who configure it
+    from gateway.mcp import Hub
+
+    return Hub(config.mcp_servers)
 
 
 def _session(provider: ProviderConfig) -> aiohttp.ClientSession:

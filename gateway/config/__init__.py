@@ -4,14 +4,16 @@
 every provider takes; the provider types, with their own keys, are passed in as ``types``: each is
 declared by its wire format, see ``providers.registry``), ``strategies``, ``clients``, ``auth``,
 ``limits`` (rate limits, prices, the state backend), ``observability`` (access log, metrics, usage
-records), ``responses`` (stored responses), and ``reader`` (walking the YAML tree, with every
-problem's path, and ``${VAR}`` expansion). The rest of the code takes config types from here.
+records), ``responses`` (stored responses), ``mcp`` (upstream MCP servers), and ``reader`` (walking the
+YAML tree, with every problem's path, and ``${VAR}`` expansion). The rest of the code takes config types from here.
 """
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig
 from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret
 from gateway.config.limits import Price, RateLimit, StateConfig
 from gateway.config.load import Config, ConfigError, default, load, parse, resolve
+from gateway.config.mcp import SEPARATOR as MCP_SEPARATOR
+from gateway.config.mcp import McpServerConfig, McpTimeouts
 from gateway.config.observability import LoggingConfig, MetricsConfig, UsageConfig
 from gateway.config.providers import (
     ENDPOINTS,
@@ -30,6 +32,7 @@ from gateway.config.strategies import AUTO_MODEL, StrategyConfig
 __all__ = [
     "AUTO_MODEL",
     "ENDPOINTS",
+    "MCP_SEPARATOR",
     "MIN_SECRET_LENGTH",
     "MIN_SIGNING_KEY_LENGTH",
     "SIGNING_KEY_ENV",
@@ -39,6 +42,8 @@ __all__ = [
     "ConfigError",
     "Cooldown",
     "LoggingConfig",
+    "McpServerConfig",
+    "McpTimeouts",
     "MetricsConfig",
     "Price",
     "ProviderConfig",

@@ -21,6 +21,7 @@ import yaml
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig, read_auth
 from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret, read_client
 from gateway.config.limits import StateConfig, read_state
+from gateway.config.mcp import McpServerConfig, read_mcp_server
 from gateway.config.observability import (
     METRICS_DIR_ENV,
     LoggingConfig,
@@ -59,6 +60,7 @@ class Config:
     responses: ResponsesConfig = ResponsesConfig()
     source: str = "<embedded default>"
     generated_secret: Secret | None = None
+    mcp_servers: tuple[McpServerConfig, ...] = ()
 
 
 def _read_list(r: Reader, raw: Any, key: str, read: Callable[[Reader, Any, str], Any]) -> tuple[Any, ...]:
@@ -90,6 +92,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
             "metrics": False,
             "usage": False,
             "responses": False,
+            "mcp_servers": False,
         },
     )
     if top is None:
@@ -102,8 +105,10 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
         lambda r, raw, path: read_provider(r, raw, path, types, server.defaults, server.upstream_connections),
     )
     by_name = {p.name: p for p in providers}
+    mcp_servers = _read_list(r, top.get("mcp_servers"), "mcp_servers", read_mcp_server)
+    servers = frozenset(s.name for s in mcp_servers)
     strategies = _read_list(
-        r, top.get("strategies"), "strategies", lambda r, raw, path: read_strategy(r, raw, path, by_name)
+        r, top.get("strategies"), "strategies", lambda r, raw, path: read_strategy(r, raw, path, by_name, servers)
     )
     names, digests = frozenset(s.name for s in strategies), dict[str, str]()
     clients = _read_list(
@@ -122,6 +127,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
         read_usage(r, top.get("usage")),
         read_responses(r, top.get("responses")),
         source,
+        mcp_servers=mcp_servers,
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.limits import RateLimit, read_rate_limits
+from gateway.config.mcp import SEPARATOR
 from gateway.config.providers import ProviderConfig
 from gateway.config.reader import Reader
 
 AUTO_MODEL = "localrouter/auto"
+GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class StrategyConfig:
     rate_limits: tuple[RateLimit, ...] = ()
     # name or fnmatch glob -> model id, in the order written (globs are tried in this order)
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # globs over ``{server}__{name}`` and bare server names; None (no ``mcp`` key): no MCP server at all
+    mcp: tuple[str, ...] | None = None
 
 
 def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
@@ -37,11 +42,22 @@ def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: 
     return False
 
 
-def read_strategy(r: Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig]) -> StrategyConfig | None:
+def read_strategy(
+    r: Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig], mcp_servers: frozenset[str] = frozenset()
+) -> StrategyConfig | None:
+    """``mcp_servers``: the names of the configured MCP servers, which ``mcp`` globs must be able to match."""
     m = r.mapping(
         raw,
         path,
-        {"name": True, "allow": False, "auto": False, "fallbacks": False, "rate_limits": False, "aliases": False},
+        {
+            "name": True,
+            "allow": False,
+            "auto": False,
+            "fallbacks": False,
+            "rate_limits": False,
+            "aliases": False,
+            "mcp": False,
+        },
     )
     if m is None:
         return None
@@ -62,7 +78,22 @@ def read_strategy(r: Reader, raw: Any, path: str, providers: Mapping[str, Provid
                 fallbacks[str(model)] = r.strings(chain, f"{path}.fallbacks.{model}", ref)
     limits = read_rate_limits(r, m.get("rate_limits"), f"{path}.rate_limits")
     aliases = _read_aliases(r, m.get("aliases"), f"{path}.aliases", providers, bool(auto))
-    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases) if name else None
+    mcp = None
+    if "mcp" in m:
+        mcp = r.strings(m["mcp"], f"{path}.mcp", lambda glob, p: _check_mcp_glob(r, mcp_servers, glob, p))
+    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases, mcp) if name else None
+
+
+def _check_mcp_glob(r: Reader, servers: frozenset[str], glob: str, path: str) -> bool:
+    """A glob whose server part (before ``__``, or all of it) can match no configured server is a typo or a
+    server since removed: refused, as a model id naming an unknown provider is."""
+    server_part, sep, _ = glob.partition(SEPARATOR)
+    if not sep and GLOB_CHARS.intersection(glob):
+        return True  # ``*`` or ``*read*``: may match any server's items
+    if not any(fnmatch.fnmatchcase(server, server_part) for server in servers):
+        r.problem(path, f"{glob!r} matches no server in mcp_servers")
+        return False
+    return True
 
 
 def _read_aliases(

@@ -1,0 +1,175 @@
+"""The upstream MCP servers of one runtime, as one: merged lists, calls routed by name or by URI.
+
+Tools and prompts are listed as ``{server}__{name}`` and routed back by that prefix. Resources keep
+their URIs: each is routed to the server that listed it (or whose resource template matches it).
+Lists ask every server at once and follow each one's pages; a server that is down, or slower than
+its ``timeouts.call``, is left out of the answer (logged, and its reason kept for :meth:`Hub.health`),
+never failing the whole list. A runtime owns one hub; a reload builds a new one, and the old one
+closes with its runtime, once the requests pinned to that runtime have finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import mcp.types as types
+from mcp import InvalidUriTemplate, UriTemplate
+
+from gateway.config import McpServerConfig
+from gateway.mcp.access import qualified, split
+from gateway.mcp.upstream import McpUpstreamError, Progress, Upstream, UpstreamHealth
+
+log = logging.getLogger("localrouter.mcp")
+
+#: ``(server, name) -> visible``: a strategy's :meth:`McpAccess.allows`; None: everything
+Allows = Callable[[str, str], bool]
+#: upstream pages followed at most per list, against a server that never stops handing out cursors
+MAX_PAGES = 1000
+
+T = TypeVar("T")
+
+
+class Hub:
+    """Built from ``mcp_servers`` without starting anything: a server starts when first used."""
+
+    def __init__(self, servers: Sequence[McpServerConfig]) -> None:
+        self.upstreams: dict[str, Upstream] = {s.name: Upstream(s) for s in servers}
+        self._resources: dict[str, str] = {}  # URI -> the server that listed it
+        self._templates: list[tuple[UriTemplate, str]] = []  # (template, server), in config order
+
+    async def list_tools(self, allows: Allows | None = None) -> list[types.Tool]:
+        listed = await self._list(types.ListToolsRequest, types.ListToolsResult, "tools")
+        return [_renamed(item, server) for server, item in _visible(listed, allows, _name)]
+
+    async def list_prompts(self, allows: Allows | None = None) -> list[types.Prompt]:
+        listed = await self._list(types.ListPromptsRequest, types.ListPromptsResult, "prompts")
+        return [_renamed(item, server) for server, item in _visible(listed, allows, _name)]
+
+    async def list_resources(self, allows: Allows | None = None) -> list[types.Resource]:
+        listed = await self._list(types.ListResourcesRequest, types.ListResourcesResult, "resources")
+        routes = {uri: server for uri, server in self._resources.items() if listed.get(server) is None}
+        for server, items in listed.items():
+            for item in items or ():
+                routes.setdefault(str(item.uri), server)
+        self._resources = routes
+        return [item for _, item in _visible(listed, allows, lambda r: str(r.uri))]
+
+    async def list_resource_templates(self, allows: Allows | None = None) -> list[types.ResourceTemplate]:
+        listed = await self._list(
+            types.ListResourceTemplatesRequest, types.ListResourceTemplatesResult, "resource_templates"
+        )
+        kept = [(t, server) for t, server in self._templates if listed.get(server) is None]
+        self._templates = kept + [(t, s) for s, items in listed.items() for t in _parsed(s, items or ())]
+        return [item for _, item in _visible(listed, allows, lambda t: t.uri_template)]
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        progress: Progress | None = None,
+        allows: Allows | None = None,
+    ) -> types.CallToolResult:
+        """Call ``{server}__{tool}``. A tool's own failure is a result with ``isError``; anything else
+        raises :class:`McpUpstreamError`. ``progress`` gets the upstream's progress notifications;
+        cancelling the calling task cancels the call upstream."""
+        upstream, tool = self._route(name, "tool", allows)
+        request = types.CallToolRequest(params=types.CallToolRequestParams(name=tool, arguments=arguments))
+        return await upstream.request(request, types.CallToolResult, progress=progress)
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, *, allows: Allows | None = None
+    ) -> types.GetPromptResult:
+        upstream, prompt = self._route(name, "prompt", allows)
+        request = types.GetPromptRequest(params=types.GetPromptRequestParams(name=prompt, arguments=arguments))
+        return await upstream.request(request, types.GetPromptResult)
+
+    async def read_resource(self, uri: str, *, allows: Allows | None = None) -> types.ReadResourceResult:
+        """Read ``uri`` from the server that listed it. Unknown, and outside ``allows``, are the same
+        error: a client does not learn which URIs exist beyond its strategy."""
+        server = self._resource_server(uri)
+        if server is None:  # not listed since this hub began (a reload, a client's cached URI): list again
+            await asyncio.gather(self.list_resources(), self.list_resource_templates())
+            server = self._resource_server(uri)
+        if server is None or (allows is not None and not allows(server, uri)):
+            raise McpUpstreamError(types.INVALID_PARAMS, f"unknown resource: {uri}")
+        request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
+        return await self.upstreams[server].request(request, types.ReadResourceResult)
+
+    def health(self) -> list[UpstreamHealth]:
+        return [u.health() for u in self.upstreams.values()]
+
+    async def close(self) -> None:
+        """Stop every server; calls still running get an error."""
+        await asyncio.gather(*(u.close() for u in self.upstreams.values()))
+
+    def _route(self, name: str, kind: str, allows: Allows | None) -> tuple[Upstream, str]:
+        parts = split(name)
+        if parts is not None and allows is not None and not allows(*parts):
+            message = f"{kind} {name!r} is not allowed by this client's strategy"
+            raise McpUpstreamError(types.INVALID_PARAMS, message)
+        if parts is None or parts[0] not in self.upstreams:
+            raise McpUpstreamError(types.INVALID_PARAMS, f"unknown {kind}: {name}")
+        return self.upstreams[parts[0]], parts[1]
+
+    def _resource_server(self, uri: str) -> str | None:
+        server = self._resources.get(uri)
+        if server is not None:
+            return server
+        return next((s for template, s in self._templates if template.match(uri) is not None), None)
+
+    async def _list(self, request: Any, result: Any, field: str) -> dict[str, list[Any] | None]:
+        """Each server's items (all its pages), or None for a server left out."""
+        pages = [self._pages(u, request, result, field) for u in self.upstreams.values()]
+        return dict(zip(self.upstreams, await asyncio.gather(*pages), strict=True))
+
+    async def _pages(self, upstream: Upstream, request: Any, result: Any, field: str) -> list[Any] | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + upstream.config.timeouts.call
+        items: list[Any] = []
+        cursor: str | None = None
+        try:
+            for _ in range(MAX_PAGES):
+                params = types.PaginatedRequestParams(cursor=cursor) if cursor is not None else None
+                timeout = max(deadline - loop.time(), 0.001)
+                page = await upstream.request(request(params=params), result, timeout=timeout)
+                items.extend(getattr(page, field))
+                if page.next_cursor is None:
+                    return items
+                cursor = page.next_cursor
+            log.warning("mcp server %s: more than %d pages of %s; the rest left out", upstream.name, MAX_PAGES, field)
+            return items
+        except McpUpstreamError as exc:
+            log.warning("mcp server %s: left out of the %s list: %s", upstream.name, field, exc.message)
+            upstream.note(exc.message)
+            return None
+
+
+def _name(item: Any) -> str:
+    return str(item.name)
+
+
+def _renamed(item: T, server: str) -> T:
+    return item.model_copy(update={"name": qualified(server, item.name)})  # type: ignore[attr-defined]
+
+
+def _visible(listed: dict[str, list[T] | None], allows: Allows | None, key: Callable[[T], str]) -> list[tuple[str, T]]:
+    return [
+        (server, item)
+        for server, items in listed.items()
+        for item in items or ()
+        if allows is None or allows(server, key(item))
+    ]
+
+
+def _parsed(server: str, templates: Sequence[types.ResourceTemplate]) -> list[UriTemplate]:
+    out = []
+    for t in templates:
+        try:
+            out.append(UriTemplate.parse(t.uri_template))
+        except InvalidUriTemplate:
+            log.warning("mcp server %s: resource template %r is not a URI template; not routed", server, t.uri_template)
+    return out
