@@ -74,6 +74,15 @@ class LineReader(EventReader):
 
 def _events(text: bytes) -> tuple[list[bytes], bytes]:
     """The data of the complete events in ``text``, and the unfinished rest."""
+    end = text.rfind(b"\n\n") + 2
+    if end > 2 and text.startswith(b"data: ") and b"\r" not in text:
+        # the shape nearly every read has: only one-line ``data: `` events, split in one go; no newline
+        # left in any piece means there was nothing else (no comment, no second line, no other field).
+        # It earns its place on the stream endpoint (bench/NOTES.md); a property test holds it equal to
+        # the general parser below.
+        found = text[6 : end - 2].split(b"\n\ndata: ")
+        if b"\n" not in b"".join(found):
+            return found, text[end:]
     *blocks, rest = _blocks(text)
     return [data for data in map(_data, blocks) if data is not None], rest
 
