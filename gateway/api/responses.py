@@ -30,6 +30,7 @@ from gateway.config import AUTO_MODEL
 from gateway.dialects import openai_responses as rs
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.keys import BODY, CHAIN, EXCHANGE, LIVE, OBSERVER, PRINCIPAL, RESPONSES, RUNTIME
+from gateway.observability.usage import StoreError
 from gateway.routing import fallback
 from gateway.routing.router import Target
 from gateway.routing.stream import Stream
@@ -197,7 +198,7 @@ async def _keep(request: web.Request, ask: Ask, response: dict[str, Any] | None)
         return
     try:
         await request.app[RESPONSES].put(_client(request), response, rs.conversation(ask.items, response))
-    except sqlite3.Error:
+    except (sqlite3.Error, StoreError):
         log.exception("could not store response %s", ask.response_id)
 
 
