@@ -12,6 +12,7 @@ import aiohttp
 from tests.conftest import ALICE, bearer, standard_config
 from tests.pgserver import PASSWORD
 from tests.procs import run, start_serve, stop, write_config
+from tests.redisserver import free_port
 
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -119,3 +120,26 @@ def test_db_upgrade_applies_the_schema_once(tmp_path, upstreams, pg_url):
     down = write_config(tmp_path, pg_config(upstreams))
     done = run("db", "upgrade", "-c", str(down), env={**env, "PG_URL": "postgresql://lr:hidden-pw@127.0.0.1:1/lr"})
     assert done.returncode == 1 and "schema not upgraded" in done.stderr and "hidden-pw" not in done.stderr
+
+
+async def test_the_database_down_answers_stored_reads_with_503_and_serves_the_rest(
+    tmp_path, upstreams, start_gateway, http
+):
+    data = pg_config(upstreams)
+    data["usage"]["url"] = f"postgresql://lr:hidden-pw@127.0.0.1:{free_port()}/lr"  # nothing listens there
+    gw = await start_gateway(data, env={"ALICE_SECRET": ALICE})
+    async with http.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer()) as resp:
+        assert resp.status == 200
+    ask = {"model": "openai/gpt-4o-mini", "input": "hi"}
+    async with http.post(gw.url + "/v1/responses", json=ask, headers=bearer()) as resp:
+        assert resp.status == 200  # answered; not stored (logged)
+    for method, path, body in (
+        ("GET", "/v1/responses/resp_x", None),
+        ("DELETE", "/v1/responses/resp_x", None),
+        ("POST", "/v1/responses", {**ask, "previous_response_id": "resp_x"}),
+        ("GET", "/v1/generation?id=nope", None),
+    ):
+        async with http.request(method, gw.url + path, json=body, headers=bearer()) as resp:
+            doc = await resp.json()
+            assert resp.status == 503 and doc["error"]["code"] == "store_unavailable", (path, doc)
+            assert "hidden-pw" not in json.dumps(doc) and "127.0.0.1" not in json.dumps(doc)
