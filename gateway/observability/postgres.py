@@ -80,6 +80,7 @@ class Database:
     def __init__(self, url: str, pool: int) -> None:
         self._url, self._size = url, pool
         self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="localrouter-postgres", daemon=True)
         self._thread.start()
@@ -96,18 +97,22 @@ class Database:
         return asyncio.run_coroutine_threadsafe(self._guarded(coro), self._loop)
 
     async def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            pool = await asyncpg.create_pool(
-                self._url,
-                min_size=1,
-                max_size=self._size,
-                timeout=_CONNECT_TIMEOUT,
-                command_timeout=_COMMAND_TIMEOUT,
-            )
+        async with self._opening:  # two first calls at once make one pool
+            if self._pool is None:
+                self._pool = await self._open()
+        return self._pool
+
+    async def _open(self) -> asyncpg.Pool:
+        pool = await asyncpg.create_pool(
+            self._url, min_size=1, max_size=self._size, timeout=_CONNECT_TIMEOUT, command_timeout=_COMMAND_TIMEOUT
+        )
+        try:
             async with pool.acquire() as conn:
                 await migrate(conn)
-            self._pool = pool
-        return self._pool
+        except BaseException:
+            pool.terminate()  # the next try opens a new one: this one must not linger
+            raise
+        return pool
 
     async def _guarded(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
