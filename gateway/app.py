@@ -16,7 +16,7 @@ from gateway.api.routes import ROUTES, Table
 from gateway.config import Config
 from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, RESPONSES, ROUTE_TABLE, SHUTDOWN, STARTED_AT
 from gateway.observability.observer import Observer
-from gateway.observability.responses_store import ResponsesStore
+from gateway.observability.stores import responses_store
 from gateway.runtime import Live
 from gateway.shutdown import Shutdown
 from middlewares.errors import errors
@@ -72,7 +72,7 @@ async def _responses(app: web.Application) -> AsyncIterator[None]:
     """The Responses API's stored responses, in the usage records' database; without one (``usage.path:
     null``), in memory: this process's alone, gone when it stops."""
     config = app[CONFIG]
-    store = app[RESPONSES] = ResponsesStore(config.usage.path or ":memory:", config.responses.ttl)
+    store = app[RESPONSES] = responses_store(config.usage, config.responses.ttl)
     try:
         yield
     finally:

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--since", default="7d", help="how far back: 30m, 12h, 7d, 4w (default 7d)")
     usage.add_argument("--by", default="client", choices=["client", "model", "provider", "day"])
     usage.add_argument("--json", action="store_true", help="JSON rows instead of a table")
+    db = sub.add_parser("db", help="the PostgreSQL store (usage.backend: postgres)")
+    db.add_argument("action", choices=["upgrade"], help="upgrade: apply the schema's missing migrations")
+    db.add_argument("-c", "--config", help="YAML config whose usage.url to use (default as for serve)")
     return parser
 
 
@@ -82,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(summary(cfg))
         return 0
+    if args.command == "db":
+        return db_upgrade(cfg)
+    if args.command == "usage" and cfg.usage.backend == "postgres":
+        print(f"usage records from PostgreSQL (usage.url of {_source(cfg)})", file=sys.stderr)
+        return usage_report(None, args, cfg.usage)
     if args.command == "usage":
         if cfg.usage.path is None:
             print("usage records are off in this config (usage.path: null)", file=sys.stderr)
@@ -92,30 +100,55 @@ def main(argv: list[str] | None = None) -> int:
     return serve(cfg, args, argv)
 
 
-def usage_report(path: str, args: argparse.Namespace) -> int:
-    from gateway.observability.usage import SQLiteStore, since_seconds
+def usage_report(path: str | None, args: argparse.Namespace, shared: config.UsageConfig | None = None) -> int:
+    """From the SQLite file at ``path``, or the ``shared`` store the config names (every replica's)."""
+    from gateway.observability.stores import usage_store
+    from gateway.observability.usage import SQLiteStore, StoreError, UsageStore, since_seconds
 
     try:
         since = since_seconds(args.since)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if not Path(path).is_file():
+    if path is not None and not Path(path).is_file():
         print(f"no usage records at {os.path.abspath(path)}", file=sys.stderr)
         return 2
     try:
-        store = SQLiteStore(path)
-        try:
-            rows = store.summary(since, args.by)
-        finally:
-            store.close()
+        store: UsageStore | None = SQLiteStore(path) if path is not None else usage_store(shared) if shared else None
     except sqlite3.DatabaseError as exc:  # not a database, or not one the gateway wrote
-        print(f"error: {os.path.abspath(path)} holds no usage records ({exc})", file=sys.stderr)
+        print(f"error: {os.path.abspath(path or '')} holds no usage records ({exc})", file=sys.stderr)
         return 2
+    assert store is not None
+    try:
+        rows = store.summary(since, args.by)
+    except sqlite3.DatabaseError as exc:
+        print(f"error: {os.path.abspath(path or '')} holds no usage records ({exc})", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"usage records not read: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         print(usage_table(rows, args.by))
+    return 0
+
+
+def db_upgrade(cfg: config.Config) -> int:
+    from gateway.observability.postgres import upgrade
+    from gateway.observability.usage import StoreError
+
+    if cfg.usage.backend != "postgres" or cfg.usage.url is None:
+        print("usage.backend is not postgres in this config: nothing to upgrade", file=sys.stderr)
+        return 2
+    try:
+        version = upgrade(cfg.usage.url.reveal())
+    except StoreError as exc:
+        print(f"schema not upgraded: {exc}", file=sys.stderr)
+        return 1
+    print(f"schema at version {version}")
     return 0
 
 
@@ -243,6 +276,8 @@ def _startup_lines(cfg: config.Config) -> None:
     """Where the running config and the usage records are: relative paths depend on where it started."""
     print(f"config: {_source(cfg)}")
     usage = "off (usage.path: null)" if cfg.usage.path is None else os.path.abspath(cfg.usage.path)
+    if cfg.usage.backend == "postgres":
+        usage = "PostgreSQL (usage.url)"
     print(f"usage records: {usage}", flush=True)
 
 

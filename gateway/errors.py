@@ -122,6 +122,14 @@ class AllProvidersFailed(GatewayError):
     code = "all_providers_failed"
 
 
+class StoreUnavailable(GatewayError):
+    """The database of stored responses or usage records cannot be reached now (``usage.backend``)."""
+
+    status = 503
+    type = "server_error"
+    code = "store_unavailable"
+
+
 class ServerShuttingDown(GatewayError):
     """Still running when the shutdown's deadline came (``server.shutdown_timeout``)."""
 

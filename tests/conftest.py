@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
@@ -21,6 +24,7 @@ from providers.registry import TYPES
 from tests import leakcheck
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.wire import WireFake
+from tests.pgserver import PASSWORD, PostgresServer
 
 ALICE = "lr-alice-secret-0123456789abcdef"
 BOB = "lr-bob-secret-0123456789abcdefgh"
@@ -42,6 +46,33 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for line in found[:20]:
             reporter.write_line("  " + line)
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL cluster for the session (each test empties its database: ``pg_url``)."""
+    server = PostgresServer().init().start().create_database()
+    leakcheck.register(PASSWORD)  # never in a log line
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> str:
+    """The session's database, emptied: no table, no schema version."""
+
+    async def empty() -> None:
+        conn = await asyncpg.connect(pg_server.url)
+        try:
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop of its own, whatever runs in this one
+        pool.submit(asyncio.run, empty()).result()
+    return pg_server.url
 
 
 class Gateway:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 
 from gateway.api import schemas
 from gateway.api.answers import AUTH, error_docs, json_answer
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import InvalidRequest, NotFound, StoreUnavailable
 from gateway.keys import OBSERVER, PRINCIPAL
+from gateway.observability.usage import StoreError
+
+log = logging.getLogger("localrouter.generation")
 
 
 @docs(
@@ -24,7 +29,10 @@ from gateway.keys import OBSERVER, PRINCIPAL
             "description": "The request's `X-Request-ID`",
         }
     ],
-    responses=error_docs(400, 401, 404),
+    responses={
+        **error_docs(400, 401, 404),
+        503: {"schema": schemas.ErrorSchema, "description": "The usage records' database is unreachable now"},
+    },
 )
 @response_schema(schemas.GenerationSchema, 200)
 async def generation(request: web.Request) -> web.Response:
@@ -32,7 +40,11 @@ async def generation(request: web.Request) -> web.Response:
     if not record_id:
         raise InvalidRequest("'id' is required: the X-Request-ID of one of your requests.", param="id")
     writer = request.app[OBSERVER].usage
-    record = await writer.get(record_id) if writer is not None else None
+    try:
+        record = await writer.get(record_id) if writer is not None else None
+    except StoreError as exc:
+        log.warning("usage record %s not read: %s", record_id[:100], exc)
+        raise StoreUnavailable("Usage records cannot be reached now; try again later.") from exc
     if record is None or record.client != request[PRINCIPAL].client.name:  # another client's: not found
         raise NotFound(f"No request with id {record_id[:100]!r} for this client.", param="id")
     return json_answer({"object": "generation", **record.public()})

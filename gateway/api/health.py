@@ -13,7 +13,7 @@ from gateway import __version__
 from gateway.api import schemas
 from gateway.api.answers import json_answer
 from gateway.errors import InvalidRequest
-from gateway.keys import LIVE, RUNTIME, SHUTDOWN, STARTED_AT
+from gateway.keys import LIVE, OBSERVER, RUNTIME, SHUTDOWN, STARTED_AT
 
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 
@@ -39,7 +39,9 @@ async def health(request: web.Request) -> web.Response:
     state = request.app[LIVE].state.health()
     # a provider that cannot say which models it has: its names and reasons, never its address or key
     unreachable = [{"provider": name, "error": error} for name, error in runtime.catalog.failures().items()]
-    healthy = state["ok"] and not unreachable
+    writer = request.app[OBSERVER].usage
+    usage = writer.health() if writer is not None else None
+    healthy = state["ok"] and not unreachable and (usage is None or usage["ok"])
     doc: dict[str, Any] = {
         "status": "draining" if request.app[SHUTDOWN].draining else "ok" if healthy else "degraded",
         "version": __version__,
@@ -49,6 +51,8 @@ async def health(request: web.Request) -> web.Response:
         "state": state,
         "providers_unreachable": unreachable,
     }
+    if usage is not None:
+        doc["usage_store"] = usage
     detail = request.query.get("detail", "0")
     if detail not in _FLAGS:
         raise InvalidRequest("'detail' must be 1 or 0.", param="detail")

@@ -13,10 +13,11 @@ visible to the client that made it alone (gateway.observability.responses_store)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -28,8 +29,9 @@ from gateway.api import schemas
 from gateway.api.answers import AUTH, account, error_docs, json_answer, served_headers
 from gateway.config import AUTO_MODEL
 from gateway.dialects import openai_responses as rs
-from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.errors import GatewayError, InvalidRequest, NotFound, StoreUnavailable
 from gateway.keys import BODY, CHAIN, EXCHANGE, LIVE, OBSERVER, PRINCIPAL, RESPONSES, RUNTIME
+from gateway.observability.usage import StoreError
 from gateway.routing import fallback
 from gateway.routing.router import Target
 from gateway.routing.stream import Stream
@@ -177,7 +179,8 @@ async def _previous(request: web.Request, body: dict[str, Any]) -> list[dict[str
             param="previous_response_id",
             code="invalid_value",
         )
-    stored = await request.app[RESPONSES].get(previous_id, _client(request))
+    with _unavailable():
+        stored = await request.app[RESPONSES].get(previous_id, _client(request))
     if stored is None:
         raise NotFound(
             f"Previous response with id '{previous_id}' not found.",
@@ -185,6 +188,16 @@ async def _previous(request: web.Request, body: dict[str, Any]) -> list[dict[str
             code="previous_response_not_found",
         )
     return stored.items
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """The store's database unreachable: a 503 the client may retry; the cause (its address) in the log."""
+    try:
+        yield
+    except StoreError as exc:
+        log.warning("stored responses not reached: %s", exc)
+        raise StoreUnavailable("Stored responses cannot be reached now; try again later.") from exc
 
 
 async def _keep(request: web.Request, ask: Ask, response: dict[str, Any] | None) -> None:
@@ -197,7 +210,7 @@ async def _keep(request: web.Request, ask: Ask, response: dict[str, Any] | None)
         return
     try:
         await request.app[RESPONSES].put(_client(request), response, rs.conversation(ask.items, response))
-    except sqlite3.Error:
+    except (sqlite3.Error, StoreError):
         log.exception("could not store response %s", ask.response_id)
 
 
@@ -252,6 +265,7 @@ async def create(request: web.Request) -> web.StreamResponse:
 _STORED_ERRORS: dict[int, dict[str, Any]] = {
     401: error_docs(401)[401],
     404: {"schema": schemas.ErrorSchema, "description": "This client has no such response (or it expired)"},
+    503: {"schema": schemas.ErrorSchema, "description": "The stored responses' database is unreachable now"},
 }
 
 
@@ -269,7 +283,8 @@ def _not_found(response_id: str) -> NotFound:
 @response_schema(schemas.ResponseSchema, 200)
 async def retrieve(request: web.Request) -> web.Response:
     response_id = request.match_info["id"]
-    stored = await request.app[RESPONSES].get(response_id, _client(request))
+    with _unavailable():
+        stored = await request.app[RESPONSES].get(response_id, _client(request))
     if stored is None:
         raise _not_found(response_id)
     return json_answer(stored.response)
@@ -279,6 +294,8 @@ async def retrieve(request: web.Request) -> web.Response:
 @response_schema(schemas.ResponseDeletedSchema, 200)
 async def delete(request: web.Request) -> web.Response:
     response_id = request.match_info["id"]
-    if not await request.app[RESPONSES].delete(response_id, _client(request)):
+    with _unavailable():
+        deleted = await request.app[RESPONSES].delete(response_id, _client(request))
+    if not deleted:
         raise _not_found(response_id)
     return json_answer({"id": response_id, "object": "response", "deleted": True})

@@ -179,6 +179,12 @@ class HealthSchema(Schema):
             "description": "The budget state backend: `{backend, ok}` (`status` is `degraded` while it is unreachable)."
         },
     )
+    usage_store = fields.Dict(
+        metadata={
+            "description": "The usage records' store, when they are on: `{backend, ok}`, and while records cannot be "
+            "written `error`, `pending`, `dropped` (`status` is `degraded`)."
+        },
+    )
     providers_unreachable = fields.List(
         fields.Nested(ProviderFailureSchema),
         required=True,

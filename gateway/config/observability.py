@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config.reader import Reader
+from gateway.config.reader import Reader, Secret
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,15 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class UsageConfig:
-    path: str | None = "localrouter-usage.db"  # SQLite file; None: no usage records
+    path: str | None = "localrouter-usage.db"  # SQLite file; None: no usage records (backend sqlite)
+    backend: str = "sqlite"  # sqlite: one file on this host; postgres: one database every replica shares
+    url: Secret | None = None  # postgresql://user:password@host/db (backend postgres)
+    pool: int = 10  # connections per process and store (backend postgres)
+    retention_days: int | None = None  # records older are deleted; None: kept
+
+    @property
+    def enabled(self) -> bool:
+        return self.backend == "postgres" or self.path is not None
 
 
 def read_logging(r: Reader, raw: Any) -> LoggingConfig:
@@ -49,8 +57,28 @@ def read_metrics(r: Reader, raw: Any, env: Mapping[str, str]) -> MetricsConfig:
     return MetricsConfig(True if enabled is None else enabled, token, env.get(METRICS_DIR_ENV) or None)
 
 
+_USAGE_KEYS = {"path": False, "backend": False, "url": False, "pool": False, "retention_days": False}
+
+
 def read_usage(r: Reader, raw: Any) -> UsageConfig:
-    m = r.mapping(raw, "usage", {"path": False}) or {}
-    if "path" not in m:
-        return UsageConfig()
-    return UsageConfig(r.string(m["path"], "usage.path") if m["path"] is not None else None)
+    m = r.mapping(raw, "usage", _USAGE_KEYS) or {}
+    path = UsageConfig.path
+    if "path" in m:
+        path = r.string(m["path"], "usage.path") if m["path"] is not None else None
+    backend = r.string(m.get("backend", "sqlite"), "usage.backend")
+    if backend not in ("sqlite", "postgres"):
+        r.problem("usage.backend", "expected sqlite or postgres")
+    url = r.string(m["url"], "usage.url") if m.get("url") is not None else None
+    if backend == "postgres" and not url:
+        r.problem("usage.url", "required with backend postgres")
+    elif url and not url.startswith(("postgresql://", "postgres://")):
+        r.problem("usage.url", "expected a postgresql:// URL")  # never the URL itself: it holds the password
+    pool = r.number(m["pool"], "usage.pool", integer=True) if "pool" in m else None
+    days = (
+        r.number(m["retention_days"], "usage.retention_days", integer=True)
+        if m.get("retention_days") is not None
+        else None
+    )
+    return UsageConfig(
+        path, backend or "sqlite", Secret(url) if url else None, pool or UsageConfig.pool, days if days else None
+    )

@@ -95,6 +95,9 @@ STREAM_ERRORS = Family(
 )
 RATE_LIMITED = Family("localrouter_rate_limited", "counter", "Requests refused by a client rate limit", ("client",))
 STREAMS = Family("localrouter_streams_in_flight", "gauge", "Streams being relayed now")
+USAGE_DROPPED = Family(
+    "localrouter_usage_records_dropped", "counter", "Usage records dropped: more waiting than the buffer holds"
+)
 FAMILIES = (
     REQUESTS,
     DURATION,
@@ -107,6 +110,7 @@ FAMILIES = (
     STREAM_ERRORS,
     RATE_LIMITED,
     STREAMS,
+    USAGE_DROPPED,
 )
 _BY_NAME = {f.name: f for f in FAMILIES}
 

@@ -8,8 +8,9 @@ import logging
 from gateway.config import Config
 from gateway.observability.accesslog import AccessLog, line
 from gateway.observability.exchange import Exchange, Ids
-from gateway.observability.metrics import Metrics
-from gateway.observability.usage import SQLiteStore, UsageRecord, UsageWriter
+from gateway.observability.metrics import USAGE_DROPPED, Metrics
+from gateway.observability.stores import usage_writer
+from gateway.observability.usage import UsageRecord
 
 log = logging.getLogger("localrouter.observe")
 
@@ -22,7 +23,9 @@ class Observer:
         self.metrics = Metrics(config.metrics.snapshot_dir) if config.metrics.enabled else None
         self.access = AccessLog(access_out) if config.logging.access else None
         self.bodies = config.logging.bodies
-        self.usage = UsageWriter(SQLiteStore(config.usage.path)) if config.usage.path else None
+        self.usage = usage_writer(config.usage)
+        if self.usage is not None and self.metrics is not None:
+            self.usage.dropped_cell = self.metrics.cell(USAGE_DROPPED)
 
     def start(self) -> None:
         if self.metrics is not None:

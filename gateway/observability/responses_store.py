@@ -11,6 +11,7 @@ event loop. Expired rows are never returned, and a write deletes them in passing
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import sqlite3
 import threading
@@ -38,15 +39,44 @@ class StoredResponse:
     items: list[dict[str, Any]]  # the conversation: earlier items, this request's input, its output
 
 
-class ResponsesStore:
-    """The ``responses`` table of one SQLite file (``:memory:`` for one of its own). ``clock`` gives
-    the time in seconds since the epoch, as :func:`time.time` does."""
+class ResponsesStore(abc.ABC):
+    """Where stored responses live (:class:`SQLiteResponsesStore`, or PostgreSQL's for replicas).
+    ``clock`` gives the time in seconds since the epoch, as :func:`time.time` does."""
+
+    def __init__(self, ttl: float, purge_every: float = 60.0, clock: Callable[[], float] | None = None) -> None:
+        self.ttl, self._purge_every, self._clock = ttl, purge_every, clock or time.time
+        self._next_purge = 0.0
+
+    @abc.abstractmethod
+    async def put(self, client: str, response: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> None:
+        """Keep ``response`` (its ``id`` is the key) and its conversation ``items`` for ``ttl`` seconds."""
+
+    @abc.abstractmethod
+    async def get(self, response_id: str, client: str) -> StoredResponse | None:
+        """The response, if ``client`` stored it and it has not expired; else None."""
+
+    @abc.abstractmethod
+    async def delete(self, response_id: str, client: str) -> bool:
+        """Forget the response; False when ``client`` has no such (unexpired) response."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def purge_due(self, now: float) -> bool:
+        """Whether a write should delete the expired rows in passing (at most once per ``purge_every``)."""
+        if now < self._next_purge:
+            return False
+        self._next_purge = now + self._purge_every
+        return True
+
+
+class SQLiteResponsesStore(ResponsesStore):
+    """The ``responses`` table of one SQLite file (``:memory:`` for one of its own)."""
 
     def __init__(
         self, path: str, ttl: float, purge_every: float = 60.0, clock: Callable[[], float] = time.time
     ) -> None:
-        self.ttl, self._purge_every, self._clock = ttl, purge_every, clock
-        self._next_purge = 0.0
+        super().__init__(ttl, purge_every, clock)
         # the default busy timeout lets a write wait out the usage writer's transaction on the same file
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
@@ -57,15 +87,12 @@ class ResponsesStore:
                 self._db.execute(statement)
 
     async def put(self, client: str, response: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> None:
-        """Keep ``response`` (its ``id`` is the key) and its conversation ``items`` for ``ttl`` seconds."""
         await asyncio.to_thread(self._put, client, jsonx.dumps(response), jsonx.dumps(items), str(response["id"]))
 
     async def get(self, response_id: str, client: str) -> StoredResponse | None:
-        """The response, if ``client`` stored it and it has not expired; else None."""
         return await asyncio.to_thread(self._get, response_id, client)
 
     async def delete(self, response_id: str, client: str) -> bool:
-        """Forget the response; False when ``client`` has no such (unexpired) response."""
         return await asyncio.to_thread(self._delete, response_id, client)
 
     def close(self) -> None:
@@ -75,9 +102,8 @@ class ResponsesStore:
     def _put(self, client: str, response: bytes, items: bytes, response_id: str) -> None:
         now = self._clock()
         with self._lock:
-            if now >= self._next_purge:
+            if self.purge_due(now):
                 self._db.execute("DELETE FROM responses WHERE expires_at <= ?", (now,))
-                self._next_purge = now + self._purge_every
             self._db.execute(
                 "INSERT INTO responses (id, client, created_at, expires_at, response, items) VALUES (?, ?, ?, ?, ?, ?)",
                 (response_id, client, now, now + self.ttl, response, items),

@@ -1,9 +1,8 @@
 """Usage records: who used which model through which provider, how many tokens, at what cost.
 
 Requests hand records to :class:`UsageWriter`, which keeps them in memory (bounded) and writes them
-in batches from a thread of its own, so the hot path never waits on disk. The store is an interface
-(:class:`UsageStore`) with SQLite behind it; its SQL is plain enough for a PostgreSQL store to follow
-for multi-replica deployments.
+in batches from a thread of its own, so the hot path never waits on disk or a database. The store is an
+interface (:class:`UsageStore`): SQLite here (one host), PostgreSQL in ``postgres`` (every replica).
 """
 
 from __future__ import annotations
@@ -50,7 +49,13 @@ class UsageRecord(NamedTuple):
         return self._asdict()
 
 
+class StoreError(Exception):
+    """The store could not be reached or written: the writer keeps the records and tries again."""
+
+
 class UsageStore(abc.ABC):
+    backend = "sqlite"
+
     @abc.abstractmethod
     def write(self, records: list[UsageRecord]) -> None:
         """Store ``records`` (one transaction where the store has them)."""
@@ -60,6 +65,10 @@ class UsageStore(abc.ABC):
 
     @abc.abstractmethod
     def summary(self, since: float, by: str) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def purge(self, before: float) -> int:
+        """Delete the records older than ``before``; how many went."""
 
     def close(self) -> None:
         return None
@@ -151,6 +160,10 @@ class SQLiteStore(UsageStore):
             for k, n, p, c, t, cost, unpriced, errors in rows
         ]
 
+    def purge(self, before: float) -> int:
+        with self._lock:
+            return self._db.execute("DELETE FROM usage WHERE ts < ?", (before,)).rowcount
+
     def close(self) -> None:
         with self._read_lock:
             self._reader.close()
@@ -165,13 +178,28 @@ def _record(row: Iterable[Any]) -> UsageRecord:
 
 class UsageWriter:
     """Takes records on the event loop, writes them in batches from a thread; at most ``max_pending``
-    wait in memory (beyond that the oldest are dropped, counted and logged: memory stays bounded)."""
+    wait in memory (beyond that the oldest are dropped, counted and logged: memory stays bounded).
+    A batch the store refuses goes back to the front and is tried again, later each time (backoff up to
+    ``max_backoff`` seconds); meanwhile :meth:`health` says why. With ``retention`` (seconds), older
+    records are deleted once per ``purge_every``."""
 
-    def __init__(self, store: UsageStore, interval: float = 0.5, batch: int = 5000, max_pending: int = 100_000) -> None:
+    def __init__(
+        self,
+        store: UsageStore,
+        interval: float = 0.5,
+        batch: int = 5000,
+        max_pending: int = 100_000,
+        retention: float | None = None,
+        max_backoff: float = 5.0,
+    ) -> None:
         self.store = store
-        self._interval, self._batch = interval, batch
+        self._interval, self._batch, self._max_backoff = interval, batch, max_backoff
         self._pending: deque[UsageRecord] = deque(maxlen=max_pending)
         self._by_id: dict[str, UsageRecord] = {}
+        self._retention, self.purge_every, self._next_purge = retention, 3600.0, 0.0
+        self.failures = 0  # flushes failed in a row
+        self.error: str | None = None  # why the last flush failed; None once one succeeds
+        self.dropped_cell: list[float] | None = None  # the metric's counter, when metrics are on
         self.dropped = 0
         self.written = 0
         self.peak_pending = 0
@@ -183,11 +211,7 @@ class UsageWriter:
 
     def add(self, record: UsageRecord) -> None:
         if len(self._pending) == self._pending.maxlen:
-            oldest = self._pending[0]
-            self._by_id.pop(oldest.id, None)
-            self.dropped += 1
-            if self.dropped % 1000 == 1:
-                log.warning("usage records dropped: the store does not keep up (%d so far)", self.dropped)
+            self._drop([self._pending[0]])
         self._pending.append(record)
         self._by_id[record.id] = record
         if len(self._pending) > self.peak_pending:
@@ -199,25 +223,75 @@ class UsageWriter:
         waiting = self._by_id.get(record_id)
         return waiting if waiting is not None else await asyncio.to_thread(self.store.get, record_id)
 
+    def health(self) -> dict[str, object]:
+        """For ``/health``: the store's backend, whether records are being written, and if not why."""
+        doc: dict[str, object] = {"backend": self.store.backend, "ok": self.error is None}
+        if self.error is not None:
+            doc.update(error=self.error, pending=len(self._pending), dropped=self.dropped)
+        return doc
+
     async def flush(self, everything: bool = False) -> None:
         """Write what is waiting now, in transactions of up to ``batch`` records. Records arriving
         meanwhile wait for the next flush (unless ``everything``): written at once, they would make a
-        stream of small transactions, each costing as much as a large one."""
+        stream of small transactions, each costing as much as a large one. A failed batch goes back to
+        the front, and this flush stops: the next one tries again."""
         waiting = len(self._pending)
         while self._pending and (waiting > 0 or everything):
             batch = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
             waiting -= len(batch)
             try:
                 await asyncio.to_thread(self.store.write, batch)
-                self.written += len(batch)
-            except (sqlite3.Error, OSError) as exc:
-                log.error("usage records not written (%d): %s", len(batch), exc)
+            except (sqlite3.Error, OSError, StoreError) as exc:
+                self._failed(batch, exc)
+                return
+            self.written += len(batch)
+            self.failures, self.error = 0, None
             for record in batch:
                 self._by_id.pop(record.id, None)
+        await self._purge()
+
+    def _failed(self, batch: list[UsageRecord], exc: Exception) -> None:
+        self.failures += 1
+        if self.error is None or self.failures % 20 == 0:
+            log.error(
+                "usage records not written yet (%d waiting; tried %d times): %s",
+                len(self._pending) + len(batch),
+                self.failures,
+                exc,
+            )
+        self.error = str(exc) or type(exc).__name__
+        room = (self._pending.maxlen or len(batch)) - len(self._pending)
+        if room < len(batch):  # the oldest go: the bound holds whatever the store does
+            self._drop(batch[: len(batch) - room])
+            batch = batch[len(batch) - room :]
+        self._pending.extendleft(reversed(batch))
+
+    def _drop(self, records: list[UsageRecord]) -> None:
+        for record in records:
+            self._by_id.pop(record.id, None)
+        if self.dropped_cell is not None:
+            self.dropped_cell[0] += len(records)
+        before, self.dropped = self.dropped, self.dropped + len(records)
+        if before // 1000 != self.dropped // 1000 or before == 0:
+            log.warning("usage records dropped: the store does not keep up (%d so far)", self.dropped)
+
+    async def _purge(self) -> None:
+        now = time.time()
+        if self._retention is None or now < self._next_purge:
+            return
+        self._next_purge = now + self.purge_every
+        try:
+            gone = await asyncio.to_thread(self.store.purge, now - self._retention)
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            log.error("old usage records not deleted: %s", exc)
+            return
+        if gone:
+            log.info("usage records older than the retention deleted: %d", gone)
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            delay = min(self._interval * 2**self.failures, self._max_backoff) if self.failures else self._interval
+            await asyncio.sleep(delay)
             self._flushing = asyncio.ensure_future(self.flush())
             await asyncio.shield(self._flushing)  # a cancel stops the loop, never a batch half-written
 
@@ -230,6 +304,8 @@ class UsageWriter:
         if self._flushing is not None:
             await self._flushing
         await self.flush(everything=True)
+        if self._pending:
+            log.error("usage records lost at exit, the store refusing them: %d", len(self._pending))
         self.store.close()
 
 

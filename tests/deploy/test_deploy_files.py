@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from gateway import config as gwconfig
+from providers.registry import TYPES
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 ROOT = DEPLOY.parent
@@ -45,7 +46,7 @@ def test_dockerfile_is_small_non_root_health_checked_and_copies_what_exists():
 def test_compose_file_wires_gateway_redis_and_nginx():
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"gateway", "redis", "nginx"}
+    assert set(services) == {"gateway", "redis", "postgres", "nginx"}
     gateway = services["gateway"]
     assert (ROOT / gateway["build"]["context"].replace("..", ".") / gateway["build"]["dockerfile"]).exists() or (
         DEPLOY / ".." / gateway["build"]["dockerfile"]
@@ -55,9 +56,11 @@ def test_compose_file_wires_gateway_redis_and_nginx():
     assert "/etc/localrouter/localrouter.yaml" in mounts and "/var/lib/localrouter" in mounts
     assert "LOCALROUTER_SIGNING_KEY" in gateway["environment"]
     assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert gateway["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     nginx = services["nginx"]
     assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"] and (DEPLOY / "nginx.conf").exists()
-    assert set(compose["volumes"]) >= {"usage", "redis"}
+    assert set(compose["volumes"]) >= {"usage", "redis", "postgres"}
     # the grace period covers the gateway's default drain + shutdown timeout, and the second it may take more
     grace = int(re.match(r"(\d+)s", gateway["stop_grace_period"]).group(1))
     defaults = gwconfig.ServerConfig()
@@ -84,3 +87,14 @@ def test_nginx_conf_has_what_llm_traffic_needs():
 def test_the_example_config_works_in_the_compose_setup():
     text = (DEPLOY / "localrouter.example.yaml").read_text()
     assert "redis://redis:6379/0" in text and "trusted_proxies" in text
+
+
+def test_the_example_configs_postgres_block_parses_with_the_compose_service():
+    text = (DEPLOY / "localrouter.example.yaml").read_text()
+    for key in ("backend", "url", "pool"):
+        text = text.replace(f"  # {key}: ", f"  {key}: ")
+    data = yaml.safe_load(text)
+    env = {name: "x" * 40 for name in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)}
+    usage = gwconfig.parse(data, env, types=TYPES).usage
+    assert usage.backend == "postgres" and usage.url is not None
+    assert usage.url.reveal().endswith("@postgres:5432/localrouter")  # the compose service's name and database

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from gateway.config import ResponsesConfig
-from gateway.observability.responses_store import ResponsesStore
+from gateway.observability.responses_store import SQLiteResponsesStore
 from gateway.observability.usage import SQLiteStore
 from tests.gateway.test_config import GOOD, parse, problems
 
@@ -35,7 +35,7 @@ def db(tmp_path):
 
 async def test_put_get_delete_in_the_usage_database(db):
     usage = SQLiteStore(db)  # the same file as the usage records: both tables live there
-    store = ResponsesStore(db, ttl=60)
+    store = SQLiteResponsesStore(db, ttl=60)
     try:
         await store.put("alice", RESPONSE, ITEMS)
         stored = await store.get("resp_1", "alice")
@@ -54,7 +54,7 @@ async def test_put_get_delete_in_the_usage_database(db):
 
 
 async def test_another_clients_response_does_not_exist_for_it(db):
-    store = ResponsesStore(db, ttl=60)
+    store = SQLiteResponsesStore(db, ttl=60)
     try:
         await store.put("alice", RESPONSE, ITEMS)
         assert await store.get("resp_1", "bob") is None
@@ -66,7 +66,7 @@ async def test_another_clients_response_does_not_exist_for_it(db):
 
 async def test_expired_responses_are_not_returned_and_are_purged_on_write(db):
     clock = Clock()
-    store = ResponsesStore(db, ttl=100, purge_every=10, clock=clock)
+    store = SQLiteResponsesStore(db, ttl=100, purge_every=10, clock=clock)
     try:
         await store.put("alice", RESPONSE, ITEMS)
         clock.now += 99
@@ -89,7 +89,7 @@ def _rows(db: str) -> list[str]:
 async def test_a_locked_database_does_not_stall_the_event_loop(db):
     """The usage writer (or anything else) holds the file's write lock: a put waits for it in a
     thread while the loop keeps serving."""
-    store = ResponsesStore(db, ttl=60)
+    store = SQLiteResponsesStore(db, ttl=60)
     holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     ticks = 0
 
