@@ -10,6 +10,7 @@ the Responses API treats it as a hint only (README: "OpenAI Responses: what tran
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -378,6 +379,7 @@ def response_object(
         "object": "response",
         "created_at": created_at,
         "status": status,
+        "completed_at": None,
         "background": False,
         "error": None,
         "incomplete_details": None,
@@ -389,9 +391,11 @@ def response_object(
 
 
 def _finish(response: dict[str, Any], finish_reason: Any) -> None:
-    """Status from chat's finish reason: cut short by the token limit or a filter is ``incomplete``."""
+    """Status from chat's finish reason: cut short by the token limit or a filter is ``incomplete``.
+    ``completed_at`` is set only when the status is ``completed``, as OpenAI documents it."""
     reason = _INCOMPLETE.get(finish_reason)
     response["status"] = "incomplete" if reason else "completed"
+    response["completed_at"] = None if reason else int(time.time())
     response["incomplete_details"] = {"reason": reason} if reason else None
 
 
@@ -551,6 +555,7 @@ class ResponseStream:
             out += self._event(
                 "response.function_call_arguments.done",
                 item_id=item["id"],
+                name=item["name"],  # OpenAI's reference has it among the required fields
                 output_index=index,
                 arguments=item["arguments"],
             )
