@@ -11,7 +11,7 @@ from multidict import istr
 
 from gateway import jsonx
 from gateway.api import schemas
-from gateway.keys import EXCHANGE, LIVE, PRINCIPAL, RUNTIME
+from gateway.keys import EXCHANGE, LIVE, OBSERVER, PRINCIPAL, RUNTIME
 from gateway.limits.limiter import cost_usd
 from gateway.routing import fallback
 from gateway.routing.router import Target
@@ -56,3 +56,13 @@ def account(request: web.Request, target: Target, usage: Any) -> None:
 def served_headers(target: Target, attempts: int) -> dict[str, str]:
     """What happened, for debugging: which target answered, after how many upstream calls."""
     return {_PROVIDER_HEADER: target.provider, _MODEL_HEADER: target.id, _ATTEMPTS_HEADER: str(attempts)}
+
+
+def served_answer(request: web.Request, target: Target, attempts: int, answer: dict[str, Any]) -> web.Response:
+    """An inference endpoint's plain (not streamed) answer, as served by ``target`` after ``attempts``
+    upstream calls: its usage already accounted; kept for the access log when ``logging.bodies`` is on."""
+    if request.app[OBSERVER].bodies:
+        request[EXCHANGE].response_body = answer
+    return web.Response(
+        body=jsonx.encode_answer(answer), content_type="application/json", headers=served_headers(target, attempts)
+    )

@@ -9,7 +9,7 @@ from aiohttp_apigami import docs, request_schema, response_schema
 from gateway import jsonx
 from gateway.api import events as sse
 from gateway.api import schemas
-from gateway.api.answers import AUTH, account, error_docs, served_headers
+from gateway.api.answers import AUTH, account, error_docs, served_answer, served_headers
 from gateway.api.validation import validate
 from gateway.config import AUTO_MODEL
 from gateway.errors import InvalidRequest
@@ -45,13 +45,7 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     served = await fallback.complete(providers, breakers, chain, endpoint, body, x)
     result = jsonx.with_model(served.result, served.target.id)
     account(request, served.target, result.get("usage"))
-    if request.app[OBSERVER].bodies:
-        x.response_body = result
-    return web.Response(
-        body=jsonx.encode_answer(result),
-        content_type="application/json",
-        headers=served_headers(served.target, served.attempts),
-    )
+    return served_answer(request, served.target, served.attempts, result)
 
 
 @docs(

@@ -20,7 +20,7 @@ from aiohttp_apigami import docs, request_schema, response_schema
 from gateway import jsonx
 from gateway.api import events as sse
 from gateway.api import schemas
-from gateway.api.answers import account, json_answer, served_headers
+from gateway.api.answers import account, json_answer, served_answer, served_headers
 from gateway.config import AUTO_MODEL
 from gateway.dialects import messages_reply, messages_request
 from gateway.errors import AllProvidersFailed, GatewayError, InvalidRequest, RateLimited, UpstreamInvalidResponse
@@ -206,13 +206,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return resp
     served = await fallback.complete(providers, breakers, plan.chain, ENDPOINT, body, x, call=plan.message)
     account(request, served.target, messages_usage(served.result.get("usage")))
-    if request.app[OBSERVER].bodies:
-        x.response_body = served.result
-    return web.Response(
-        body=jsonx.encode_answer(served.result),
-        content_type="application/json",
-        headers=served_headers(served.target, served.attempts),
-    )
+    return served_answer(request, served.target, served.attempts, served.result)
 
 
 @docs(

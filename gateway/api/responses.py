@@ -26,7 +26,7 @@ from aiohttp_apigami import docs, request_schema, response_schema
 from gateway import jsonx
 from gateway.api import events as sse
 from gateway.api import schemas
-from gateway.api.answers import AUTH, account, error_docs, json_answer, served_headers
+from gateway.api.answers import AUTH, account, error_docs, json_answer, served_answer, served_headers
 from gateway.config import AUTO_MODEL
 from gateway.dialects import openai_responses as rs
 from gateway.errors import GatewayError, InvalidRequest, NotFound, StoreUnavailable
@@ -256,10 +256,8 @@ async def create(request: web.Request) -> web.StreamResponse:
     )
     response = served.result
     account(request, served.target, rs.chat_usage(response.get("usage")))
-    if request.app[OBSERVER].bodies:
-        x.response_body = response
     await _keep(request, ask, response)
-    return json_answer(response, headers=served_headers(served.target, served.attempts))
+    return served_answer(request, served.target, served.attempts, response)
 
 
 _STORED_ERRORS: dict[int, dict[str, Any]] = {

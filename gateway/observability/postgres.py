@@ -24,7 +24,7 @@ import asyncpg
 
 from gateway import jsonx
 from gateway.observability.responses_store import ResponsesStore, StoredResponse
-from gateway.observability.usage import StoreError, UsageRecord, UsageStore
+from gateway.observability.usage import StoreError, UsageRecord, UsageStore, summary_row
 
 T = TypeVar("T")
 
@@ -206,19 +206,7 @@ class PostgresStore(UsageStore):
             f"FROM usage WHERE ts >= $1 GROUP BY k ORDER BY {order}",
             since,
         )
-        return [
-            {
-                by: k,
-                "requests": n,
-                "prompt_tokens": p or 0,
-                "completion_tokens": c or 0,
-                "total_tokens": t or 0,
-                "cost_usd": cost,
-                "unpriced_requests": unpriced,
-                "errors": errors,
-            }
-            for k, n, p, c, t, cost, unpriced, errors in (row.values() for row in rows)
-        ]
+        return [summary_row(by, row.values()) for row in rows]
 
     async def _purge(self, before: float) -> int:
         pool = await self.db.pool()

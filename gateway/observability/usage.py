@@ -146,19 +146,7 @@ class SQLiteStore(UsageStore):
         )
         with self._lock:
             rows = self._db.execute(sql, (since,)).fetchall()
-        return [
-            {
-                by: k,
-                "requests": n,
-                "prompt_tokens": p or 0,
-                "completion_tokens": c or 0,
-                "total_tokens": t or 0,
-                "cost_usd": cost,
-                "unpriced_requests": unpriced or 0,
-                "errors": errors or 0,
-            }
-            for k, n, p, c, t, cost, unpriced, errors in rows
-        ]
+        return [summary_row(by, row) for row in rows]
 
     def purge(self, before: float) -> int:
         with self._lock:
@@ -169,6 +157,22 @@ class SQLiteStore(UsageStore):
             self._reader.close()
         with self._lock:
             self._db.close()
+
+
+def summary_row(by: str, row: Iterable[Any]) -> dict[str, Any]:
+    """One row of :meth:`UsageStore.summary` from the database's (key, requests, prompt, completion and total
+    tokens, cost, unpriced requests, errors), the same for every backend."""
+    k, n, p, c, t, cost, unpriced, errors = row
+    return {
+        by: k,
+        "requests": n,
+        "prompt_tokens": p or 0,
+        "completion_tokens": c or 0,
+        "total_tokens": t or 0,
+        "cost_usd": cost,
+        "unpriced_requests": unpriced or 0,
+        "errors": errors or 0,
+    }
 
 
 def _record(row: Iterable[Any]) -> UsageRecord:
