@@ -12,8 +12,9 @@ from typing import IO
 from aiohttp import web
 
 from gateway.api import openapi
-from gateway.api.routes import ROUTES, Table
+from gateway.api.routes import ROUTES
 from gateway.config import Config
+from gateway.endpoints import Table
 from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, RESPONSES, ROUTE_TABLE, SHUTDOWN, STARTED_AT
 from gateway.observability.observer import Observer
 from gateway.observability.stores import responses_store

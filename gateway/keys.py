@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from gateway.config import Config
+from gateway.endpoints import Route, Table
 from gateway.observability.exchange import Exchange
 from gateway.observability.observer import Observer
 from gateway.observability.responses_store import ResponsesStore
 from gateway.routing.router import Principal, Target
 from gateway.runtime import Live, Runtime
 from gateway.shutdown import Shutdown
-
-if TYPE_CHECKING:  # types only: the route table is the API's, below which the keys sit
-    from gateway.api.routes import Route, Table
 
 CONFIG = web.AppKey("config", Config)  # the config the app was created with (socket, body limit)
 STARTED_AT = web.AppKey("started_at", float)

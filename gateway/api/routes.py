@@ -1,34 +1,12 @@
-"""The route table: every endpoint once, with what the layers before its handler owe it. Each answers at
-the root and under ``/v1``; the app maps the routes aiohttp matches to these (gateway.app), and every
-layer reads the request's Route from there (``keys.ROUTE``) instead of markers on handlers."""
+"""The route table: every endpoint once, with what the layers before its handler owe it (a
+:class:`gateway.endpoints.Route`). Each answers at the root and under ``/v1``; the app maps the routes
+aiohttp matches to these (gateway.app), and every layer reads the request's Route from there
+(``keys.ROUTE``) instead of markers on handlers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from aiohttp import web
-from aiohttp.typedefs import Handler
-from aiohttp.web_urldispatcher import AbstractRoute
-
 from gateway.api import generation, health, inference, messages, metrics, models, oauth, openapi, responses
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One endpoint. ``endpoint``: its label in metrics, the access log and usage records (one of a fixed
-    set); ``public``: no client secret is asked for; ``inference``: before it runs, the request is rate
-    limited, its JSON body read and its model's chain of targets resolved (middlewares.gate);
-    ``dialect``: the shape of its error answers (``openai``, or ``anthropic`` for Anthropic's Messages
-    API: middlewares.errors)."""
-
-    method: str
-    path: str
-    handler: Handler
-    endpoint: str
-    public: bool = False
-    inference: bool = False
-    dialect: str = "openai"
-
+from gateway.endpoints import Route
 
 ROUTES = (
     Route("GET", "/health", health.health, "health", public=True),
@@ -47,19 +25,3 @@ ROUTES = (
     Route("GET", "/generation", generation.generation, "generation"),
     Route("POST", "/oauth/token", oauth.token, "oauth", public=True),  # the client authenticates in the body
 )
-
-
-async def _unmatched(request: web.Request) -> web.StreamResponse:
-    return await request.match_info.handler(request)  # aiohttp's own 404 or 405
-
-
-UNMATCHED = Route("*", "", _unmatched, "other", public=True)
-"""A request that matched no route: aiohttp answers it (404, 405), or the gate does (a CORS preflight);
-no secret is asked for an answer that serves nothing."""
-
-
-class Table(dict[AbstractRoute, Route]):
-    """The Route of each route aiohttp matches (one dict lookup per request); any other: ``UNMATCHED``."""
-
-    def __missing__(self, key: AbstractRoute) -> Route:
-        return UNMATCHED
