@@ -46,6 +46,9 @@ OPERATIONS = {
     "completions": "text_completion",
     "embeddings": "embeddings",
 }
+#: seconds an export may take, retries included: a collector that is down must not hold up the gateway's
+#: shutdown (its last spans are flushed then) for longer
+EXPORT_TIMEOUT = 2.0
 
 
 def exporter(config: TracingConfig) -> SpanExporter:
@@ -55,25 +58,26 @@ def exporter(config: TracingConfig) -> SpanExporter:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
         url = urlsplit(config.otlp_endpoint)
-        return GrpcExporter(endpoint=url.netloc, insecure=url.scheme == "http")
+        return GrpcExporter(endpoint=url.netloc, insecure=url.scheme == "http", timeout=EXPORT_TIMEOUT)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     endpoint = config.otlp_endpoint
     if urlsplit(endpoint).path in ("", "/"):  # a collector's base address: the traces' own path below it
         endpoint = endpoint.rstrip("/") + "/v1/traces"
-    return OTLPSpanExporter(endpoint=endpoint)
+    return OTLPSpanExporter(endpoint=endpoint, timeout=EXPORT_TIMEOUT)
 
 
 class Tracing:
     """This app's tracer; ``close`` flushes what is still queued."""
 
-    def __init__(self, config: TracingConfig, batch_delay_ms: float | None = None) -> None:
+    def __init__(self, config: TracingConfig) -> None:
         self.provider = TracerProvider(
             sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
-            resource=Resource.create({"service.name": config.service_name}),
+            resource=Resource({"service.name": config.service_name}),  # not .create: it reads OTEL_* variables
             shutdown_on_exit=False,  # no atexit hook: the app's cleanup shuts it down
         )
-        self.provider.add_span_processor(BatchSpanProcessor(exporter(config), schedule_delay_millis=batch_delay_ms))
+        batches = BatchSpanProcessor(exporter(config), export_timeout_millis=EXPORT_TIMEOUT * 1000)
+        self.provider.add_span_processor(batches)
         self.tracer = self.provider.get_tracer("localrouter")
         self.propagator = TraceContextTextMapPropagator()
 

@@ -4,6 +4,7 @@ caller's trace continued, and each attempt's traceparent sent to its upstream.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -157,3 +158,11 @@ def test_tracing_config_is_strict(upstreams, tracing, problem):
     with pytest.raises(gwconfig.ConfigError) as err:
         gwconfig.parse(standard_config(*upstreams, tracing=tracing), ENV, types=TYPES)
     assert problem in err.value.problems
+
+
+async def test_a_grpc_exporter_starts_and_stops_with_the_app(upstreams, http):
+    tracing = {"otlp_endpoint": "http://127.0.0.1:9", "protocol": "grpc"}
+    runner = await run_gateway(standard_config(*upstreams, tracing=tracing))
+    async with http.get(url(runner) + "/health") as resp:
+        assert resp.status == 200
+    await asyncio.wait_for(runner.cleanup(), 15)  # its span flushed to nowhere: bounded, not hung
