@@ -101,7 +101,8 @@ class Tracing:
         if x.model_requested:
             span.update_name(f"{OPERATIONS.get(x.endpoint, x.endpoint)} {x.model_requested}")
         span.set_attributes(request_attributes(x))
-        if x.status >= 500 or x.error_code is not None and x.status >= 400:
+        # a client's mistake (4xx) is no server error; a stream that failed after its 200 is one
+        if x.status >= 500 or (x.status < 400 and x.error_code is not None):
             span.set_status(Status(StatusCode.ERROR, x.error_code))
         span.end()
 

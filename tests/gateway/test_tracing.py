@@ -166,3 +166,26 @@ async def test_a_grpc_exporter_starts_and_stops_with_the_app(upstreams, http):
     async with http.get(url(runner) + "/health") as resp:
         assert resp.status == 200
     await asyncio.wait_for(runner.cleanup(), 15)  # its span flushed to nowhere: bounded, not hung
+
+
+async def test_a_stream_and_a_refusal_traced(upstreams, receiver, http):
+    primary, backup = upstreams
+    runner = await run_gateway(standard_config(primary, backup, tracing={"otlp_endpoint": receiver.url}))
+    primary.queue(Script(status=503))
+    async with http.post(url(runner) + "/v1/chat/completions", json={**CHAT, "stream": True}, headers=bearer()) as r:
+        assert r.status == 200
+        await r.read()
+    bad = {"model": "nobody/nothing", "messages": []}
+    async with http.post(url(runner) + "/v1/chat/completions", json=bad, headers=bearer()) as r:
+        assert r.status >= 400
+    await runner.cleanup()
+    stream, refused = sorted(
+        (s for s in receiver.spans if s.kind == Span.SPAN_KIND_SERVER), key=lambda s: s.start_time_unix_nano
+    )
+    assert attrs(stream)["localrouter.stream"] is True and attrs(stream)["localrouter.attempts"] == 2
+    attempts = [attrs(s) for s in receiver.spans if s.parent_span_id == stream.span_id]
+    assert len(attempts) == 2 and all(a["localrouter.attempt.ttfb_ms"] > 0 for a in attempts)
+    assert (
+        attrs(refused)["http.response.status_code"] >= 400 and refused.status.code != refused.status.STATUS_CODE_ERROR
+    )
+    assert not [s for s in receiver.spans if s.parent_span_id == refused.span_id]  # no upstream was asked
