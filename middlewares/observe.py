@@ -1,5 +1,6 @@
-"""The outermost layer: find the request's Route (once, for every layer), give the request an id, time it,
-and account for it once it is answered (metrics, access log line, usage record), whatever the answer was."""
+"""The outermost layer: find the request's Route (once, for every layer), give the request an id (and, traced, its
+span), time it, and account for it once it is answered (metrics, access log line, usage record), whatever the answer
+was."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     observer = request.app[OBSERVER]
     route = request[ROUTE] = request.app[ROUTE_TABLE][request.match_info.route]
     x = request[EXCHANGE] = ex.start(request, observer.trusted, route.endpoint, route.inference, observer.ids)
+    if observer.tracing is not None:
+        observer.tracing.begin(request, x, ex.is_trusted(request, observer.trusted))
     try:
         response = await handler(request)  # its X-Request-ID header is set as it is sent (security)
         x.status = response.status

@@ -4,8 +4,9 @@
 every provider takes; the provider types, with their own keys, are passed in as ``types``: each is
 declared by its wire format, see ``providers.registry``), ``strategies``, ``clients``, ``auth``,
 ``limits`` (rate limits, prices, the state backend), ``observability`` (access log, metrics, usage
-records), ``responses`` (stored responses), ``mcp`` (upstream MCP servers), and ``reader`` (walking the
-YAML tree, with every problem's path, and ``${VAR}`` expansion). The rest of the code takes config types from here.
+records), ``tracing`` (OpenTelemetry spans over OTLP), ``responses`` (stored responses), ``mcp``
+(upstream MCP servers), and ``reader`` (walking the YAML tree, with every problem's path, and ``${VAR}``
+expansion). The rest of the code takes config types from here.
 """
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig
@@ -28,6 +29,7 @@ from gateway.config.reader import Reader, Secret
 from gateway.config.responses import ResponsesConfig
 from gateway.config.server import ServerConfig
 from gateway.config.strategies import AUTO_MODEL, StrategyConfig
+from gateway.config.tracing import TracingConfig
 
 __all__ = [
     "AUTO_MODEL",
@@ -57,6 +59,7 @@ __all__ = [
     "StateConfig",
     "StrategyConfig",
     "Timeouts",
+    "TracingConfig",
     "TypeOptions",
     "UsageConfig",
     "default",

@@ -36,6 +36,7 @@ from gateway.config.reader import Reader, Secret
 from gateway.config.responses import ResponsesConfig, read_responses
 from gateway.config.server import ServerConfig, read_server
 from gateway.config.strategies import StrategyConfig, read_strategy
+from gateway.config.tracing import TracingConfig, read_tracing
 
 
 class ConfigError(Exception):
@@ -61,6 +62,7 @@ class Config:
     source: str = "<embedded default>"
     generated_secret: Secret | None = None
     mcp_servers: tuple[McpServerConfig, ...] = ()
+    tracing: TracingConfig = TracingConfig()
 
 
 def _read_list(r: Reader, raw: Any, key: str, read: Callable[[Reader, Any, str], Any]) -> tuple[Any, ...]:
@@ -93,6 +95,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
             "usage": False,
             "responses": False,
             "mcp_servers": False,
+            "tracing": False,
         },
     )
     if top is None:
@@ -128,6 +131,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
         read_responses(r, top.get("responses")),
         source,
         mcp_servers=mcp_servers,
+        tracing=read_tracing(r, top.get("tracing")),
     )
     if r.problems:
         raise ConfigError(r.problems)

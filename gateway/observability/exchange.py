@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import hdrs, web
 
-if TYPE_CHECKING:  # a type only: routing records into an exchange, not the other way round
+if TYPE_CHECKING:  # types only: routing records into an exchange, not the other way round
+    from opentelemetry.trace import Span
+
+    from gateway.observability.tracing import Tracing
     from gateway.routing.router import Target
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -44,6 +47,8 @@ class Exchange:
     duration: float = 0.0  # seconds, set once when the answer is done (gateway.observability.observer)
     request_body: Any = None  # only kept when logging.bodies is on
     response_body: Any = None
+    tracing: Tracing | None = None  # set with ``span`` when tracing is on: the attempts' spans come from it
+    span: Span | None = None  # the request's trace span
 
     def since_start(self) -> float:
         return time.perf_counter() - self.started
@@ -91,6 +96,11 @@ def request_id(request: web.Request, trusted_peer: bool, ids: Ids) -> str:
     return ids.new()
 
 
+def is_trusted(request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    """The peer is a trusted proxy: its X-Request-ID, X-Forwarded-For and traceparent are believed."""
+    return bool(trusted) and _in(request.remote or "", trusted)
+
+
 def start(
     request: web.Request,
     trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
@@ -100,7 +110,7 @@ def start(
 ) -> Exchange:
     """A new request's exchange. Without trusted proxies (the common case) the peer is the client."""
     peer = request.remote or ""
-    peer_trusted = bool(trusted) and _in(peer, trusted)
+    peer_trusted = is_trusted(request, trusted)
     remote = client_address(request, trusted) if trusted else peer
     return Exchange(
         request_id(request, peer_trusted, ids),

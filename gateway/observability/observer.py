@@ -10,6 +10,7 @@ from gateway.observability.accesslog import AccessLog, line
 from gateway.observability.exchange import Exchange, Ids
 from gateway.observability.metrics import USAGE_DROPPED, Metrics
 from gateway.observability.stores import usage_writer
+from gateway.observability.tracing import Tracing
 from gateway.observability.usage import UsageRecord
 
 log = logging.getLogger("localrouter.observe")
@@ -26,8 +27,11 @@ class Observer:
         self.usage = usage_writer(config.usage)
         if self.usage is not None and self.metrics is not None:
             self.usage.dropped_cell = self.metrics.cell(USAGE_DROPPED)
+        self.tracing: Tracing | None = None  # created as the app starts: its exporter runs a thread
 
     def start(self) -> None:
+        if self.config.tracing.enabled:
+            self.tracing = Tracing(self.config.tracing)
         if self.metrics is not None:
             self.metrics.start()
         if self.access is not None:
@@ -38,6 +42,8 @@ class Observer:
     def finish(self, x: Exchange) -> None:
         x.duration = x.since_start()  # once, for every sink
         try:
+            if x.tracing is not None:
+                x.tracing.end(x)
             if self.metrics is not None:
                 self.metrics.observe(x)
             if self.access is not None:
@@ -54,6 +60,8 @@ class Observer:
             await self.access.close()
         if self.usage is not None:
             await self.usage.close()
+        if self.tracing is not None:
+            await self.tracing.close()
 
 
 def _int(usage: dict | None, key: str) -> int:

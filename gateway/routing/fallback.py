@@ -58,7 +58,10 @@ async def _first_success(
     settled: bool = True,
 ) -> Served[T]:
     """``settled``: a result is a success for the target's breaker (a stream is judged when it ends).
-    ``trace`` gets each failure, the attempts and the time spent waiting on upstreams."""
+    ``trace`` gets each failure, the attempts and the time spent waiting on upstreams (and, traced, a span
+    per attempt)."""
+    if trace.tracing is not None:
+        call = trace.tracing.attempts(trace, call)
     failures: Failures = []
     attempts = 0
     for target in chain:

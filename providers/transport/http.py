@@ -11,6 +11,7 @@ import aiohttp
 
 from gateway import jsonx
 from providers.failures import UpstreamInvalid, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable, redact
+from providers.transport.tracecontext import TRACEPARENT
 
 if TYPE_CHECKING:  # a type only: the adapter base imports this module's siblings
     from providers.base import Provider
@@ -58,6 +59,9 @@ async def send(
 
 
 async def _post(provider: Provider, url: str, body: bytes, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+    traceparent = TRACEPARENT.get()
+    if traceparent is not None:
+        headers = {**headers, "traceparent": traceparent}
     try:
         return await provider.session.post(url, data=body, headers=headers, timeout=provider.client_timeout)
     except aiohttp.ClientConnectorError as exc:
