@@ -5,23 +5,21 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
 from gateway import jsonx
 from providers.failures import UpstreamInvalid, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable, redact
+from providers.transport.caller import Caller
 from providers.transport.tracecontext import TRACEPARENT
-
-if TYPE_CHECKING:  # a type only: the adapter base imports this module's siblings
-    from providers.base import Provider
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_RETRY_AFTER = 3600.0
 CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
 
 
-async def fetch(provider: Provider, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+async def fetch(provider: Caller, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
     """POST ``body`` and read the whole (non-stream) answer: its headers within ``first_byte``, then its
     body within ``first_byte`` more, both within ``total``. An error status raises its failure."""
     timeouts = provider.config.timeouts
@@ -44,7 +42,7 @@ async def fetch(provider: Provider, url: str, body: bytes, headers: Mapping[str,
 
 
 async def send(
-    provider: Provider, url: str, body: bytes, headers: Mapping[str, str]
+    provider: Caller, url: str, body: bytes, headers: Mapping[str, str]
 ) -> tuple[aiohttp.ClientResponse, float]:
     """POST ``body`` for a stream: the response once its headers arrived (within ``first_byte``), and
     when the call's ``total`` ends (``time.monotonic``), for the stream's reader to keep. The caller
@@ -58,7 +56,7 @@ async def send(
         raise UpstreamUnavailable(f"no response within {first:g}s") from None
 
 
-async def _post(provider: Provider, url: str, body: bytes, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+async def _post(provider: Caller, url: str, body: bytes, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
     traceparent = TRACEPARENT.get()
     if traceparent is not None:
         headers = {**headers, "traceparent": traceparent}

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
 from providers.failures import UpstreamInvalid, UpstreamUnavailable
 from providers.transport import http
-
-if TYPE_CHECKING:  # a type only: the adapter base imports this module's siblings
-    from providers.base import Provider
+from providers.transport.caller import Caller
 
 MODELS_TIMEOUT = 30.0
 
 
-async def get_json(provider: Provider, url: str, headers: dict[str, str]) -> dict[str, Any]:
+async def get_json(provider: Caller, url: str, headers: dict[str, str]) -> dict[str, Any]:
     t = provider.config.timeouts
     timeout = aiohttp.ClientTimeout(total=min(t.total, MODELS_TIMEOUT), connect=t.connect)
     try:
