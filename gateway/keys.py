@@ -15,6 +15,7 @@ from gateway.runtime import Live, Runtime
 from gateway.shutdown import Shutdown
 
 if TYPE_CHECKING:  # types only: the route table is the API's, below which the keys sit
+    from gateway.api.mcp_sessions import Sessions
     from gateway.api.routes import Route, Table
 
 CONFIG = web.AppKey("config", Config)  # the config the app was created with (socket, body limit)
@@ -24,6 +25,7 @@ OPENAPI = web.AppKey("openapi", bytes)
 OBSERVER = web.AppKey("observer", Observer)
 SHUTDOWN = web.AppKey("shutdown", Shutdown)  # the process's graceful end, as requests see it
 RESPONSES = web.AppKey("responses", ResponsesStore)  # the stored responses of the Responses API
+MCP_SESSIONS: web.AppKey[Sessions] = web.AppKey("mcp_sessions")  # the MCP endpoint's, kept across reloads
 ROUTE_TABLE: web.AppKey[Table] = web.AppKey("route_table")  # each route aiohttp matches -> its Route
 
 ROUTE: web.RequestKey[Route] = web.RequestKey("route")  # the endpoint this request reached, found once
