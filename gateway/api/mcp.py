@@ -253,9 +253,10 @@ class _Call:
 
         status = call_status(outcome)
         server = self.target.server or "none"
-        # a name is a label only once its server answered for it: a client cannot mint new series by
-        # calling made-up names, and a resource's URI (a template's, say) is never one
-        known = status in ("ok", "tool_error") and self.target.server is not None and not self.resource
+        # a name is a label only once its server answered it with a result: a client cannot mint new series
+        # by calling made-up names (a server may answer those with isError), and a resource's URI (a
+        # template's, say) is never one
+        known = status == "ok" and self.target.server is not None and not self.resource
         self.x.mcp = (server, self.target.item if known else "other", status)
         if status != "ok":
             self.x.error_code = status

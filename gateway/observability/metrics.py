@@ -101,8 +101,8 @@ USAGE_DROPPED = Family(
 MCP_CALLS = Family(
     "localrouter_mcp_calls",
     "counter",
-    "MCP tools/call, prompts/get and resources/read answered; item: the tool's or prompt's name once its "
-    "server answered for it, else other",
+    "MCP tools/call, prompts/get and resources/read answered; item: the tool's or prompt's name when its "
+    "server answered it with a result, else other",
     ("client", "server", "item", "status"),
 )
 MCP_DURATION = Family(

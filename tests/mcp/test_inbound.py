@@ -4,11 +4,14 @@ in front of two real upstream MCP servers (the stdio fake it starts, the HTTP fa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import anyio
 import httpx2
 import mcp.types as types
 import pytest
@@ -19,25 +22,29 @@ from tests.conftest import ALICE, BOB, bearer
 from tests.mcp.conftest import stdio_server
 
 CAROL = "lr-carol-secret-0123456789abcdef"  # a strategy without ``mcp``
+DAVE = "lr-dave-secret-0123456789abcdefgh"  # two requests a minute
 
 
-def gateway_config(tmp_path: Any, tracker: str) -> dict[str, Any]:
+def gateway_config(tmp_path: Any, tracker: str, call_timeout: float = 3) -> dict[str, Any]:
     return {
         "providers": [{"name": "local", "base_url": "http://127.0.0.1:9/v1", "models": ["m"]}],
         "strategies": [
             {"name": "all", "allow": ["*"], "mcp": ["*"], "rate_limits": [{"requests": 100, "per": "minute"}]},
             {"name": "no-sleep", "allow": ["*"], "mcp": ["files__echo", "files__sleep_*", "tracker"]},
             {"name": "models-only", "allow": ["*"]},
+            {"name": "tight", "allow": ["*"], "mcp": ["*"], "rate_limits": [{"requests": 2, "per": "minute"}]},
         ],
         "clients": [
             {"name": "alice", "secret": ALICE, "strategy": "all"},
             {"name": "bob", "secret": BOB, "strategy": "no-sleep"},
             {"name": "carol", "secret": CAROL, "strategy": "models-only"},
+            {"name": "dave", "secret": DAVE, "strategy": "tight"},
         ],
         "mcp_servers": [
-            stdio_server("files", tmp_path / "marker", timeouts={"call": 3}),
+            stdio_server("files", tmp_path / "marker", timeouts={"call": call_timeout}),
             {"name": "tracker", "url": tracker},
         ],
+        "usage": {"path": str(tmp_path / "usage.db")},
     }
 
 
@@ -158,3 +165,41 @@ async def test_401_points_to_the_oauth_metadata(gw, http):
     assert server["grant_types_supported"] == ["client_credentials"]
     async with aiohttp.ClientSession() as other, other.get(f"{gw.url}/models") as resp:
         assert resp.status == 401 and "WWW-Authenticate" not in resp.headers  # only the MCP paths carry it
+
+
+async def test_calls_are_counted_recorded_and_rate_limited(gw, http, tmp_path):
+    async with connected(f"{gw.url}/mcp", DAVE) as session:
+        await session.list_tools()  # a list is no tool call: not counted
+        assert text(await session.call_tool("files__echo", {"text": "a"})).startswith("a ")
+        made_up = await session.call_tool("files__nothing", {})  # its name must never become a label
+        assert made_up.is_error
+        with pytest.raises(MCPError) as caught:
+            await session.call_tool("files__echo", {"text": "b"})
+        assert "rate limit" in caught.value.error.message.lower()
+    async with http.get(f"{gw.url}/metrics") as resp:
+        metrics = await resp.text()
+    assert 'localrouter_mcp_calls_total{client="dave",item="files__echo",server="files",status="ok"} 1.0' in metrics
+    assert 'localrouter_mcp_calls_total{client="dave",item="other",server="files",status="tool_error"} 1.0' in metrics
+    assert "files__nothing" not in metrics
+    rows: list[tuple[Any, ...]] = []
+    async with asyncio.timeout(10):  # usage records are written in batches
+        while len(rows) < 2:
+            await asyncio.sleep(0.1)
+            with contextlib.closing(sqlite3.connect(tmp_path / "usage.db")) as db:
+                query = "SELECT model_requested, provider, status, error_code FROM usage WHERE endpoint = 'mcp'"
+                rows = sorted(db.execute(query).fetchall())
+    assert rows == [("files__echo", "files", 200, None), ("files__nothing", "files", 200, "tool_error")]
+    async with http.get(f"{gw.url}/health?detail=1") as resp:
+        servers = {s["name"]: s for s in (await resp.json())["mcp_servers"]}
+    assert servers["files"]["state"] == "up" and set(servers) == {"files", "tracker"}
+
+
+async def test_a_cancelled_call_is_cancelled_upstream(tmp_path, shared_tracker, start_gateway):
+    gw = await start_gateway(gateway_config(tmp_path, shared_tracker, call_timeout=60))
+    async with connected(f"{gw.url}/mcp", ALICE) as session:
+        with anyio.move_on_after(2):
+            await session.call_tool("files__sleep", {"seconds": 60})
+        async with asyncio.timeout(20):  # far less than the call's own 60-second timeout
+            while not (tmp_path / "marker").exists():
+                await asyncio.sleep(0.05)
+        assert text(await session.call_tool("files__echo", {"text": "after"})).startswith("after ")
