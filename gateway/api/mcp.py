@@ -24,7 +24,7 @@ from aiohttp_apigami import docs
 from gateway.api.answers import AUTH
 from gateway.api.mcp_sessions import Session
 from gateway.errors import NotFound, PermissionDenied, RateLimited
-from gateway.keys import EXCHANGE, LIVE, MCP_SESSIONS, PRINCIPAL, RATE_HEADERS, RUNTIME
+from gateway.keys import EXCHANGE, LIVE, MCP_SESSIONS, OBSERVER, PRINCIPAL, RATE_HEADERS, RUNTIME
 
 if TYPE_CHECKING:
     from gateway.mcp.inbound import Inbound
@@ -247,6 +247,8 @@ class _Call:
         self.target = inbound.target(parsed)
         self.resource = parsed.method == "resources/read"
         self.x.model_requested = self.target.item
+        if request.app[OBSERVER].bodies:
+            self.x.request_body = parsed.params.model_dump(by_alias=True, mode="json", exclude_none=True)
 
     def done(self, outcome: Any) -> None:
         from gateway.mcp.inbound import call_status
