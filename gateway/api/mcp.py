@@ -219,7 +219,10 @@ async def _streamed(
     await response.prepare(request)
 
     async def relay(progress: float, total: float | None, message: str | None) -> None:
-        await response.write(_event(progress_note(token, progress, total, message)))
+        try:
+            await response.write(_event(progress_note(token, progress, total, message)))
+        except ConnectionResetError:  # the client left: aiohttp cancels this request, and the call with it
+            pass
 
     try:
         result = await _run(session, rid, inbound.answer(parsed, relay))
