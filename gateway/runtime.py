@@ -30,7 +30,8 @@ from providers.base import Provider
 from providers.registry import TYPES
 
 if TYPE_CHECKING:
-    from gateway.mcp import Hub
+    from gateway.mcp.access import McpAccess
+    from gateway.mcp.hub import Hub
 
 log = logging.getLogger("localrouter.reload")
 
@@ -50,6 +51,7 @@ class Runtime:
         }
         self.catalog = Catalog(self.providers)
         self.mcp = _mcp_hub(config)
+        self.mcp_access = _mcp_access(config) if self.mcp is not None else {}
         self.router = Router(config, self.catalog)
         key = config.auth.signing_key.reveal().encode() if config.auth.signing_key else fallback_key
         self.clients = ClientRegistry(config, self.router.policies, TokenSigner(key, config.auth.token_ttl))
@@ -92,9 +94,16 @@ def _mcp_hub(config: Config) -> Hub | None:
     if not config.mcp_servers:
         return None
     # imported here: the SDK takes a good part of a second to import, paid only by those who configure it
-    from gateway.mcp import Hub
+    from gateway.mcp.hub import Hub
 
     return Hub(config.mcp_servers)
+
+
+def _mcp_access(config: Config) -> dict[str, McpAccess]:
+    """Each strategy's ``mcp`` globs, compiled once; a strategy without ``mcp`` is not in it."""
+    from gateway.mcp.access import McpAccess
+
+    return {s.name: McpAccess.compile(s.mcp) for s in config.strategies if s.mcp is not None}
 
 
 def _session(provider: ProviderConfig) -> aiohttp.ClientSession:

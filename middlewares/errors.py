@@ -10,9 +10,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import jsonx
+from gateway.auth import discovery
 from gateway.dialects import messages_reply
 from gateway.errors import GatewayError, InternalError, body_framing_error, for_status, render_bytes
-from gateway.keys import CONFIG, EXCHANGE, ROUTE, SHUTDOWN
+from gateway.keys import CONFIG, EXCHANGE, OBSERVER, ROUTE, SHUTDOWN
 
 log = logging.getLogger("localrouter.errors")
 
@@ -50,6 +51,9 @@ def _answer(request: web.Request, err: GatewayError) -> web.Response:
         x.error_code = err.code
         err.message = f"{err.message} (request id: {x.id})"
     route = request.get(ROUTE)
+    if err.status == 401 and route is not None and route.endpoint == "mcp":  # MCP clients discover OAuth so
+        base = discovery.base_url(request, request.app[OBSERVER].trusted)
+        err.headers["WWW-Authenticate"] = discovery.challenge(base)
     return render(err, route.dialect if route is not None else "openai", x.id if x is not None else None)
 
 

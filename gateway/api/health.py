@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any
@@ -60,4 +61,6 @@ async def health(request: web.Request) -> web.Response:
         doc["provider_names"] = [p.name for p in runtime.config.providers]
         doc["targets"] = request.app[LIVE].breakers.snapshot()  # those that failed lately; no secrets
         doc["pid"] = os.getpid()  # which worker answered
+        if runtime.mcp is not None:  # each upstream MCP server's state; never its address or command
+            doc["mcp_servers"] = [dataclasses.asdict(h) for h in runtime.mcp.health()]
     return json_answer(doc, status=503 if doc["status"] == "draining" else 200)

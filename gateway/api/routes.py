@@ -5,7 +5,19 @@ aiohttp matches to these (gateway.app), and every layer reads the request's Rout
 
 from __future__ import annotations
 
-from gateway.api import generation, health, inference, messages, metrics, models, oauth, openapi, responses
+from gateway.api import (
+    discovery,
+    generation,
+    health,
+    inference,
+    mcp,
+    messages,
+    metrics,
+    models,
+    oauth,
+    openapi,
+    responses,
+)
 from gateway.endpoints import Route
 
 ROUTES = (
@@ -24,4 +36,12 @@ ROUTES = (
     Route("GET", "/metrics", metrics.metrics, "metrics", public=True),  # its own token, if any (metrics.token)
     Route("GET", "/generation", generation.generation, "generation"),
     Route("POST", "/oauth/token", oauth.token, "oauth", public=True),  # the client authenticates in the body
+    Route("GET", "/.well-known/oauth-protected-resource", discovery.protected_resource, "oauth", public=True),
+    Route("GET", "/.well-known/oauth-authorization-server", discovery.authorization_server, "oauth", public=True),
+    # MCP's Streamable HTTP transport, on its own path and on the root (no other route is at "/")
+    *(
+        Route(m, p, h, "mcp")
+        for p in ("/mcp", "/")
+        for m, h in (("POST", mcp.post), ("GET", mcp.get), ("DELETE", mcp.delete))
+    ),
 )

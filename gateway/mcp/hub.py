@@ -99,6 +99,10 @@ class Hub:
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
         return await self.upstreams[server].request(request, types.ReadResourceResult)
 
+    def server_of(self, uri: str) -> str | None:
+        """The server a resource's URI is routed to, as far as the lists seen so far say."""
+        return self._resource_server(uri)
+
     def health(self) -> list[UpstreamHealth]:
         return [u.health() for u in self.upstreams.values()]
 

@@ -45,6 +45,7 @@ class Exchange:
     status: int = 0
     error_code: str | None = None
     duration: float = 0.0  # seconds, set once when the answer is done (gateway.observability.observer)
+    mcp: tuple[str, str, str] | None = None  # an MCP call's (server, item, status) labels, bounded
     request_body: Any = None  # only kept when logging.bodies is on
     response_body: Any = None
     tracing: Tracing | None = None  # set with ``span`` when tracing is on: the attempts' spans come from it

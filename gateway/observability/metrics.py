@@ -98,6 +98,16 @@ STREAMS = Family("localrouter_streams_in_flight", "gauge", "Streams being relaye
 USAGE_DROPPED = Family(
     "localrouter_usage_records_dropped", "counter", "Usage records dropped: more waiting than the buffer holds"
 )
+MCP_CALLS = Family(
+    "localrouter_mcp_calls",
+    "counter",
+    "MCP tools/call, prompts/get and resources/read answered; item: the tool's or prompt's name when its "
+    "server answered it with a result, else other",
+    ("client", "server", "item", "status"),
+)
+MCP_DURATION = Family(
+    "localrouter_mcp_call_duration_seconds", "histogram", "MCP calls: time to the answer", ("server",), LATENCY_BUCKETS
+)
 FAMILIES = (
     REQUESTS,
     DURATION,
@@ -111,6 +121,8 @@ FAMILIES = (
     RATE_LIMITED,
     STREAMS,
     USAGE_DROPPED,
+    MCP_CALLS,
+    MCP_DURATION,
 )
 _BY_NAME = {f.name: f for f in FAMILIES}
 
@@ -200,6 +212,11 @@ class Metrics:
             )[0] += 1
         if x.status == 429 and x.error_code == "rate_limit_exceeded":
             self.cell(RATE_LIMITED, x.client or "none")[0] += 1
+
+    def observe_mcp(self, client: str, labels: tuple[str, str, str], elapsed: float) -> None:
+        """One MCP call: ``labels`` are its (server, item, status), bounded by the endpoint."""
+        self.cell(MCP_CALLS, client, *labels)[0] += 1
+        observe_into(self.cell(MCP_DURATION, labels[0]), LATENCY_BUCKETS, elapsed)
 
     # -- exposition -------------------------------------------------------------------------------------
 

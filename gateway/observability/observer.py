@@ -46,9 +46,11 @@ class Observer:
                 x.tracing.end(x)
             if self.metrics is not None:
                 self.metrics.observe(x)
+                if x.mcp is not None:
+                    self.metrics.observe_mcp(x.client or "none", x.mcp, x.duration)
             if self.access is not None:
                 self.access.write(line(x, self.bodies))
-            if self.usage is not None and x.inference and x.client is not None:
+            if self.usage is not None and (x.inference or x.mcp is not None) and x.client is not None:
                 self.usage.add(record_of(x))
         except Exception:  # the answer is already out: an accounting bug must not become a 500
             log.exception("could not account for request %s", x.id)
@@ -79,7 +81,7 @@ def record_of(x: Exchange) -> UsageRecord:
         x.endpoint,
         x.model_requested,
         x.target.id if x.target else None,
-        x.target.provider if x.target else None,
+        x.target.provider if x.target else x.mcp[0] if x.mcp else None,  # an MCP call's: its server
         x.stream,
         x.status,
         prompt,

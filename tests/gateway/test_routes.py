@@ -11,7 +11,11 @@ from tests.conftest import ALICE, bearer, standard_config
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 NO_KEY = "You didn't provide an API key"
 ORIGIN = "https://app.example.com"
-PUBLIC = {"/health", "/openapi.json", "/metrics", "/oauth/token"}  # as the README's table of endpoints says
+PUBLIC = {"/health", "/openapi.json", "/metrics", "/oauth/token"}
+PUBLIC |= {
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-authorization-server",
+}  # as the README's table of endpoints says
 
 
 def _url_path(path: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from gateway import config as gwconfig
-from gateway.mcp import Hub
+from gateway.mcp.hub import Hub
 from providers.registry import TYPES
 from tests import leakcheck
 from tests.conftest import ALICE

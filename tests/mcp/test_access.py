@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.mcp import McpAccess, allowed, qualified, split
+from gateway.mcp.access import McpAccess, allowed, qualified, split
 
 
 @pytest.mark.parametrize(

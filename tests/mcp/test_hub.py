@@ -10,7 +10,8 @@ import signal
 import mcp.types as types
 import pytest
 
-from gateway.mcp import McpAccess, McpUpstreamError
+from gateway.mcp.access import McpAccess
+from gateway.mcp.upstream import McpUpstreamError
 from tests.mcp.conftest import TRACKER_TOKEN, alive, config, stdio_server
 
 

@@ -1,0 +1,292 @@
+"""``POST/GET/DELETE /mcp`` (and ``/``): the gateway as an MCP server, over MCP's Streamable HTTP transport.
+
+One JSON-RPC message per POST (batches left the protocol in its 2025-06-18 revision: refused). A request
+is answered as ``application/json``, or as ``text/event-stream`` when it asked for progress (a
+``progressToken``) and the client accepts a stream: its progress notifications, then its answer. A
+notification or a response is accepted with 202. ``initialize`` opens a session (``Mcp-Session-Id``);
+every later message names it. ``GET`` would open a stream of server-initiated messages, which the
+gateway does not send: 405, as the transport allows. ``DELETE`` ends the session.
+
+Who may use it: the gate has authenticated the client; its strategy's ``mcp`` globs say what it sees.
+A strategy without ``mcp`` (or a gateway without ``mcp_servers``) is refused with 403, in the OpenAI
+error shape, before any MCP. Errors inside the protocol are JSON-RPC errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import hdrs, web
+from aiohttp_apigami import docs
+
+from gateway.api.answers import AUTH
+from gateway.errors import NotFound, PermissionDenied, RateLimited
+from gateway.keys import EXCHANGE, LIVE, MCP_SESSIONS, OBSERVER, PRINCIPAL, RATE_HEADERS, RUNTIME
+from gateway.mcp.sessions import Session
+
+if TYPE_CHECKING:
+    from gateway.mcp.inbound import Inbound
+
+SESSION_HEADER = "Mcp-Session-Id"
+VERSION_HEADER = "MCP-Protocol-Version"
+# JSON-RPC's reserved codes, as the SDK names them (not imported: the SDK is loaded only with mcp_servers)
+PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+_SSE = "text/event-stream"
+
+_RPC = {"type": "object", "description": "A JSON-RPC 2.0 message"}
+_OPENAI_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _doc(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema or _RPC}}}
+
+
+_REFUSED = {
+    401: _doc(
+        "Missing or invalid client secret or access token (`WWW-Authenticate` names the OAuth metadata)", _OPENAI_ERROR
+    ),
+    403: _doc("The client's strategy grants no MCP servers", _OPENAI_ERROR),
+    404: _doc("No such session (initialize again); for `GET /`: no endpoint", _RPC),
+}
+
+
+def _rpc_error(status: int, rid: Any, code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    body = {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+def _answer(rid: Any, result: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    body = orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": result})
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def _inbound(request: web.Request) -> Inbound:
+    """The client's view of this runtime's MCP servers, or 403 when its strategy grants none."""
+    runtime = request[RUNTIME]
+    access = runtime.mcp_access.get(request[PRINCIPAL].policy.name)
+    if runtime.mcp is None or access is None:
+        raise PermissionDenied("This client's strategy grants no MCP servers (no 'mcp' entry).", code="mcp_not_allowed")
+    # imported here: the SDK is loaded (by the runtime) only when mcp_servers are configured
+    from gateway.mcp.inbound import Inbound
+
+    return Inbound(runtime.mcp, access.allows)
+
+
+def _session(request: web.Request, rid: Any) -> Session | web.Response:
+    """The session the message names, or the error answer: 400 without one, 404 for one unknown or over."""
+    sid = request.headers.get(SESSION_HEADER)
+    if not sid:
+        return _rpc_error(400, rid, INVALID_REQUEST, f"Bad Request: the {SESSION_HEADER} header is required")
+    session = request.app[MCP_SESSIONS].find(sid, request[PRINCIPAL].client.name)
+    if session is None:
+        return _rpc_error(404, rid, INVALID_REQUEST, "Session not found: initialize a new one")
+    version = request.headers.get(VERSION_HEADER)
+    if version is not None and version != session.version:
+        return _rpc_error(400, rid, INVALID_REQUEST, f"Bad Request: unsupported {VERSION_HEADER}: {version[:40]}")
+    return session
+
+
+@docs(
+    tags=["mcp"],
+    summary="MCP (Streamable HTTP): one JSON-RPC message",
+    description="`initialize` opens a session (`Mcp-Session-Id`), which every later message names.",
+    security=AUTH,
+    requestBody={"required": True, "content": {"application/json": {"schema": _RPC}}},
+    produces=["application/json", _SSE],
+    event_stream={"schema": {"type": "string", "description": "`notifications/progress` events, then the answer"}},
+    responses={
+        200: _doc("The JSON-RPC answer (a JSON-RPC error included)"),
+        202: {"description": "A notification or a response, accepted"},
+        400: _doc("Not one JSON-RPC message (a batch, say), or no session named"),
+        429: _doc("A tool call over the client's rate limit (see Retry-After)"),
+        **_REFUSED,
+    },
+)
+async def post(request: web.Request) -> web.StreamResponse:
+    inbound = _inbound(request)
+    try:
+        message = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return _rpc_error(400, None, PARSE_ERROR, "Parse error: the body is not JSON")
+    if isinstance(message, list):
+        return _rpc_error(400, None, INVALID_REQUEST, "Batches are not supported: send one JSON-RPC message per POST")
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return _rpc_error(400, None, INVALID_REQUEST, "Invalid Request: expected one JSON-RPC 2.0 object")
+    rid, method = message.get("id"), message.get("method")
+    if rid is not None and (not isinstance(rid, str | int) or isinstance(rid, bool)):
+        return _rpc_error(400, None, INVALID_REQUEST, "Invalid Request: an id is a string or an integer")
+    if not isinstance(method, str):  # a response to a request the gateway never sends
+        return web.Response(status=202)
+    if method == "initialize" and rid is not None:
+        return _initialize(request, inbound, rid, message.get("params"))
+    found = _session(request, rid)
+    if isinstance(found, web.Response):
+        return found
+    if rid is None:
+        _notified(found, method, message.get("params"))
+        return web.Response(status=202)
+    return await _request(request, inbound, found, rid, method, message.get("params"))
+
+
+def _initialize(request: web.Request, inbound: Inbound, rid: Any, params: Any) -> web.Response:
+    from gateway.mcp.inbound import McpUpstreamError, initialized, negotiate, parse
+
+    try:
+        parsed = parse("initialize", params)
+    except McpUpstreamError as exc:
+        return _rpc_error(200, rid, exc.code, exc.message)
+    version = negotiate(parsed.params.protocol_version)
+    session = request.app[MCP_SESSIONS].open(request[PRINCIPAL].client.name, version)
+    return _answer(rid, initialized(version), {SESSION_HEADER: session.id})
+
+
+def _notified(session: Session, method: str, params: Any) -> None:
+    """A notification: only a cancellation asks for anything (of the call it names, if still running)."""
+    if method == "notifications/cancelled" and isinstance(params, dict):
+        rid = params.get("requestId")
+        if isinstance(rid, str | int):
+            session.cancel(rid)
+
+
+async def _request(
+    request: web.Request, inbound: Inbound, session: Session, rid: Any, method: str, params: Any
+) -> web.StreamResponse:
+    from gateway.mcp.inbound import CALLS, McpUpstreamError, parse, progress_token
+
+    try:
+        parsed = parse(method, params if isinstance(params, dict) else None)
+    except McpUpstreamError as exc:
+        return _rpc_error(200, rid, exc.code, exc.message)
+    call = _Call(request, inbound, parsed) if method in CALLS else None
+    if method == "tools/call":
+        refused = await _admit(request, rid)
+        if refused is not None:
+            return refused
+    token = progress_token(parsed)
+    if token is not None and _SSE in request.headers.get(hdrs.ACCEPT, ""):
+        return await _streamed(request, inbound, session, rid, parsed, token, call)
+    try:
+        result = await _run(session, rid, inbound.answer(parsed))
+    except McpUpstreamError as exc:
+        if call is not None:
+            call.done(exc)
+        return _rpc_error(200, rid, exc.code, exc.message)
+    if call is not None:
+        call.done(result)
+    return _answer(rid, result)
+
+
+async def _admit(request: web.Request, rid: Any) -> web.Response | None:
+    """A tool call counts against the client's ``requests`` limits, as an inference request does."""
+    principal = request[PRINCIPAL]
+    if not principal.policy.limits:
+        return None
+    try:
+        request[RATE_HEADERS] = await request.app[LIVE].limiter.admit(principal.client.name, principal.policy.limits)
+    except RateLimited as exc:
+        request[EXCHANGE].error_code = exc.code
+        return _rpc_error(429, rid, INVALID_REQUEST, exc.message, exc.headers)
+    return None
+
+
+async def _run(session: Session, rid: Any, work: Any) -> dict[str, Any]:
+    """Run a request as a task a ``notifications/cancelled`` can cancel; cancelled so, it is an error."""
+    from gateway.mcp.inbound import REQUEST_CANCELLED, McpUpstreamError
+
+    task: asyncio.Task[Any] = asyncio.ensure_future(work)
+    session.calls[rid] = task
+    try:
+        return await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # this request itself is being cancelled (the client went away): not the call alone
+        raise McpUpstreamError(REQUEST_CANCELLED, "Request cancelled by the client") from None
+    finally:
+        if session.calls.get(rid) is task:
+            del session.calls[rid]
+
+
+async def _streamed(
+    request: web.Request, inbound: Inbound, session: Session, rid: Any, parsed: Any, token: Any, call: _Call | None
+) -> web.StreamResponse:
+    """The answer as an SSE stream: the call's progress notifications as they come, then its answer."""
+    from gateway.mcp.inbound import McpUpstreamError, progress_note
+
+    response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: _SSE, hdrs.CACHE_CONTROL: "no-cache"})
+    await response.prepare(request)
+
+    async def relay(progress: float, total: float | None, message: str | None) -> None:
+        try:
+            await response.write(_event(progress_note(token, progress, total, message)))
+        except ConnectionResetError:  # the client left: aiohttp cancels this request, and the call with it
+            pass
+
+    try:
+        result = await _run(session, rid, inbound.answer(parsed, relay))
+        doc: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "result": result}
+        outcome: Any = result
+    except McpUpstreamError as exc:
+        doc = {"jsonrpc": "2.0", "id": rid, "error": {"code": exc.code, "message": exc.message}}
+        outcome = exc
+    if call is not None:
+        call.done(outcome)
+    await response.write(_event(doc))
+    await response.write_eof()
+    return response
+
+
+def _event(doc: dict[str, Any]) -> bytes:
+    return b"event: message\ndata: " + orjson.dumps(doc) + b"\n\n"
+
+
+class _Call:
+    """What the logs, metrics and usage records say of one call to an upstream item (on the exchange)."""
+
+    def __init__(self, request: web.Request, inbound: Inbound, parsed: Any) -> None:
+        self.x = request[EXCHANGE]
+        self.target = inbound.target(parsed)
+        self.resource = parsed.method == "resources/read"
+        self.x.model_requested = self.target.item
+        if request.app[OBSERVER].bodies:
+            self.x.request_body = parsed.params.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    def done(self, outcome: Any) -> None:
+        from gateway.mcp.inbound import call_status
+
+        status = call_status(outcome)
+        server = self.target.server or "none"
+        # a name is a label only once its server answered it with a result: a client cannot mint new series
+        # by calling made-up names (a server may answer those with isError), and a resource's URI (a
+        # template's, say) is never one
+        known = status == "ok" and self.target.server is not None and not self.resource
+        self.x.mcp = (server, self.target.item if known else "other", status)
+        if status != "ok":
+            self.x.error_code = status
+
+
+@docs(tags=["mcp"], summary="MCP: the server-to-client stream (not offered: 405)", security=AUTH, responses=_REFUSED)
+async def get(request: web.Request) -> web.StreamResponse:
+    """No server-initiated messages are sent, so no stream to open: 405, as the transport allows. A plain
+    ``GET /`` (no stream asked for) stays the unknown endpoint it was."""
+    if request.path.rstrip("/") in ("", "/v1") and _SSE not in request.headers.get(hdrs.ACCEPT, ""):
+        raise NotFound(f"Unknown endpoint: GET {request.path}")
+    _inbound(request)
+    raise web.HTTPMethodNotAllowed("GET", ["POST", "DELETE"])
+
+
+@docs(
+    tags=["mcp"],
+    summary="MCP: end the session",
+    security=AUTH,
+    responses={204: {"description": "The session is over"}, 400: _doc("No session named"), **_REFUSED},
+)
+async def delete(request: web.Request) -> web.StreamResponse:
+    _inbound(request)
+    found = _session(request, None)
+    if isinstance(found, web.Response):
+        return found
+    request.app[MCP_SESSIONS].close(found.id)
+    return web.Response(status=204)
