@@ -239,7 +239,7 @@ class RateLimiter:
                     items.append((window_key, window, cost))
             elif amounts[kind] > 0:
                 items.append((window_key, window, float(amounts[kind])))
-        if items:
+        if items and not self.state.add_now(items):
             task = asyncio.get_running_loop().create_task(self._add(items))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)

@@ -55,6 +55,12 @@ class State(abc.ABC):
     async def add(self, items: list[tuple[str, float, float]]) -> None:
         """Count ``(key, window, amount)`` now."""
 
+    def add_now(self, items: list[tuple[str, float, float]]) -> bool:
+        """Count ``items`` at once if this backend can without waiting (True); else False, and :meth:`add`
+        must be awaited (an answer's usage is counted after the answer: nothing should wait for a task
+        that has nothing to wait for)."""
+        return False
+
     @abc.abstractmethod
     async def clear(self, keys: list[str]) -> None: ...
 
@@ -149,10 +155,14 @@ class MemoryState(State):
         return True, readings
 
     async def add(self, items: list[tuple[str, float, float]]) -> None:
+        self.add_now(items)
+
+    def add_now(self, items: list[tuple[str, float, float]]) -> bool:
         now = time.time()
         get = self._windows.get
         for key, window, amount in items:
             (get(key) or self._window(key, now)).add(int(now // (window / BUCKETS)), amount, now)
+        return True
 
     async def clear(self, keys: list[str]) -> None:
         for key in keys:
