@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("-c", "--config", help="YAML config whose usage.path to read (default as for serve)")
     usage.add_argument("--db", help="the usage SQLite file (overrides the config's usage.path)")
     usage.add_argument("--since", default="7d", help="how far back: 30m, 12h, 7d, 4w (default 7d)")
-    usage.add_argument("--by", default="client", choices=["client", "model", "provider", "day"])
+    usage.add_argument("--by", default="client", choices=["client", "model", "provider", "day", "tool"])
     usage.add_argument("--json", action="store_true", help="JSON rows instead of a table")
     db = sub.add_parser("db", help="the PostgreSQL store (usage.backend: postgres)")
     db.add_argument("action", choices=["upgrade"], help="upgrade: apply the schema's missing migrations")

@@ -24,7 +24,7 @@ import asyncpg
 
 from gateway import jsonx
 from gateway.observability.responses_store import ResponsesStore, StoredResponse
-from gateway.observability.usage import StoreError, UsageRecord, UsageStore, summary_row
+from gateway.observability.usage import ONLY, StoreError, UsageRecord, UsageStore, summary_row
 
 T = TypeVar("T")
 
@@ -161,7 +161,7 @@ _INSERT = (
     + ") ON CONFLICT (id) DO NOTHING"
 )
 _DAY = "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-_GROUPS = {"client": "client", "model": "model", "provider": "provider", "day": _DAY}
+_GROUPS = {"client": "client", "model": "model", "provider": "provider", "day": _DAY, "tool": "model_requested"}
 
 
 class PostgresStore(UsageStore):
@@ -203,7 +203,7 @@ class PostgresStore(UsageStore):
             f"SELECT {_GROUPS[by]} AS k, count(*), sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint, "
             "sum(total_tokens)::bigint, sum(cost_usd), count(*) FILTER (WHERE cost_usd IS NULL AND total_tokens > 0), "
             "count(*) FILTER (WHERE status >= 400 OR error_code IS NOT NULL) "
-            f"FROM usage WHERE ts >= $1 GROUP BY k ORDER BY {order}",
+            f"FROM usage WHERE ts >= $1{ONLY.get(by, '')} GROUP BY k ORDER BY {order}",
             since,
         )
         return [summary_row(by, row.values()) for row in rows]

@@ -20,7 +20,15 @@ from typing import Any, NamedTuple
 
 log = logging.getLogger("localrouter.usage")
 
-GROUPS = {"client": "client", "model": "model", "provider": "provider", "day": "strftime('%Y-%m-%d', ts, 'unixepoch')"}
+GROUPS = {
+    "client": "client",
+    "model": "model",
+    "provider": "provider",
+    "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
+    "tool": "model_requested",  # an MCP call records its item (tool, prompt or URI) as the model asked for
+}
+#: the rows a grouping covers, when not all: ``tool`` covers MCP calls only (inference has no tool)
+ONLY = {"tool": " AND endpoint = 'mcp'"}
 
 
 class UsageRecord(NamedTuple):
@@ -137,12 +145,12 @@ class SQLiteStore(UsageStore):
         return _record(row) if row else None
 
     def summary(self, since: float, by: str) -> list[dict[str, Any]]:
-        key = GROUPS[by]
+        key, order = GROUPS[by], "k" if by == "day" else "SUM(total_tokens) DESC, k"
         sql = (
             f"SELECT {key} AS k, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens), "
             "SUM(cost_usd), SUM(cost_usd IS NULL AND total_tokens > 0), "
             "SUM(status >= 400 OR error_code IS NOT NULL) "
-            f"FROM usage WHERE ts >= ? GROUP BY k ORDER BY {'k' if by == 'day' else 'SUM(total_tokens) DESC, k'}"
+            f"FROM usage WHERE ts >= ?{ONLY.get(by, '')} GROUP BY k ORDER BY {order}"
         )
         with self._lock:
             rows = self._db.execute(sql, (since,)).fetchall()

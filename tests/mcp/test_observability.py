@@ -1,0 +1,42 @@
+"""What the gateway tells of its MCP calls beyond the access log: usage summaries by tool, the servers'
+health as a gauge, and a span per call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+
+import pytest
+from mcp import MCPError
+
+from tests.conftest import ALICE, bearer
+from tests.mcp.test_inbound import connected, gateway_config
+from tests.procs import run
+
+
+async def test_usage_by_tool_summarises_the_mcp_calls_only(tmp_path, shared_tracker, start_gateway, http):
+    gw = await start_gateway(gateway_config(tmp_path, shared_tracker))
+    async with connected(f"{gw.url}/mcp", ALICE) as session:
+        for word in ("a", "b"):
+            await session.call_tool("files__echo", {"text": word})
+        await session.call_tool("tracker__shout", {"text": "c"})
+        with pytest.raises(MCPError):
+            await session.call_tool("files__crash", {})
+    body = {"model": "local/m", "messages": [{"role": "user", "content": "hi"}]}
+    async with http.post(f"{gw.url}/v1/chat/completions", json=body, headers=bearer()) as resp:
+        assert resp.status >= 500  # the provider is unreachable: an inference record, with no tool
+    db = tmp_path / "usage.db"
+    async with asyncio.timeout(10):  # usage records are written in batches
+        while True:
+            await asyncio.sleep(0.1)
+            with contextlib.closing(sqlite3.connect(db)) as conn:
+                if conn.execute("SELECT count(*) FROM usage").fetchone()[0] >= 5:
+                    break
+    out = await asyncio.to_thread(run, "usage", "--db", str(db), "--by", "tool", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["tool"]: (r["requests"], r["errors"]) for r in json.loads(out.stdout)}
+    assert rows == {"files__echo": (2, 0), "tracker__shout": (1, 0), "files__crash": (1, 1)}
+    table = (await asyncio.to_thread(run, "usage", "--db", str(db), "--by", "tool")).stdout.splitlines()
+    assert table[0].split()[0] == "tool" and table[-1].split()[:2] == ["total", "4"]
