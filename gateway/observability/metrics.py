@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,8 @@ MCP_CALLS = Family(
 MCP_DURATION = Family(
     "localrouter_mcp_call_duration_seconds", "histogram", "MCP calls: time to the answer", ("server",), LATENCY_BUCKETS
 )
+#: a gauge read from the hub at scrape time, not kept in :attr:`Metrics.values` (nor in workers' snapshots)
+MCP_UP = "localrouter_mcp_servers_up"
 FAMILIES = (
     REQUESTS,
     DURATION,
@@ -224,8 +226,16 @@ class Metrics:
         """prometheus-client's collector interface: this process's numbers, or all workers' summed."""
         yield from families(self._summed() if self._dir is not None else self.values)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, servers_up: Mapping[str, bool] | None = None) -> bytes:
+        """The text format; ``servers_up``: each MCP server of the current runtime, up or not (asked for at
+        scrape time, so a request pays nothing for it; under several workers, the scraped worker's view)."""
+        text = generate_latest(self.registry)
+        if servers_up is None:
+            return text
+        gauge = GaugeMetricFamily(MCP_UP, "MCP servers: 1 when the session is up, else 0", labels=("server",))
+        for server, up in servers_up.items():
+            gauge.add_metric((server,), 1.0 if up else 0.0)
+        return text + generate_latest(_Fixed(gauge))
 
     # -- several workers ---------------------------------------------------------------------------------
 
@@ -289,6 +299,16 @@ class Metrics:
                         for i, v in enumerate(cell):
                             mine[i] += v
         return total
+
+
+class _Fixed:
+    """A registry stand-in for ``generate_latest``: metrics built for one scrape."""
+
+    def __init__(self, *metrics: Metric) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.metrics
 
 
 def _alive(pid: Any) -> bool:

@@ -40,3 +40,24 @@ async def test_usage_by_tool_summarises_the_mcp_calls_only(tmp_path, shared_trac
     assert rows == {"files__echo": (2, 0), "tracker__shout": (1, 0), "files__crash": (1, 1)}
     table = (await asyncio.to_thread(run, "usage", "--db", str(db), "--by", "tool")).stdout.splitlines()
     assert table[0].split()[0] == "tool" and table[-1].split()[:2] == ["total", "4"]
+
+
+async def test_servers_up_gauge_follows_the_hub_at_scrape_time(tmp_path, http_fake, start_gateway, http):
+    tracker = await http_fake()
+    gw = await start_gateway(gateway_config(tmp_path, tracker.url))
+
+    async def gauges() -> dict[str, float]:
+        async with http.get(f"{gw.url}/metrics") as resp:
+            assert resp.status == 200
+            lines = (await resp.text()).splitlines()
+        prefix = 'localrouter_mcp_servers_up{server="'
+        return {line[len(prefix) :].split('"')[0]: float(line.split()[-1]) for line in lines if line.startswith(prefix)}
+
+    assert await gauges() == {"files": 0.0, "tracker": 0.0}  # nothing started before first use
+    async with connected(f"{gw.url}/mcp", ALICE) as session:
+        await session.list_tools()
+        assert await gauges() == {"files": 1.0, "tracker": 1.0}
+        await tracker.kill()
+        with pytest.raises(MCPError):
+            await session.call_tool("tracker__shout", {"text": "gone"})
+        assert await gauges() == {"files": 1.0, "tracker": 0.0}
