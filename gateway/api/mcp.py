@@ -15,6 +15,7 @@ error shape, before any MCP. Errors inside the protocol are JSON-RPC errors.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -164,6 +165,8 @@ async def _request(
         refused = await _admit(request, rid)
         if refused is not None:
             return refused
+    if call is not None:
+        call.start()
     token = progress_token(parsed)
     if token is not None and _SSE in request.headers.get(hdrs.ACCEPT, ""):
         return await _streamed(request, inbound, session, rid, parsed, token, call)
@@ -250,8 +253,17 @@ class _Call:
         self.target = inbound.target(parsed)
         self.resource = parsed.method == "resources/read"
         self.x.model_requested = self.target.item
+        self.method = parsed.method
+        self.span: Any = None
+        self.began = 0.0
         if request.app[OBSERVER].bodies:
             self.x.request_body = parsed.params.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    def start(self) -> None:
+        """The call's own span, when tracing is on: from here (admitted) to its answer."""
+        if self.x.tracing is not None:
+            self.began = time.perf_counter()
+            self.span = self.x.tracing.mcp_call(self.x, self.method, self.target.server, self.target.item)
 
     def done(self, outcome: Any) -> None:
         from gateway.mcp.inbound import call_status
@@ -265,6 +277,10 @@ class _Call:
         self.x.mcp = (server, self.target.item if known else "other", status)
         if status != "ok":
             self.x.error_code = status
+        if self.span is not None:
+            from gateway.observability.tracing import mcp_done
+
+            mcp_done(self.span, status, self.began)
 
 
 @docs(tags=["mcp"], summary="MCP: the server-to-client stream (not offered: 405)", security=AUTH, responses=_REFUSED)

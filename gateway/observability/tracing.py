@@ -1,4 +1,4 @@
-"""OpenTelemetry traces: one span per request, a child span per upstream attempt, sent over OTLP.
+"""OpenTelemetry traces: one span per request, a child span per upstream attempt or MCP call, sent over OTLP.
 
 The tracer provider is this app's own (never the process-wide one: importing or building an app sets
 nothing global), created as the app starts and shut down, its last spans flushed, as it stops. Spans
@@ -135,6 +135,16 @@ class Tracing:
 
         return traced
 
+    def mcp_call(self, x: Exchange, method: str, server: str | None, item: str) -> Span:
+        """A child span of the request's for one MCP call to an upstream item; :func:`mcp_done` ends it."""
+        assert x.span is not None
+        attributes = {"mcp.method.name": method, "localrouter.mcp.item": item}
+        if server is not None:
+            attributes["localrouter.mcp.server"] = server
+        return self.tracer.start_span(
+            f"{method} {item}", context=trace.set_span_in_context(x.span), kind=SpanKind.CLIENT, attributes=attributes
+        )
+
     async def close(self) -> None:
         await asyncio.to_thread(self.provider.shutdown)  # blocks while it exports what is queued
 
@@ -154,6 +164,17 @@ def attempt_attributes(x: Exchange, provider: Provider, target: Target) -> dict[
     if last is not None:
         attributes["localrouter.attempt.retry_reason" if retry else "localrouter.attempt.fallback_reason"] = last[2]
     return attributes
+
+
+def mcp_done(span: Span, status: str, began: float) -> None:
+    """``status``: the call's word (ok, tool_error, timeout, cancelled, error); a tool's own error is the
+    tool's answer, not a failed call."""
+    span.set_attribute("localrouter.mcp.status", status)
+    span.set_attribute("localrouter.mcp.duration_ms", round((time.perf_counter() - began) * 1000, 3))
+    if status not in ("ok", "tool_error"):
+        span.set_attribute("error.type", status)
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
 
 
 def failed(span: Span, exc: BaseException) -> None:

@@ -10,8 +10,10 @@ import sqlite3
 
 import pytest
 from mcp import MCPError
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.conftest import ALICE, bearer
+from tests.gateway.test_tracing import Receiver, attrs, run_gateway, url
 from tests.mcp.test_inbound import connected, gateway_config
 from tests.procs import run
 
@@ -61,3 +63,39 @@ async def test_servers_up_gauge_follows_the_hub_at_scrape_time(tmp_path, http_fa
         with pytest.raises(MCPError):
             await session.call_tool("tracker__shout", {"text": "gone"})
         assert await gauges() == {"files": 1.0, "tracker": 0.0}
+
+
+async def test_each_mcp_call_is_a_child_span_of_its_request(tmp_path, shared_tracker):
+    receiver = await Receiver().start()
+    try:
+        data = gateway_config(tmp_path, shared_tracker, call_timeout=0.5)
+        runner = await run_gateway({**data, "tracing": {"otlp_endpoint": receiver.url, "protocol": "http"}})
+        async with connected(f"{url(runner)}/mcp", ALICE) as session:
+            await session.list_tools()  # a list is no call: no call span
+            await session.call_tool("files__echo", {"text": "a"})
+            await session.get_prompt("tracker__summary", {})
+            await session.list_resources()
+            await session.read_resource("note://stdio/readme")
+            with pytest.raises(MCPError):
+                await session.call_tool("files__sleep", {"seconds": 30})
+        await runner.cleanup()  # flushes the spans
+    finally:
+        assert receiver.runner is not None
+        await receiver.runner.cleanup()
+
+    by_id = {s.span_id: s for s in receiver.spans}
+    calls = sorted((s for s in receiver.spans if "mcp.method.name" in attrs(s)), key=lambda s: s.start_time_unix_nano)
+    seen = [(s.name, attrs(s)["localrouter.mcp.server"], attrs(s)["localrouter.mcp.status"]) for s in calls]
+    assert seen == [
+        ("tools/call files__echo", "files", "ok"),
+        ("prompts/get tracker__summary", "tracker", "ok"),
+        ("resources/read note://stdio/readme", "files", "ok"),
+        ("tools/call files__sleep", "files", "timeout"),
+    ]
+    for span in calls:
+        parent = by_id[span.parent_span_id]
+        assert parent.kind == Span.SPAN_KIND_SERVER and parent.trace_id == span.trace_id
+        assert attrs(parent)["localrouter.endpoint"] == "mcp" and span.kind == Span.SPAN_KIND_CLIENT
+        assert attrs(span)["localrouter.mcp.duration_ms"] > 0
+    assert calls[0].status.code != calls[0].status.STATUS_CODE_ERROR
+    assert calls[-1].status.code == calls[-1].status.STATUS_CODE_ERROR and attrs(calls[-1])["error.type"] == "timeout"
