@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import aiohttp
 
@@ -143,3 +144,30 @@ async def test_the_database_down_answers_stored_reads_with_503_and_serves_the_re
             doc = await resp.json()
             assert resp.status == 503 and doc["error"]["code"] == "store_unavailable", (path, doc)
             assert "hidden-pw" not in json.dumps(doc) and "127.0.0.1" not in json.dumps(doc)
+
+
+def test_usage_by_tool_counts_the_mcp_records_only(tmp_path, upstreams, pg_url):
+    from gateway.observability.postgres import PostgresStore
+    from gateway.observability.usage import UsageRecord
+
+    path = write_config(tmp_path, pg_config(upstreams))
+    env = {"PG_URL": pg_url, "ALICE_SECRET": ALICE}
+    assert run("db", "upgrade", "-c", str(path), env=env).returncode == 0
+    now = time.time()
+    calls = [("mcp", "files__echo", "files", None), ("mcp", "files__echo", "files", "timeout")]
+    calls += [("chat", "openai/gpt-4o-mini", "openai", None)]
+    store = PostgresStore(pg_url, pool=1)
+    try:
+        store.write(
+            [
+                UsageRecord(
+                    f"r{i}", now, "alice", endpoint, item, None, server, False, 200, 0, 0, 0, None, 1.0, None, 1, code
+                )
+                for i, (endpoint, item, server, code) in enumerate(calls)
+            ]
+        )
+    finally:
+        store.close()
+    done = run("usage", "-c", str(path), "--by", "tool", "--json", "--since", "1h", env=env)
+    assert done.returncode == 0, done.stderr
+    assert [(r["tool"], r["requests"], r["errors"]) for r in json.loads(done.stdout)] == [("files__echo", 2, 1)]
