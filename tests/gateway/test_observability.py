@@ -184,12 +184,19 @@ def test_workers_snapshots_are_summed_and_a_dead_workers_gauge_dropped(tmp_path)
     assert value(found, "localrouter_streams_in_flight") == 3  # 1 + 2 (alive); the dead worker's 2 are gone
 
 
+async def logged(*gws, count: int = 1) -> None:
+    """Until each gateway's access log holds ``count`` lines (flushed in batches), 10 s at most."""
+    async with asyncio.timeout(10):
+        while any(len(gw.access.lines) < count for gw in gws):
+            await asyncio.sleep(0.05)
+
+
 async def test_access_log_lines(upstreams, start_gateway, http):
     gw = await start_gateway(priced(upstreams))
     _, headers, _ = await post(http, gw)
     _, stream_headers, _ = await post(http, gw, {**CHAT, "stream": True})
     status, error_headers, error = await post(http, gw, {**CHAT, "model": "openai/nope"})
-    await asyncio.sleep(0.4)  # flushed in batches
+    await logged(gw, count=3)
     lines = {line["request_id"]: line for line in gw.access.lines}
     plain, stream, missing = (lines[h["X-Request-ID"]] for h in (headers, stream_headers, error_headers))
     for line in (plain, stream, missing):
@@ -226,7 +233,7 @@ async def test_access_log_lines(upstreams, start_gateway, http):
 async def test_bodies_are_logged_only_when_asked(upstreams, start_gateway, http):
     gw = await start_gateway(standard_config(*upstreams, logging={"bodies": True}))
     await post(http, gw)
-    await asyncio.sleep(0.4)
+    await logged(gw)
     (line,) = gw.access.lines
     assert line["request_body"]["messages"][0]["content"] == "hi"
     assert line["response_body"]["choices"][0]["message"]["content"] == "Hello from primary"
@@ -244,7 +251,7 @@ async def test_request_id_and_client_address_come_from_trusted_proxies_only(upst
     assert headers["X-Request-ID"] == "from-proxy-123"
     _, headers, _ = await post(http, trusted, headers={"X-Request-ID": "bad id with spaces"})
     assert headers["X-Request-ID"].startswith("req_")  # not a sane id: replaced
-    await asyncio.sleep(0.4)
+    await logged(untrusted, trusted)
     assert untrusted.access.lines[0]["remote"] == "127.0.0.1"
     assert trusted.access.lines[0]["remote"] == "203.0.113.7"
 
