@@ -17,7 +17,8 @@ class Route:
     set); ``public``: no client secret is asked for; ``inference``: before it runs, the request is rate
     limited, its JSON body read and its model's chain of targets resolved (middlewares.gate);
     ``dialect``: the shape of its error answers (``openai``, or ``anthropic`` for Anthropic's Messages
-    API: middlewares.errors)."""
+    API: middlewares.errors); ``admin``: only clients with ``admin: true`` may call it (the operator's
+    API: anyone else gets 403)."""
 
     method: str
     path: str
@@ -26,6 +27,7 @@ class Route:
     public: bool = False
     inference: bool = False
     dialect: str = "openai"
+    admin: bool = False
 
 
 async def _unmatched(request: web.Request) -> web.StreamResponse:

@@ -9,7 +9,7 @@ from aiohttp import hdrs, web
 from multidict import istr
 
 from gateway.auth.clients import INTERNAL_TEST_TOKEN
-from gateway.errors import AuthenticationFailed
+from gateway.errors import AuthenticationFailed, PermissionDenied
 from gateway.keys import PRINCIPAL, ROUTE, RUNTIME
 from gateway.routing.router import Principal
 from gateway.runtime import Runtime
@@ -71,3 +71,9 @@ def identify(request: web.Request) -> None:
             raise AuthenticationFailed("This client is disabled.", code="client_disabled")
         principal = found
     request[PRINCIPAL] = principal
+
+
+def require_admin(request: web.Request) -> None:
+    """An operator's endpoint: only a client with ``admin: true`` may call it."""
+    if not request[PRINCIPAL].client.admin:
+        raise PermissionDenied("This endpoint is for admin clients only.", code="admin_required")

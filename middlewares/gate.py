@@ -1,8 +1,9 @@
 """The checks a request passes before its handler, in order: pin the runtime (first: every later step,
 the handler included, reads that one, so a reload never changes the rules under a request in flight) ->
 security (host, CORS preflight) -> auth (who) -> rate limit (how much) -> body (the JSON object, read
-once) -> permissions (which model); the last three only for the inference endpoints. The request's
-Route (found once by ``observe``) says which endpoints those are and which need no secret.
+once) -> permissions (which model); the last three only for the inference endpoints, and an admin
+endpoint asks for an admin client right after auth. The request's Route (found once by ``observe``)
+says which endpoints those are and which need no secret.
 
 Rate limiting comes before the body is read, so a request counts against its client's budget even when
 its body is then refused.
@@ -29,9 +30,12 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if preflight is not None:
         return preflight
     auth.identify(request)
+    route = request[ROUTE]
+    if route.admin:
+        auth.require_admin(request)
     runtime.started()  # its connection pools stay open until the request is over
     try:
-        if request[ROUTE].inference:
+        if route.inference:
             await rate_limit.admit(request)
             await body.read(request)
             await permissions.resolve(request)

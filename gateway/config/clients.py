@@ -20,6 +20,7 @@ class ClientConfig:
     secret_sha256: str = field(repr=False)
     strategy: str
     enabled: bool = True
+    admin: bool = False  # may use the operator page and the admin API (/ui/, /admin/api/)
 
 
 def hash_secret(secret: str) -> str:
@@ -33,7 +34,7 @@ def generate_secret() -> str:
 def read_client(
     r: Reader, raw: Any, path: str, strategies: frozenset[str], digests: dict[str, str]
 ) -> ClientConfig | None:
-    keys = {"name": True, "secret": False, "secret_sha256": False, "strategy": True, "enabled": False}
+    keys = {"name": True, "secret": False, "secret_sha256": False, "strategy": True, "enabled": False, "admin": False}
     m = r.mapping(raw, path, keys)
     if m is None:
         return None
@@ -42,6 +43,7 @@ def read_client(
     if strategy is not None and strategy not in strategies:
         r.problem(f"{path}.strategy", f"unknown strategy {strategy!r}")
     enabled = r.boolean(m.get("enabled", True), f"{path}.enabled")
+    admin = r.boolean(m.get("admin", False), f"{path}.admin")
     digest = None
     if ("secret" in m) == ("secret_sha256" in m):
         r.problem(path, "exactly one of 'secret' or 'secret_sha256' is required")
@@ -61,6 +63,6 @@ def read_client(
         r.problem(path, f"has the same secret as client {digests[digest]!r}")
     elif digest is not None:
         digests[digest] = name or path
-    if not (name and strategy and digest) or enabled is None:
+    if not (name and strategy and digest) or enabled is None or admin is None:
         return None
-    return ClientConfig(name, digest, strategy, enabled)
+    return ClientConfig(name, digest, strategy, enabled, admin)

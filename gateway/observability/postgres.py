@@ -8,8 +8,8 @@ translated once, here, into :class:`~gateway.observability.usage.StoreError`.
 
 The schema is versioned: ``MIGRATIONS`` are applied in order, each once, recorded in ``schema_version``,
 at the store's first connection (and by ``localrouter db upgrade``), under an advisory lock so replicas
-starting together apply each one once. The firewall's and the operator audit's tables will be further
-migrations here, on the same :class:`Database`.
+starting together apply each one once. Version 2 adds the audit records (the firewall's decisions and
+the operators' actions), on the same :class:`Database`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,15 @@ import asyncpg
 
 from gateway import jsonx
 from gateway.observability.responses_store import ResponsesStore, StoredResponse
-from gateway.observability.usage import ONLY, StoreError, UsageRecord, UsageStore, summary_row
+from gateway.observability.usage import (
+    AUDIT_COLUMNS,
+    ONLY,
+    AuditRecord,
+    StoreError,
+    UsageRecord,
+    UsageStore,
+    summary_row,
+)
 
 T = TypeVar("T")
 
@@ -47,6 +55,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             id text PRIMARY KEY, client text NOT NULL, created_at double precision NOT NULL,
             expires_at double precision NOT NULL, response bytea NOT NULL, items bytea NOT NULL);
         CREATE INDEX responses_expires_at ON responses (expires_at);
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE TABLE audit (
+            id text PRIMARY KEY, ts double precision NOT NULL, kind text NOT NULL, actor text NOT NULL,
+            client text, subject text NOT NULL, action text NOT NULL, rule text, held_ms double precision,
+            detail text);
+        CREATE INDEX audit_ts ON audit (ts);
+        CREATE INDEX audit_kind_ts ON audit (kind, ts);
         """,
     ),
 )
@@ -160,6 +179,13 @@ _INSERT = (
     + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_TYPES))
     + ") ON CONFLICT (id) DO NOTHING"
 )
+_INSERT_AUDIT = (
+    f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(
+        f"${i + 1}::{t}[]" for i, t in enumerate(("text", "float8", "text", "text", "text", "text", "text", "text"))
+    )
+    + ", $9::float8[], $10::text[]) ON CONFLICT (id) DO NOTHING"
+)
 _DAY = "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 _GROUPS = {"client": "client", "model": "model", "provider": "provider", "day": _DAY, "tool": "model_requested"}
 
@@ -184,8 +210,29 @@ class PostgresStore(UsageStore):
     def purge(self, before: float) -> int:
         return self.db.call(self._purge(before))
 
+    def write_audit(self, records: list[AuditRecord]) -> None:
+        self.db.call(self._write_audit(records))
+
+    def audit(self, since: float, kind: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        return self.db.call(self._audit(since, kind, limit))
+
     def close(self) -> None:
         self.db.close()
+
+    async def _write_audit(self, records: list[AuditRecord]) -> None:
+        pool = await self.db.pool()
+        await pool.execute(_INSERT_AUDIT, *(list(column) for column in zip(*records, strict=True)))
+
+    async def _audit(self, since: float, kind: str | None, limit: int) -> list[AuditRecord]:
+        pool = await self.db.pool()
+        rows = await pool.fetch(
+            f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit WHERE ts >= $1 AND ($2::text IS NULL OR kind = $2) "
+            "ORDER BY ts DESC, id LIMIT $3",
+            since,
+            kind,
+            limit,
+        )
+        return [AuditRecord(*row.values()) for row in rows]
 
     async def _write(self, records: list[UsageRecord]) -> None:
         pool = await self.db.pool()
@@ -211,7 +258,8 @@ class PostgresStore(UsageStore):
     async def _purge(self, before: float) -> int:
         pool = await self.db.pool()
         status = await pool.execute("DELETE FROM usage WHERE ts < $1", before)
-        return int(status.split()[-1])
+        audit = await pool.execute("DELETE FROM audit WHERE ts < $1", before)
+        return int(status.split()[-1]) + int(audit.split()[-1])
 
 
 class PostgresResponsesStore(ResponsesStore):

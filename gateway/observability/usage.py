@@ -57,6 +57,29 @@ class UsageRecord(NamedTuple):
         return self._asdict()
 
 
+class AuditRecord(NamedTuple):
+    """One decision someone or something made about a client's access: the firewall's (``kind``
+    ``firewall``: a rule denied, asked, or an admin decided) or an operator's (``operator``: a client
+    suspended, a target's cooldown reset). Kept beside the usage records, in the same store."""
+
+    id: str
+    ts: float
+    kind: str  # firewall, operator
+    actor: str  # who decided: an admin client's name, or the gateway itself ("rule", "timeout", "secrets")
+    client: str | None  # the client the decision is about, if any
+    subject: str  # what: a model id, an MCP item, a provider target
+    action: str  # deny, allow_once, allow_for, allow_always, suspend, resume, reset_cooldown, ...
+    rule: str | None = None  # the firewall rule's match, or the kind of secret found
+    held_ms: float | None = None  # how long the request was held for the decision
+    detail: str | None = None  # anything else worth showing (never a secret)
+
+    def public(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+AUDIT_KINDS = ("firewall", "operator")
+
+
 class StoreError(Exception):
     """The store could not be reached or written: the writer keeps the records and tries again."""
 
@@ -76,7 +99,15 @@ class UsageStore(abc.ABC):
 
     @abc.abstractmethod
     def purge(self, before: float) -> int:
-        """Delete the records older than ``before``; how many went."""
+        """Delete the records (usage and audit) older than ``before``; how many went."""
+
+    @abc.abstractmethod
+    def write_audit(self, records: list[AuditRecord]) -> None:
+        """Store audit ``records``; one already stored (same id) is left as it is."""
+
+    @abc.abstractmethod
+    def audit(self, since: float, kind: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        """Audit records from ``since`` on (of one ``kind``, or all), newest first, at most ``limit``."""
 
     def close(self) -> None:
         return None
@@ -87,6 +118,9 @@ _COLUMNS = UsageRecord._fields
 _ROWS_PER_INSERT = 500 if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(_COLUMNS)
 _ROW = f"({', '.join('?' * len(_COLUMNS))})"
 _INSERT_ONE = f"INSERT OR REPLACE INTO usage ({', '.join(_COLUMNS)}) VALUES {_ROW}"
+AUDIT_COLUMNS = AuditRecord._fields
+_AUDIT_ROW = f"({', '.join('?' * len(AUDIT_COLUMNS))})"
+_INSERT_AUDIT = f"INSERT OR IGNORE INTO audit ({', '.join(AUDIT_COLUMNS)}) VALUES {_AUDIT_ROW}"
 _INSERT_MANY = f"INSERT OR REPLACE INTO usage ({', '.join(_COLUMNS)}) VALUES {', '.join([_ROW] * _ROWS_PER_INSERT)}"
 
 
@@ -109,6 +143,12 @@ class SQLiteStore(UsageStore):
                 "attempts INTEGER NOT NULL, error_code TEXT) WITHOUT ROWID"
             )  # rows live in the id index: one b-tree
             self._db.execute("CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts)")  # --since; the only other
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS audit (id TEXT PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL, "
+                "actor TEXT NOT NULL, client TEXT, subject TEXT NOT NULL, action TEXT NOT NULL, rule TEXT, "
+                "held_ms REAL, detail TEXT)"
+            )
+            self._db.execute("CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts)")
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(usage)")}
             if "error_code" not in columns:  # a file from before error codes were recorded
                 self._db.execute("ALTER TABLE usage ADD COLUMN error_code TEXT")
@@ -158,7 +198,25 @@ class SQLiteStore(UsageStore):
 
     def purge(self, before: float) -> int:
         with self._lock:
-            return self._db.execute("DELETE FROM usage WHERE ts < ?", (before,)).rowcount
+            gone = self._db.execute("DELETE FROM usage WHERE ts < ?", (before,)).rowcount
+            return gone + self._db.execute("DELETE FROM audit WHERE ts < ?", (before,)).rowcount
+
+    def write_audit(self, records: list[AuditRecord]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(_INSERT_AUDIT, records)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def audit(self, since: float, kind: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        where, args = ("ts >= ? AND kind = ?", (since, kind)) if kind else ("ts >= ?", (since,))
+        sql = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit WHERE {where} ORDER BY ts DESC, id LIMIT ?"
+        with self._read_lock:
+            rows = self._reader.execute(sql, (*args, limit)).fetchall()
+        return [AuditRecord(*row) for row in rows]
 
     def close(self) -> None:
         with self._read_lock:
@@ -208,6 +266,7 @@ class UsageWriter:
         self._interval, self._batch, self._max_backoff = interval, batch, max_backoff
         self._pending: deque[UsageRecord] = deque(maxlen=max_pending)
         self._by_id: dict[str, UsageRecord] = {}
+        self._audit: deque[AuditRecord] = deque(maxlen=max_pending)
         self._retention, self.purge_every, self._next_purge = retention, 3600.0, 0.0
         self.failures = 0  # flushes failed in a row
         self.error: str | None = None  # why the last flush failed; None once one succeeds
@@ -228,6 +287,22 @@ class UsageWriter:
         self._by_id[record.id] = record
         if len(self._pending) > self.peak_pending:
             self.peak_pending = len(self._pending)
+
+    def add_audit(self, record: AuditRecord) -> None:
+        """An audit record, written with the next flush (bounded like usage records: past the bound the
+        oldest goes, counted as dropped)."""
+        if len(self._audit) == self._audit.maxlen:
+            self._audit.popleft()
+            self._count_dropped(1)
+        self._audit.append(record)
+
+    async def audit(self, since: float, kind: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        """Audit records, those still waiting included, newest first."""
+        waiting = [r for r in self._audit if r.ts >= since and (kind is None or r.kind == kind)]
+        stored = await asyncio.to_thread(self.store.audit, since, kind, limit)
+        seen = {r.id for r in waiting}
+        merged = waiting + [r for r in stored if r.id not in seen]
+        return sorted(merged, key=lambda r: r.ts, reverse=True)[:limit]
 
     async def get(self, record_id: str) -> UsageRecord | None:
         """A record, written or still waiting. The store is read in a thread: a disk read, or a lock
@@ -260,7 +335,24 @@ class UsageWriter:
             self.failures, self.error = 0, None
             for record in batch:
                 self._by_id.pop(record.id, None)
+        if not await self._flush_audit():
+            return
         await self._purge()
+
+    async def _flush_audit(self) -> bool:
+        """Write the audit records waiting; on failure they stay (in order) for the next flush."""
+        if not self._audit:
+            return True
+        batch = list(self._audit)
+        try:
+            await asyncio.to_thread(self.store.write_audit, batch)
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            self.failures += 1
+            self.error = str(exc) or type(exc).__name__
+            return False
+        for _ in batch:  # those added meanwhile stay
+            self._audit.popleft()
+        return True
 
     def _failed(self, batch: list[UsageRecord], exc: Exception) -> None:
         self.failures += 1
@@ -281,9 +373,12 @@ class UsageWriter:
     def _drop(self, records: list[UsageRecord]) -> None:
         for record in records:
             self._by_id.pop(record.id, None)
+        self._count_dropped(len(records))
+
+    def _count_dropped(self, n: int) -> None:
         if self.dropped_cell is not None:
-            self.dropped_cell[0] += len(records)
-        before, self.dropped = self.dropped, self.dropped + len(records)
+            self.dropped_cell[0] += n
+        before, self.dropped = self.dropped, self.dropped + n
         if before // 1000 != self.dropped // 1000 or before == 0:
             log.warning("usage records dropped: the store does not keep up (%d so far)", self.dropped)
 
@@ -316,8 +411,8 @@ class UsageWriter:
         if self._flushing is not None:
             await self._flushing
         await self.flush(everything=True)
-        if self._pending:
-            log.error("usage records lost at exit, the store refusing them: %d", len(self._pending))
+        if self._pending or self._audit:
+            log.error("usage records lost at exit, the store refusing them: %d", len(self._pending) + len(self._audit))
         self.store.close()
 
 

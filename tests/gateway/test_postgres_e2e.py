@@ -113,7 +113,7 @@ def test_db_upgrade_applies_the_schema_once(tmp_path, upstreams, pg_url):
     env = {"PG_URL": pg_url, "ALICE_SECRET": ALICE}
     for _ in range(2):  # a second run finds nothing to do
         done = run("db", "upgrade", "-c", str(path), env=env)
-        assert (done.returncode, done.stdout.strip()) == (0, "schema at version 1"), done.stderr
+        assert (done.returncode, done.stdout.strip()) == (0, "schema at version 2"), done.stderr
     assert usage_totals(path, pg_url) == {}  # the tables are there, empty
     sqlite = write_config(tmp_path, standard_config(*upstreams))
     done = run("db", "upgrade", "-c", str(sqlite), env=env)

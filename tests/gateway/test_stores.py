@@ -16,7 +16,7 @@ from gateway.observability.metrics import USAGE_DROPPED, Metrics
 from gateway.observability.postgres import PostgresStore
 from gateway.observability.responses_store import ResponsesStore
 from gateway.observability.stores import responses_store, usage_store
-from gateway.observability.usage import UsageRecord, UsageStore, UsageWriter
+from gateway.observability.usage import AuditRecord, UsageRecord, UsageStore, UsageWriter
 from tests.gateway.test_config import ENV, GOOD, parse, problems
 from tests.redisserver import free_port
 
@@ -128,6 +128,45 @@ async def test_the_writer_applies_the_retention(config: UsageConfig) -> None:
 
 RESPONSE = {"id": "resp_1", "object": "response", "output": [{"type": "message", "content": "Grüße ✓"}]}
 ITEMS = [{"type": "message", "role": "user", "content": "hi"}, *RESPONSE["output"]]
+
+
+def audit(n: int, ts: float = T0, kind: str = "firewall", **fields: Any) -> AuditRecord:
+    base = AuditRecord(f"aud-{n}", ts, kind, "ops", "alice", "files__delete_all", "deny", "files__delete_*", 1500.0)
+    return base._replace(**fields)
+
+
+async def test_audit_records_newest_first_by_kind_and_written_once(store: UsageStore) -> None:
+    firewall = [audit(1), audit(2, ts=T0 + 5, action="allow_once", held_ms=None, detail="approved")]
+    operator = [audit(3, ts=T0 + 3, kind="operator", client="bob", subject="openai/gpt-x", action="reset_cooldown")]
+    await call(store.write_audit, firewall + operator)
+    await call(store.write_audit, firewall)  # a retry after a reply that was lost
+    assert await call(store.audit, T0 - 1) == [firewall[1], operator[0], firewall[0]]
+    assert await call(store.audit, T0 - 1, "operator") == operator
+    assert await call(store.audit, T0 + 1, "firewall") == [firewall[1]]
+    assert await call(store.audit, T0 - 1, None, 1) == [firewall[1]]
+    assert await call(store.purge, T0 + 4) == 2  # retention covers the audit too
+    assert await call(store.audit, 0) == [firewall[1]]
+
+
+async def test_the_writer_serves_audit_records_before_and_after_they_are_written(config: UsageConfig) -> None:
+    made = usage_store(config)
+    assert made is not None
+    writer = UsageWriter(made)
+    try:
+        writer.add_audit(audit(1, kind="operator", action="suspend"))
+        assert [r.id for r in await writer.audit(0)] == ["aud-1"]  # waiting, not yet written
+        await writer.flush()
+        writer.add_audit(audit(2, ts=T0 + 1))
+        assert [r.id for r in await writer.audit(0)] == ["aud-2", "aud-1"]
+        assert [r.id for r in await writer.audit(0, "operator")] == ["aud-1"]
+    finally:
+        await writer.close()
+    reopened = usage_store(config)
+    assert reopened is not None
+    try:
+        assert [r.id for r in await call(reopened.audit, 0)] == ["aud-2", "aud-1"]  # close wrote what waited
+    finally:
+        await call(reopened.close)
 
 
 async def test_responses_put_get_delete(responses: tuple[ResponsesStore, Clock]) -> None:
