@@ -25,6 +25,7 @@ from gateway.limits import make_state
 from gateway.limits.limiter import RateLimiter
 from gateway.routing.breaker import Breakers
 from gateway.routing.catalog import Catalog
+from gateway.routing.pools import Loads, compile_pools
 from gateway.routing.router import Router
 from providers.base import Provider
 from providers.registry import TYPES
@@ -42,7 +43,8 @@ WATCH_INTERVAL = 1.0
 
 
 class Runtime:
-    def __init__(self, config: Config, fallback_key: bytes) -> None:
+    def __init__(self, config: Config, fallback_key: bytes, loads: Loads) -> None:
+        """``loads``: what pools know of their targets, kept across reloads."""
         self.config = config
         # one pool per provider, so a provider that hangs holds only its own connections
         self.sessions = {p.name: _session(p) for p in config.providers}
@@ -52,7 +54,7 @@ class Runtime:
         self.catalog = Catalog(self.providers)
         self.mcp = _mcp_hub(config)
         self.mcp_access = _mcp_access(config) if self.mcp is not None else {}
-        self.router = Router(config, self.catalog)
+        self.router = Router(config, self.catalog, compile_pools(config.pools, loads))
         key = config.auth.signing_key.reveal().encode() if config.auth.signing_key else fallback_key
         self.clients = ClientRegistry(config, self.router.policies, TokenSigner(key, config.auth.token_ttl))
         self.requests = 0  # in flight on this runtime, counted by the gate middleware
@@ -126,9 +128,10 @@ class Live:
         self.breakers = Breakers()  # per target id, kept across reloads
         self.state = make_state(config.state)  # budgets and throttles, kept across reloads
         self.limiter = RateLimiter(self.state, config.state.fail_closed)
+        self.loads = Loads(self.breakers, self.limiter)  # pools' targets: in flight, latency; kept across reloads
         self._stat = _stat(config.source)
         self._retired: dict[asyncio.Task[None], Runtime] = {}
-        self.current = Runtime(config, self._fallback_key)  # last: it opens connection pools
+        self.current = Runtime(config, self._fallback_key, self.loads)  # last: it opens connection pools
 
     @property
     def source(self) -> str:
@@ -163,7 +166,7 @@ class Live:
                 "config reload: server.internal_test_token is now on: the 'internal-test' token bypasses "
                 "every client restriction for callers on this host"
             )
-        runtime = Runtime(new, self._fallback_key)
+        runtime = Runtime(new, self._fallback_key, self.loads)
         runtime.start()
         self.current = runtime
         task = asyncio.get_running_loop().create_task(old.retire())

@@ -48,6 +48,8 @@ def account(request: web.Request, target: Target, usage: Any) -> None:
     x = request[EXCHANGE]
     price = request[RUNTIME].providers[target.provider].config.prices.get(target.model)
     x.usage, x.cost_usd = usage, cost_usd(usage, price)
+    if target.member is not None:  # a pool's target: its own budget counts the tokens too
+        target.member.used(usage)
     principal = request[PRINCIPAL]
     if principal.policy.limits:
         request.app[LIVE].limiter.record(principal.client.name, principal.policy.limits, usage, x.cost_usd)

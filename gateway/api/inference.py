@@ -15,6 +15,7 @@ from gateway.config import AUTO_MODEL
 from gateway.errors import InvalidRequest
 from gateway.keys import BODY, CHAIN, EXCHANGE, LIVE, OBSERVER, RUNTIME
 from gateway.routing import fallback
+from gateway.routing.router import same_pool
 
 _STREAMS = ["application/json", "text/event-stream"]  # the 200 is an event stream with `stream: true`
 
@@ -26,7 +27,9 @@ async def _forward(request: web.Request, endpoint: str) -> web.StreamResponse:
     requested = request[CHAIN]
     chain = tuple(t for t in requested if providers[t.provider].supports(endpoint))
     # the model asked for must serve the endpoint itself; its fallbacks that cannot are skipped
-    if not chain or (body["model"] != AUTO_MODEL and chain[0] is not requested[0]):
+    if not chain or (
+        body["model"] != AUTO_MODEL and chain[0] is not requested[0] and not same_pool(chain[0], requested[0])
+    ):
         raise InvalidRequest(
             f"The model `{body['model']}` does not support {request.path}.", param="model", code="unsupported_endpoint"
         )

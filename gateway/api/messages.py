@@ -26,7 +26,7 @@ from gateway.dialects import messages_reply, messages_request
 from gateway.errors import AllProvidersFailed, GatewayError, InvalidRequest, RateLimited, UpstreamInvalidResponse
 from gateway.keys import BODY, CHAIN, EXCHANGE, LIVE, OBSERVER, RUNTIME
 from gateway.routing import fallback
-from gateway.routing.router import Target
+from gateway.routing.router import Target, same_pool
 from gateway.routing.stream import Stream
 from providers.anthropic import AnthropicProvider, MessagesStream, messages_usage
 from providers.base import Provider, StreamBatch, UpstreamInvalid
@@ -85,7 +85,11 @@ class _Plan:
             except InvalidRequest as exc:
                 refusal = exc
         self.chain = tuple(t for t in requested if self._serves(providers[t.provider]))
-        if not self.chain or (body["model"] != AUTO_MODEL and self.chain[0] is not requested[0]):
+        if not self.chain or (
+            body["model"] != AUTO_MODEL
+            and self.chain[0] is not requested[0]
+            and not same_pool(self.chain[0], requested[0])
+        ):
             raise refusal or _unsupported(body, request)
         self.stops = messages_request.stop_sequences(body)
         self.upstream: MessagesStream | None = None

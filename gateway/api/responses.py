@@ -33,7 +33,7 @@ from gateway.errors import GatewayError, InvalidRequest, NotFound, StoreUnavaila
 from gateway.keys import BODY, CHAIN, EXCHANGE, LIVE, OBSERVER, PRINCIPAL, RESPONSES, RUNTIME
 from gateway.observability.usage import StoreError
 from gateway.routing import fallback
-from gateway.routing.router import Target
+from gateway.routing.router import Target, same_pool
 from gateway.routing.stream import Stream
 from providers.base import Provider, StreamBatch
 
@@ -157,7 +157,7 @@ def _chain(request: web.Request) -> tuple[Target, ...]:
     providers, requested = request[RUNTIME].providers, request[CHAIN]
     chain = tuple(t for t in requested if _native(providers[t.provider]) or providers[t.provider].supports("chat"))
     model = request[BODY]["model"]
-    if not chain or (model != AUTO_MODEL and chain[0] is not requested[0]):
+    if not chain or (model != AUTO_MODEL and chain[0] is not requested[0] and not same_pool(chain[0], requested[0])):
         raise InvalidRequest(
             f"The model `{model}` does not support {request.path}.", param="model", code="unsupported_endpoint"
         )

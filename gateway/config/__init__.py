@@ -5,8 +5,9 @@ every provider takes; the provider types, with their own keys, are passed in as 
 declared by its wire format, see ``providers.registry``), ``strategies``, ``clients``, ``auth``,
 ``limits`` (rate limits, prices, the state backend), ``observability`` (access log, metrics, usage
 records), ``tracing`` (OpenTelemetry spans over OTLP), ``responses`` (stored responses), ``mcp``
-(upstream MCP servers), and ``reader`` (walking the YAML tree, with every problem's path, and ``${VAR}``
-expansion). The rest of the code takes config types from here.
+(upstream MCP servers), ``pools`` (one model over several deployments), and ``reader`` (walking the
+YAML tree, with every problem's path, and ``${VAR}`` expansion). The rest of the code takes config
+types from here.
 """
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig
@@ -16,6 +17,8 @@ from gateway.config.load import Config, ConfigError, default, load, parse, resol
 from gateway.config.mcp import SEPARATOR as MCP_SEPARATOR
 from gateway.config.mcp import McpServerConfig, McpTimeouts
 from gateway.config.observability import LoggingConfig, MetricsConfig, UsageConfig
+from gateway.config.pools import PREFIX as POOL_PREFIX
+from gateway.config.pools import PoolConfig
 from gateway.config.providers import (
     ENDPOINTS,
     Cooldown,
@@ -37,6 +40,7 @@ __all__ = [
     "MCP_SEPARATOR",
     "MIN_SECRET_LENGTH",
     "MIN_SIGNING_KEY_LENGTH",
+    "POOL_PREFIX",
     "SIGNING_KEY_ENV",
     "AuthConfig",
     "ClientConfig",
@@ -47,6 +51,7 @@ __all__ = [
     "McpServerConfig",
     "McpTimeouts",
     "MetricsConfig",
+    "PoolConfig",
     "Price",
     "ProviderConfig",
     "ProviderType",

@@ -31,11 +31,12 @@ from gateway.config.observability import (
     read_metrics,
     read_usage,
 )
+from gateway.config.pools import PoolConfig, check_names, read_pool
 from gateway.config.providers import ProviderConfig, ProviderType, read_provider
 from gateway.config.reader import Reader, Secret
 from gateway.config.responses import ResponsesConfig, read_responses
 from gateway.config.server import ServerConfig, read_server
-from gateway.config.strategies import StrategyConfig, read_strategy
+from gateway.config.strategies import StrategyConfig, check_model_ref, read_strategy
 from gateway.config.tracing import TracingConfig, read_tracing
 
 
@@ -63,6 +64,7 @@ class Config:
     generated_secret: Secret | None = None
     mcp_servers: tuple[McpServerConfig, ...] = ()
     tracing: TracingConfig = TracingConfig()
+    pools: tuple[PoolConfig, ...] = ()
 
 
 def _read_list(r: Reader, raw: Any, key: str, read: Callable[[Reader, Any, str], Any]) -> tuple[Any, ...]:
@@ -96,6 +98,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
             "responses": False,
             "mcp_servers": False,
             "tracing": False,
+            "pools": False,
         },
     )
     if top is None:
@@ -110,8 +113,18 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
     by_name = {p.name: p for p in providers}
     mcp_servers = _read_list(r, top.get("mcp_servers"), "mcp_servers", read_mcp_server)
     servers = frozenset(s.name for s in mcp_servers)
+
+    def target_ok(model: str, path: str) -> bool:
+        return check_model_ref(r, by_name, model, path)
+
+    pools = _read_list(r, top.get("pools"), "pools", lambda r, raw, path: read_pool(r, raw, path, target_ok))
+    check_names(r, pools, by_name)
+    pool_ids = frozenset(p.id for p in pools)
     strategies = _read_list(
-        r, top.get("strategies"), "strategies", lambda r, raw, path: read_strategy(r, raw, path, by_name, servers)
+        r,
+        top.get("strategies"),
+        "strategies",
+        lambda r, raw, path: read_strategy(r, raw, path, by_name, servers, pool_ids),
     )
     names, digests = frozenset(s.name for s in strategies), dict[str, str]()
     clients = _read_list(
@@ -132,6 +145,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
         source,
         mcp_servers=mcp_servers,
         tracing=read_tracing(r, top.get("tracing")),
+        pools=pools,
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.config.limits import RateLimit, read_rate_limits
 from gateway.config.mcp import SEPARATOR
+from gateway.config.pools import PREFIX as POOL_PREFIX
 from gateway.config.providers import ProviderConfig
 from gateway.config.reader import Reader
 
@@ -29,9 +30,16 @@ class StrategyConfig:
     mcp: tuple[str, ...] | None = None
 
 
-def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
+def check_model_ref(
+    r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str, pools: frozenset[str] = frozenset()
+) -> bool:
+    """``pools``: the configured pool ids (``pool/NAME``), model ids as good as a provider's."""
     provider, sep, upstream = model.partition("/")
-    if not sep or not provider or not upstream:
+    if model in pools:
+        return True
+    if model.startswith(POOL_PREFIX) and POOL_PREFIX[:-1] not in providers:
+        r.problem(path, f"unknown pool {upstream!r} in {model!r}")
+    elif not sep or not provider or not upstream:
         r.problem(path, f"{model!r} is not a 'provider/model' id")
     elif provider not in providers:
         r.problem(path, f"unknown provider {provider!r} in {model!r}")
@@ -43,9 +51,15 @@ def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: 
 
 
 def read_strategy(
-    r: Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig], mcp_servers: frozenset[str] = frozenset()
+    r: Reader,
+    raw: Any,
+    path: str,
+    providers: Mapping[str, ProviderConfig],
+    mcp_servers: frozenset[str] = frozenset(),
+    pools: frozenset[str] = frozenset(),
 ) -> StrategyConfig | None:
-    """``mcp_servers``: the names of the configured MCP servers, which ``mcp`` globs must be able to match."""
+    """``mcp_servers``: the names of the configured MCP servers, which ``mcp`` globs must be able to match;
+    ``pools``: the ids of the configured pools."""
     m = r.mapping(
         raw,
         path,
@@ -65,7 +79,7 @@ def read_strategy(
     allow = r.strings(m.get("allow"), f"{path}.allow")
 
     def ref(model: str, p: str) -> bool:
-        return _check_model_ref(r, providers, model, p)
+        return check_model_ref(r, providers, model, p, pools)
 
     auto = r.strings(m.get("auto"), f"{path}.auto", ref)
     fallbacks: dict[str, tuple[str, ...]] = {}
@@ -77,7 +91,7 @@ def read_strategy(
             if ref(str(model), f"{path}.fallbacks.{model}"):
                 fallbacks[str(model)] = r.strings(chain, f"{path}.fallbacks.{model}", ref)
     limits = read_rate_limits(r, m.get("rate_limits"), f"{path}.rate_limits")
-    aliases = _read_aliases(r, m.get("aliases"), f"{path}.aliases", providers, bool(auto))
+    aliases = _read_aliases(r, m.get("aliases"), f"{path}.aliases", providers, bool(auto), pools)
     mcp = None
     if "mcp" in m:
         mcp = r.strings(m["mcp"], f"{path}.mcp", lambda glob, p: _check_mcp_glob(r, mcp_servers, glob, p))
@@ -97,7 +111,12 @@ def _check_mcp_glob(r: Reader, servers: frozenset[str], glob: str, path: str) ->
 
 
 def _read_aliases(
-    r: Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig], has_auto: bool
+    r: Reader,
+    raw: Any,
+    path: str,
+    providers: Mapping[str, ProviderConfig],
+    has_auto: bool,
+    pools: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """``{name or glob: model id}``, each target checked as ``auto`` entries are, or ``localrouter/auto``."""
     if raw is None:
@@ -113,7 +132,7 @@ def _read_aliases(
             continue
         if target == AUTO_MODEL and not has_auto:
             r.problem(p, f"the target is {AUTO_MODEL}, but this strategy has no auto chain")
-        elif target == AUTO_MODEL or _check_model_ref(r, providers, target, p):
+        elif target == AUTO_MODEL or check_model_ref(r, providers, target, p, pools):
             out[key] = target
     return out
 
@@ -125,7 +144,7 @@ def _check_alias_name(r: Reader, providers: Mapping[str, ProviderConfig], name: 
         r.problem(path, "an alias name must be a non-empty string")
         return False
     prefix, sep, _ = name.partition("/")
-    if sep and (prefix in providers or prefix == AUTO_MODEL.partition("/")[0]):
+    if sep and (prefix in providers or prefix in (AUTO_MODEL.partition("/")[0], POOL_PREFIX[:-1])):
         r.problem(path, f"ambiguous: {name!r} is among the model ids of {prefix!r}; name the alias without it")
         return False
     return True

@@ -181,6 +181,19 @@ class RateLimiter:
             )
         return headers
 
+    async def within(self, name: str, limits: tuple[RateLimit, ...]) -> float | None:
+        """Like :meth:`admit`, for a budget that is not a client's (a pool's target): None when admitted
+        (the request counted), else the seconds until every window has room; no headers, no 429."""
+        plan = self._plan(name, limits)
+        try:
+            admitted, readings = await self.state.admit(plan.checks)
+        except StateUnavailable as exc:
+            self._unavailable(exc)
+            return None
+        if admitted:
+            return None
+        return max((r.retry_after for r in readings if r.retry_after is not None), default=1.0)
+
     def _unavailable(self, exc: StateUnavailable) -> dict[str, str]:
         busy = isinstance(exc, StateBusy)
         now = time.monotonic()

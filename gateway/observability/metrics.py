@@ -37,6 +37,7 @@ log = logging.getLogger("localrouter.metrics")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 SNAPSHOT_INTERVAL = 1.0  # seconds between a worker's snapshots
+NOT_CALLED = ("cooling_down", "over_budget")  # failure kinds of targets skipped without an upstream call
 
 Cell = list[float]  # a counter or gauge: [value]; a histogram: [count per bucket..., count above all, sum]
 Values = dict[str, dict[tuple[str, ...], Cell]]
@@ -105,6 +106,12 @@ MCP_CALLS = Family(
     "server answered it with a result, else other",
     ("client", "server", "item", "status"),
 )
+POOL_REQUESTS = Family(
+    "localrouter_pool_requests",
+    "counter",
+    "Requests a pool's target answered (pools and targets: the config's)",
+    ("pool", "target"),
+)
 MCP_DURATION = Family(
     "localrouter_mcp_call_duration_seconds", "histogram", "MCP calls: time to the answer", ("server",), LATENCY_BUCKETS
 )
@@ -125,6 +132,7 @@ FAMILIES = (
     USAGE_DROPPED,
     MCP_CALLS,
     MCP_DURATION,
+    POOL_REQUESTS,
 )
 _BY_NAME = {f.name: f for f in FAMILIES}
 
@@ -189,9 +197,12 @@ class Metrics:
             observe_into(ttfb, LATENCY_BUCKETS, x.ttfb)
         elif not x.stream and x.target is not None:
             observe_into(overhead, OVERHEAD_BUCKETS, max(0.0, elapsed - x.upstream_seconds))
+        served = x.target
+        if served is not None and served.member is not None:
+            self.cell(POOL_REQUESTS, served.member.pool, served.id)[0] += 1
         for target, provider, kind in x.failures:
             self.cell(FALLBACKS, target, kind)[0] += 1
-            if kind != "cooling_down":
+            if kind not in NOT_CALLED:
                 self.cell(UPSTREAM_ERRORS, provider, kind)[0] += 1
         usage = x.usage
         if usage:

@@ -38,6 +38,11 @@ class Breakers:
         state.probing = True
         return None
 
+    def cooling(self, target: str) -> bool:
+        """``target`` is cooling down now (a look that changes nothing: no probe is claimed)."""
+        state = self._states.get(target)
+        return state is not None and time.monotonic() < state.open_until
+
     def failed(self, target: str, cooldown: Cooldown, now: float | None = None) -> bool:
         """Count a failed attempt; True if the target is now cooling down."""
         if cooldown.failures <= 0:

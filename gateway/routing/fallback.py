@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from gateway.errors import AllProvidersFailed, GatewayError, RateLimited, UpstreamInvalidResponse, for_status
 from gateway.observability.exchange import Exchange
 from gateway.routing.breaker import Breakers, Verdict
+from gateway.routing.pools import Member, OverBudget
 from gateway.routing.router import Target
 from gateway.routing.stream import Stream, usage_apart
 from providers.base import CoolingDown, Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamRejected
@@ -28,6 +29,7 @@ BACKOFF_BASE = 0.2  # seconds before the first retry, doubled for each further o
 BACKOFF_CAP = 5.0
 MAX_RETRY_WAIT = 10.0  # an upstream asking to wait longer than this is left for the next target
 ATTEMPTS_HEADER = "x-localrouter-attempts"
+OVER_BUDGET = "over_budget"  # the failure kind of a pool's target skipped because its budget is spent
 
 
 @dataclass(slots=True)
@@ -72,12 +74,17 @@ async def _first_success(
             continue
         provider = providers[target.provider]
         retries = provider.config.retries
+        member = target.member
         for retry in range(retries + 1):
+            if member is not None and (refused := await _admit(member, breakers, target.id)) is not None:
+                _failed(failures, target, refused)
+                trace.failures.append((target.id, target.provider, OVER_BUDGET))
+                break
             attempts += 1
             trace.attempts = attempts
             began = time.perf_counter()
             try:
-                result = await call(provider, target)
+                result = await (call(provider, target) if member is None else member.attempt(call, provider, target))
             except ProviderError as exc:
                 trace.upstream_seconds += time.perf_counter() - began
                 trace.failures.append((target.id, target.provider, exc.kind))
@@ -102,8 +109,23 @@ async def _first_success(
             trace.target = target
             if settled:
                 breakers.succeeded(target.id)
+                if member is not None:
+                    member.ended()
             return Served(target, result, attempts)
     raise exhausted(failures, attempts)
+
+
+async def _admit(member: Member, breakers: Breakers, target: str) -> OverBudget | None:
+    """A pool's target's budget, before an attempt: a target left untried leaves its breaker's probe (if
+    this request was to make it) to another request."""
+    try:
+        refused = await member.admit()
+    except BaseException:
+        breakers.abandoned(target)
+        raise
+    if refused is not None:
+        breakers.abandoned(target)
+    return refused
 
 
 async def complete(

@@ -7,12 +7,16 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from gateway.config import AUTO_MODEL, ClientConfig, Config, StrategyConfig
+from gateway.config import AUTO_MODEL, POOL_PREFIX, ClientConfig, Config, StrategyConfig
 from gateway.config.limits import RateLimit
 from gateway.errors import ModelNotFound, PermissionDenied
 from gateway.routing.aliases import Aliases
 from gateway.routing.catalog import Catalog
+
+if TYPE_CHECKING:  # a pool's targets are built of this module's: pools import it, not the other way round
+    from gateway.routing.pools import Member, Pool
 
 MAX_SUGGESTIONS = 3
 MAX_SUGGESTED_LENGTH = 200
@@ -25,6 +29,7 @@ class Target:
     id: str
     provider: str
     model: str
+    member: Member | None = field(default=None, compare=False)  # as a pool's target: what trying it counts
 
     @classmethod
     def parse(cls, model_id: str) -> Target | None:
@@ -42,17 +47,24 @@ class Policy:
     fallbacks: Mapping[str, tuple[Target, ...]]
     limits: tuple[RateLimit, ...] = ()
     aliases: Aliases = field(default_factory=Aliases)
+    # the chains (by model id, ``localrouter/auto`` too) that name a pool, ordered anew for each request;
+    # ``auto`` and ``fallbacks`` hold them too, with each pool's targets in the pool's order
+    pooled: Mapping[str, tuple[Target | Pool, ...]] = field(default_factory=dict)
 
     @classmethod
-    def compile(cls, s: StrategyConfig, providers: Iterable[str] = ()) -> Policy:
+    def compile(cls, s: StrategyConfig, providers: Iterable[str] = (), pools: Mapping[str, Pool] = {}) -> Policy:
         pattern = "|".join(f"(?:{fnmatch.translate(glob)})" for glob in s.allow) or r"(?!)"
+        chains = {AUTO_MODEL: _links(s.auto, pools), **{m: _links(c, pools) for m, c in s.fallbacks.items()}}
+        pooled = {m: links for m, links in chains.items() if any(not isinstance(t, Target) for t in links)}
+        flat = {m: tuple(t for link in links for t in _targets(link)) for m, links in chains.items()}
         return cls(
             s.name,
             re.compile(pattern),
-            tuple(t for t in map(Target.parse, s.auto) if t),
-            {m: tuple(t for t in map(Target.parse, chain) if t) for m, chain in s.fallbacks.items()},
+            flat.pop(AUTO_MODEL),
+            flat,
             s.rate_limits,
-            Aliases.compile(s.aliases, providers),
+            Aliases.compile(s.aliases, (*providers, POOL_PREFIX[:-1]) if pools else providers),
+            pooled,
         )
 
     def allows(self, model_id: str) -> bool:
@@ -67,10 +79,19 @@ class Principal:
     policy: Policy
 
 
+def _links(model_ids: Iterable[str], pools: Mapping[str, Pool]) -> tuple[Target | Pool, ...]:
+    return tuple(link for link in (pools.get(m) or Target.parse(m) for m in model_ids) if link)
+
+
+def _targets(link: Target | Pool) -> tuple[Target, ...]:
+    return (link,) if isinstance(link, Target) else link.targets
+
+
 class Router:
-    def __init__(self, config: Config, catalog: Catalog) -> None:
+    def __init__(self, config: Config, catalog: Catalog, pools: Mapping[str, Pool] = {}) -> None:
         self.providers = tuple(p.name for p in config.providers)
-        self.policies = {s.name: Policy.compile(s, self.providers) for s in config.strategies}
+        self.pools = pools  # by model id
+        self.policies = {s.name: Policy.compile(s, self.providers, pools) for s in config.strategies}
         self.catalog = catalog
 
     async def chain(self, policy: Policy, model_id: str) -> tuple[Target, ...]:
@@ -80,19 +101,29 @@ class Router:
         if resolved == AUTO_MODEL:
             if not policy.auto:
                 raise ModelNotFound(f"The model `{model_id}` is not configured for this client.", param="model")
-            return policy.auto
+            return policy.auto if AUTO_MODEL not in policy.pooled else _expand(policy.pooled[AUTO_MODEL])
+        pool = self.pools.get(resolved)
+        if pool is not None:
+            if not policy.allows(resolved):
+                raise PermissionDenied(
+                    f"This client may not use the model {_named(model_id, resolved)}.", param="model"
+                )
+            return _expand((pool, *policy.pooled.get(resolved, policy.fallbacks.get(resolved, ()))))
         target = Target.parse(resolved)
         if target is None or not await self.serves(target):
             raise ModelNotFound(await self._not_found(policy, model_id, resolved, target), param="model")
         if not policy.allows(resolved):
             raise PermissionDenied(f"This client may not use the model {_named(model_id, resolved)}.", param="model")
-        return (target, *policy.fallbacks.get(resolved, ()))
+        links = policy.pooled.get(resolved) if policy.pooled else None
+        return (target, *policy.fallbacks.get(resolved, ())) if links is None else _expand((target, *links))
 
     async def _not_found(self, policy: Policy, model_id: str, resolved: str, target: Target | None) -> str:
         """Why ``model_id`` is unknown, and the ids this client may use that it might mean."""
         message = f"The model {_named(model_id, resolved)} does not exist"
         if target is None:
             message += ": model ids are `provider/model`"
+        elif target.provider == POOL_PREFIX[:-1] and target.provider not in self.providers:
+            message += f": no pool `{target.model}` is configured"
         elif target.provider not in self.providers:
             message += f": no provider `{target.provider}` is configured"
         visible = [m for m, _, _ in await self.visible_models(policy)]
@@ -108,9 +139,10 @@ class Router:
         return models is None or target.model in models
 
     async def visible_models(self, policy: Policy) -> list[tuple[str, str, int | None]]:
-        """(id, owner, created) of every model the policy allows, ``localrouter/auto`` first, then the exact
-        aliases whose target it allows (a glob names no model to list)."""
+        """(id, owner, created) of every model the policy allows, ``localrouter/auto`` first, then its pools,
+        then the exact aliases whose target it allows (a glob names no model to list)."""
         out: list[tuple[str, str, int | None]] = [(AUTO_MODEL, "localrouter", None)] if policy.auto else []
+        out += [(pool_id, "localrouter", None) for pool_id in self.pools if policy.allows(pool_id)]
         for name, target in policy.aliases.exact.items():
             found = await self._visible(policy, target)
             if found is not None:
@@ -131,11 +163,29 @@ class Router:
     async def _visible(self, policy: Policy, model_id: str) -> tuple[str, str, int | None] | None:
         if model_id == AUTO_MODEL:
             return (AUTO_MODEL, "localrouter", None) if policy.auto else None
+        if model_id in self.pools:
+            return (model_id, "localrouter", None) if policy.allows(model_id) else None
         target = Target.parse(model_id)
         if target is None or target.provider not in self.providers or not policy.allows(model_id):
             return None
         info = (await self.catalog.models(target.provider) or {}).get(target.model)
         return None if info is None else (model_id, target.provider, info.created)
+
+
+def same_pool(served: Target, asked: Target) -> bool:
+    """``served`` and ``asked`` (a chain's first target, the model asked for) are targets of one pool: when a
+    pool is asked for, any of its targets is that model (its pick may not serve the endpoint, another may)."""
+    return served.member is not None and asked.member is not None and served.member.pool == asked.member.pool
+
+
+def _expand(links: Iterable[Target | Pool]) -> tuple[Target, ...]:
+    """A chain that names pools, as targets: each pool in its order for this request (its rule picks now,
+    even when a target before it will serve); a target met twice is tried once."""
+    out: dict[Target, None] = {}
+    for link in links:
+        for target in (link,) if isinstance(link, Target) else link.order():
+            out.setdefault(target, None)
+    return tuple(out)
 
 
 def _named(model_id: str, resolved: str) -> str:

@@ -4,7 +4,7 @@ through the fallback loop returns (:func:`gateway.routing.fallback.open_stream`)
 It owns what lives as long as the stream: the first batch and the iterator of the rest (closed on exit),
 its target's breaker verdict (abandoned on exit unless the stream was judged), the usage it carried and
 the code of the error event that ended it, and its place in the gauge of streams in flight (taken on
-enter, given back on exit)."""
+enter, given back on exit; a pool's target counts it in flight until then too)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,8 @@ class Stream:
         finally:
             if self._gauge is not None:
                 self._gauge[0] -= 1
+            if self.target.member is not None:  # a pool's target: its request in flight ends with the stream
+                self.target.member.ended()
 
     def succeeded(self) -> None:
         """Every batch reached the client: the target is healthy."""
