@@ -15,8 +15,7 @@ from gateway.api import openapi
 from gateway.api.routes import ROUTES
 from gateway.config import Config
 from gateway.endpoints import Table
-from gateway.keys import CONFIG, LIVE, MCP_SESSIONS, OBSERVER, OPENAPI, RESPONSES, ROUTE_TABLE, SHUTDOWN, STARTED_AT
-from gateway.mcp.sessions import Sessions
+from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, RESPONSES, ROUTE_TABLE, SHUTDOWN, STARTED_AT
 from gateway.observability.observer import Observer
 from gateway.observability.stores import responses_store
 from gateway.runtime import Live
@@ -39,7 +38,6 @@ def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Appli
     app[OBSERVER] = Observer(config, access_out)
     app[STARTED_AT] = time.time()
     app[SHUTDOWN] = Shutdown()
-    app[MCP_SESSIONS] = Sessions()
     table = app[ROUTE_TABLE] = Table()
     for route in ROUTES:
         table[app.router.add_route(route.method, route.path, route.handler)] = route

@@ -12,17 +12,20 @@ import asyncio
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from gateway import config as gwconfig
 from gateway.auth.clients import ClientRegistry
-from gateway.auth.tokens import TokenSigner
+from gateway.auth.tokens import Seal, TokenSigner
 from gateway.config import Config, ProviderConfig
 from gateway.limits import make_state
 from gateway.limits.limiter import RateLimiter
+from gateway.limits.windows import State, StateUnavailable
+from gateway.mcp import sessions as mcp_sessions
 from gateway.routing.breaker import Breakers
 from gateway.routing.catalog import Catalog
 from gateway.routing.pools import Loads, compile_pools
@@ -38,12 +41,20 @@ log = logging.getLogger("localrouter.reload")
 
 #: server settings that the listening socket or the app were built with: a reload cannot change them
 RESTART_ONLY = ("host", "port", "max_body_bytes", "header_timeout", "body_timeout", "drain_seconds", "shutdown_timeout")
-RESTART_ONLY_SECTIONS = ("state",)
+RESTART_ONLY_SECTIONS = ("state", "mcp")
 WATCH_INTERVAL = 1.0
 
 
 class Runtime:
-    def __init__(self, config: Config, fallback_key: bytes, loads: Loads) -> None:
+    """``mcp_changed(server, method)``: an upstream MCP server announced a list change."""
+
+    def __init__(
+        self,
+        config: Config,
+        fallback_key: bytes,
+        loads: Loads,
+        mcp_changed: Callable[[str, str], None] | None = None,
+    ) -> None:
         """``loads``: what pools know of their targets, kept across reloads."""
         self.config = config
         # one pool per provider, so a provider that hangs holds only its own connections
@@ -52,11 +63,12 @@ class Runtime:
             p.name: TYPES[p.type].adapter(p, self.sessions[p.name]) for p in config.providers
         }
         self.catalog = Catalog(self.providers)
-        self.mcp = _mcp_hub(config)
+        self.mcp = _mcp_hub(config, mcp_changed)
         self.mcp_access = _mcp_access(config) if self.mcp is not None else {}
         self.router = Router(config, self.catalog, compile_pools(config.pools, loads))
         key = config.auth.signing_key.reveal().encode() if config.auth.signing_key else fallback_key
         self.clients = ClientRegistry(config, self.router.policies, TokenSigner(key, config.auth.token_ttl))
+        self.mcp_ids = Seal(key, mcp_sessions.ID_PREFIX, mcp_sessions.ID_CONTEXT)  # seals MCP session ids
         self.requests = 0  # in flight on this runtime, counted by the gate middleware
         self._retiring = False
         self._closable = asyncio.Event()  # retired, and no request uses its pools any more
@@ -91,14 +103,14 @@ class Runtime:
         await asyncio.gather(*closing, *([self.mcp.close()] if self.mcp else []))
 
 
-def _mcp_hub(config: Config) -> Hub | None:
+def _mcp_hub(config: Config, changed: Callable[[str, str], None] | None) -> Hub | None:
     """The upstream MCP servers (none started yet: each starts on first use); None without ``mcp_servers``."""
     if not config.mcp_servers:
         return None
     # imported here: the SDK takes a good part of a second to import, paid only by those who configure it
     from gateway.mcp.hub import Hub
 
-    return Hub(config.mcp_servers)
+    return Hub(config.mcp_servers, changed)
 
 
 def _mcp_access(config: Config) -> dict[str, McpAccess]:
@@ -106,6 +118,35 @@ def _mcp_access(config: Config) -> dict[str, McpAccess]:
     from gateway.mcp.access import McpAccess
 
     return {s.name: McpAccess.compile(s.mcp) for s in config.strategies if s.mcp is not None}
+
+
+def _mcp_sessions(config: Config, state: State) -> mcp_sessions.Sessions:
+    """The MCP endpoint's sessions: shared through Redis when the state backend is Redis."""
+    if config.state.backend != "redis":
+        return mcp_sessions.Sessions(config.mcp)
+    from gateway.limits.redis_windows import RedisState
+    from gateway.mcp.redis_sessions import RedisSessions
+
+    assert isinstance(state, RedisState)
+
+    def script(source: str) -> Callable[[list[str], list[Any]], Any]:
+        run = state.script(source)
+
+        async def translated(keys: list[str], args: list[Any]) -> Any:
+            try:
+                return await run(keys, args)
+            except StateUnavailable as exc:
+                raise mcp_sessions.SharedUnavailable(str(exc)) from exc
+
+        return translated
+
+    return mcp_sessions.Sessions(config.mcp, RedisSessions(script), fail_closed=config.state.fail_closed)
+
+
+def _mcp_changed(old: Config, new: Config) -> bool:
+    """Whether a reload changed what MCP clients may list: the servers, or the strategies' ``mcp``."""
+    grants = [{s.name: s.mcp for s in c.strategies} for c in (old, new)]
+    return old.mcp_servers != new.mcp_servers or grants[0] != grants[1]
 
 
 def _session(provider: ProviderConfig) -> aiohttp.ClientSession:
@@ -129,9 +170,11 @@ class Live:
         self.state = make_state(config.state)  # budgets and throttles, kept across reloads
         self.limiter = RateLimiter(self.state, config.state.fail_closed)
         self.loads = Loads(self.breakers, self.limiter)  # pools' targets: in flight, latency; kept across reloads
+        self.mcp_sessions = _mcp_sessions(config, self.state)  # kept across reloads
         self._stat = _stat(config.source)
         self._retired: dict[asyncio.Task[None], Runtime] = {}
-        self.current = Runtime(config, self._fallback_key, self.loads)  # last: it opens connection pools
+        # last: it opens connection pools
+        self.current = Runtime(config, self._fallback_key, self.loads, self.mcp_sessions.upstream_changed)
 
     @property
     def source(self) -> str:
@@ -166,9 +209,10 @@ class Live:
                 "config reload: server.internal_test_token is now on: the 'internal-test' token bypasses "
                 "every client restriction for callers on this host"
             )
-        runtime = Runtime(new, self._fallback_key, self.loads)
+        runtime = Runtime(new, self._fallback_key, self.loads, self.mcp_sessions.upstream_changed)
         runtime.start()
         self.current = runtime
+        self.mcp_sessions.reloaded(_mcp_changed(old.config, new))
         task = asyncio.get_running_loop().create_task(old.retire())
         self._retired[task] = old
         task.add_done_callback(lambda done: self._retired.pop(done, None))

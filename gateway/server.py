@@ -79,6 +79,7 @@ async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, 
         await _close(listener, runner.server)  # connections already open are still served
         settle = min(SETTLE, cfg.server.shutdown_timeout)
         await asyncio.sleep(settle)  # one opened just before the listener closed brings its request meanwhile
+        app[LIVE].mcp_sessions.end_streams()  # MCP GET streams wait for nothing: they end now
         await shutdown.finish(cfg.server.shutdown_timeout - settle)
     finally:
         if listener is not None:

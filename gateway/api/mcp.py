@@ -4,8 +4,10 @@ One JSON-RPC message per POST (batches left the protocol in its 2025-06-18 revis
 is answered as ``application/json``, or as ``text/event-stream`` when it asked for progress (a
 ``progressToken``) and the client accepts a stream: its progress notifications, then its answer. A
 notification or a response is accepted with 202. ``initialize`` opens a session (``Mcp-Session-Id``);
-every later message names it. ``GET`` would open a stream of server-initiated messages, which the
-gateway does not send: 405, as the transport allows. ``DELETE`` ends the session.
+every later message names it (gateway.mcp.sessions: any process that shares the signing key knows it).
+``GET`` opens the session's stream of server-to-client messages: the lists' ``list_changed``
+notifications, keep-alive comments between them; one stream per session at a time. ``DELETE`` ends the
+session, and its stream.
 
 Who may use it: the gate has authenticated the client; its strategy's ``mcp`` globs say what it sees.
 A strategy without ``mcp`` (or a gateway without ``mcp_servers``) is refused with 403, in the OpenAI
@@ -23,18 +25,21 @@ from aiohttp import hdrs, web
 from aiohttp_apigami import docs
 
 from gateway.api.answers import AUTH
-from gateway.errors import NotFound, PermissionDenied, RateLimited
-from gateway.keys import EXCHANGE, LIVE, MCP_SESSIONS, OBSERVER, PRINCIPAL, RATE_HEADERS, RUNTIME
-from gateway.mcp.sessions import Session
+from gateway.errors import NotFound, PermissionDenied, RateLimited, ServerShuttingDown
+from gateway.keys import EXCHANGE, LIVE, OBSERVER, PRINCIPAL, RATE_HEADERS, RUNTIME, SHUTDOWN
+from gateway.mcp.sessions import Session, SharedUnavailable, Stream
 
 if TYPE_CHECKING:
+    from gateway.mcp.access import McpAccess
     from gateway.mcp.inbound import Inbound
 
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
 # JSON-RPC's reserved codes, as the SDK names them (not imported: the SDK is loaded only with mcp_servers)
-PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR = -32700, -32600, -32603
 _SSE = "text/event-stream"
+#: seconds between keep-alive comments on a quiet GET stream (proxies close connections silent for long)
+KEEPALIVE = 15.0
 
 _RPC = {"type": "object", "description": "A JSON-RPC 2.0 message"}
 _OPENAI_ERROR = {"$ref": "#/components/schemas/Error"}
@@ -63,24 +68,41 @@ def _answer(rid: Any, result: dict[str, Any], headers: dict[str, str] | None = N
     return web.Response(body=body, content_type="application/json", headers=headers)
 
 
-def _inbound(request: web.Request) -> Inbound:
-    """The client's view of this runtime's MCP servers, or 403 when its strategy grants none."""
+def _access(request: web.Request) -> McpAccess:
+    """What the client's strategy grants of this runtime's MCP servers, or 403 when it grants none."""
     runtime = request[RUNTIME]
     access = runtime.mcp_access.get(request[PRINCIPAL].policy.name)
     if runtime.mcp is None or access is None:
         raise PermissionDenied("This client's strategy grants no MCP servers (no 'mcp' entry).", code="mcp_not_allowed")
+    return access
+
+
+def _inbound(request: web.Request) -> Inbound:
+    """The client's view of this runtime's MCP servers, or 403 when its strategy grants none."""
+    access = _access(request)
     # imported here: the SDK is loaded (by the runtime) only when mcp_servers are configured
     from gateway.mcp.inbound import Inbound
 
-    return Inbound(runtime.mcp, access.allows)
+    hub = request[RUNTIME].mcp
+    assert hub is not None  # checked by _access
+    return Inbound(hub, access.allows)
 
 
-def _session(request: web.Request, rid: Any) -> Session | web.Response:
+def _unavailable(rid: Any) -> web.Response:
+    return _rpc_error(503, rid, INTERNAL_ERROR, "The session store is unavailable; retry the request")
+
+
+async def _session(request: web.Request, rid: Any) -> Session | web.Response:
     """The session the message names, or the error answer: 400 without one, 404 for one unknown or over."""
     sid = request.headers.get(SESSION_HEADER)
     if not sid:
         return _rpc_error(400, rid, INVALID_REQUEST, f"Bad Request: the {SESSION_HEADER} header is required")
-    session = request.app[MCP_SESSIONS].find(sid, request[PRINCIPAL].client.name)
+    try:
+        session = await request.app[LIVE].mcp_sessions.find(
+            sid, request[PRINCIPAL].client.name, request[RUNTIME].mcp_ids
+        )
+    except SharedUnavailable:
+        return _unavailable(rid)
     if session is None:
         return _rpc_error(404, rid, INVALID_REQUEST, "Session not found: initialize a new one")
     version = request.headers.get(VERSION_HEADER)
@@ -121,8 +143,8 @@ async def post(request: web.Request) -> web.StreamResponse:
     if not isinstance(method, str):  # a response to a request the gateway never sends
         return web.Response(status=202)
     if method == "initialize" and rid is not None:
-        return _initialize(request, inbound, rid, message.get("params"))
-    found = _session(request, rid)
+        return await _initialize(request, rid, message.get("params"))
+    found = await _session(request, rid)
     if isinstance(found, web.Response):
         return found
     if rid is None:
@@ -131,7 +153,7 @@ async def post(request: web.Request) -> web.StreamResponse:
     return await _request(request, inbound, found, rid, method, message.get("params"))
 
 
-def _initialize(request: web.Request, inbound: Inbound, rid: Any, params: Any) -> web.Response:
+async def _initialize(request: web.Request, rid: Any, params: Any) -> web.Response:
     from gateway.mcp.inbound import McpUpstreamError, initialized, negotiate, parse
 
     try:
@@ -139,7 +161,12 @@ def _initialize(request: web.Request, inbound: Inbound, rid: Any, params: Any) -
     except McpUpstreamError as exc:
         return _rpc_error(200, rid, exc.code, exc.message)
     version = negotiate(parsed.params.protocol_version)
-    session = request.app[MCP_SESSIONS].open(request[PRINCIPAL].client.name, version)
+    try:
+        session = await request.app[LIVE].mcp_sessions.open(
+            request[PRINCIPAL].client.name, version, request[RUNTIME].mcp_ids
+        )
+    except SharedUnavailable:
+        return _unavailable(rid)
     return _answer(rid, initialized(version), {SESSION_HEADER: session.id})
 
 
@@ -283,14 +310,65 @@ class _Call:
             mcp_done(self.span, status, self.began)
 
 
-@docs(tags=["mcp"], summary="MCP: the server-to-client stream (not offered: 405)", security=AUTH, responses=_REFUSED)
+@docs(
+    tags=["mcp"],
+    summary="MCP: the server-to-client stream",
+    description="`notifications/{tools,prompts,resources}/list_changed`, and keep-alive comments between them.",
+    security=AUTH,
+    produces=[_SSE],
+    responses={
+        200: {"description": "The stream", "content": {_SSE: {"schema": {"type": "string"}}}},
+        400: _doc("No session named"),
+        406: _doc("`Accept` does not allow `text/event-stream`"),
+        409: _doc("The session has a stream open already"),
+        **_REFUSED,
+    },
+)
 async def get(request: web.Request) -> web.StreamResponse:
-    """No server-initiated messages are sent, so no stream to open: 405, as the transport allows. A plain
-    ``GET /`` (no stream asked for) stays the unknown endpoint it was."""
-    if request.path.rstrip("/") in ("", "/v1") and _SSE not in request.headers.get(hdrs.ACCEPT, ""):
+    """A plain ``GET /`` (no stream asked for) stays the unknown endpoint it was."""
+    streaming = _SSE in request.headers.get(hdrs.ACCEPT, "")
+    if request.path.rstrip("/") in ("", "/v1") and not streaming:
         raise NotFound(f"Unknown endpoint: GET {request.path}")
-    _inbound(request)
-    raise web.HTTPMethodNotAllowed("GET", ["POST", "DELETE"])
+    access = _access(request)
+    if not streaming:
+        return _rpc_error(406, None, INVALID_REQUEST, f"Not Acceptable: the client must accept {_SSE}")
+    found = await _session(request, None)
+    if isinstance(found, web.Response):
+        return found
+    if found.stream is not None:
+        return _rpc_error(409, None, INVALID_REQUEST, "Conflict: only one SSE stream is allowed per session")
+    sessions = request.app[LIVE].mcp_sessions
+    if sessions.closing:
+        raise ServerShuttingDown("The server is shutting down; retry the request.")
+    stream = found.stream = Stream(access.sees)
+    try:
+        return await _stream(request, found, stream)
+    finally:
+        if found.stream is stream:
+            found.stream = None
+
+
+async def _stream(request: web.Request, session: Session, stream: Stream) -> web.StreamResponse:
+    """Until the session or the stream ends (DELETE, expiry, a reload, the shutdown) or the client leaves."""
+    sessions = request.app[LIVE].mcp_sessions
+    headers = {hdrs.CONTENT_TYPE: _SSE, hdrs.CACHE_CONTROL: "no-cache", "X-Accel-Buffering": "no"}
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    try:
+        while (methods := await stream.next(KEEPALIVE)) is not None:
+            if methods:
+                await response.write(b"".join(_event({"jsonrpc": "2.0", "method": m}) for m in methods))
+            elif await sessions.alive(session):
+                await response.write(b": keep-alive\n\n")
+            else:
+                break
+    except SharedUnavailable:
+        pass  # refused (state.fail_closed): the client's next GET gets the 503
+    except asyncio.CancelledError:
+        if not request.app[SHUTDOWN].over:  # the client went away
+            raise
+    await response.write_eof()
+    return response
 
 
 @docs(
@@ -300,9 +378,12 @@ async def get(request: web.Request) -> web.StreamResponse:
     responses={204: {"description": "The session is over"}, 400: _doc("No session named"), **_REFUSED},
 )
 async def delete(request: web.Request) -> web.StreamResponse:
-    _inbound(request)
-    found = _session(request, None)
+    _access(request)
+    found = await _session(request, None)
     if isinstance(found, web.Response):
         return found
-    request.app[MCP_SESSIONS].close(found.id)
+    try:
+        await request.app[LIVE].mcp_sessions.close(found)
+    except SharedUnavailable:
+        return _unavailable(None)
     return web.Response(status=204)

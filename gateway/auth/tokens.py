@@ -40,34 +40,55 @@ def fingerprint(secret_sha256: str) -> str:
     return secret_sha256[:_FINGERPRINT]
 
 
-class TokenSigner:
-    __slots__ = ("_key", "ttl")
+class Seal:
+    """``<prefix><payload>.<mac>``, both base64url: the payload signed with HMAC-SHA256 under one key and
+    for one purpose (``context``), so what is sealed for one purpose never opens as another (an access
+    token is no MCP session id). Anything holding the key can open it: no shared state."""
 
-    def __init__(self, key: bytes, ttl: int) -> None:
-        self._key = key
-        self.ttl = ttl
+    __slots__ = ("_context", "_key", "_prefix")
+
+    def __init__(self, key: bytes, prefix: str, context: bytes) -> None:
+        self._key, self._prefix, self._context = key, prefix, context
 
     def __repr__(self) -> str:
-        return f"TokenSigner(ttl={self.ttl})"
+        return f"Seal(prefix={self._prefix!r})"
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, _CONTEXT + payload, hashlib.sha256).digest()
+        return hmac.new(self._key, self._context + payload, hashlib.sha256).digest()
 
-    def issue(self, client: str, secret_sha256: str, now: float | None = None) -> str:
-        expires = int(now if now is not None else time.time()) + self.ttl
-        payload = f"{client}|{expires}|{fingerprint(secret_sha256)}".encode()
-        return f"{PREFIX}{_b64(payload)}.{_b64(self._mac(payload))}"
+    def seal(self, payload: bytes) -> str:
+        return f"{self._prefix}{_b64(payload)}.{_b64(self._mac(payload))}"
 
-    def verify(self, token: str, now: float | None = None) -> tuple[str, str] | None:
-        """``(client name, secret fingerprint)`` of a genuine unexpired token, else None."""
-        body, sep, mac = token[len(PREFIX) :].partition(".")
-        if not token.startswith(PREFIX) or not sep:
+    def open(self, sealed: str) -> bytes | None:
+        """The payload of a genuine seal, else None."""
+        body, sep, mac = sealed[len(self._prefix) :].partition(".")
+        if not sealed.startswith(self._prefix) or not sep:
             return None
         try:
             payload, given = _unb64(body), _unb64(mac)
         except (binascii.Error, ValueError):
             return None
-        if not hmac.compare_digest(self._mac(payload), given):
+        return payload if hmac.compare_digest(self._mac(payload), given) else None
+
+
+class TokenSigner:
+    __slots__ = ("_seal", "ttl")
+
+    def __init__(self, key: bytes, ttl: int) -> None:
+        self._seal = Seal(key, PREFIX, _CONTEXT)
+        self.ttl = ttl
+
+    def __repr__(self) -> str:
+        return f"TokenSigner(ttl={self.ttl})"
+
+    def issue(self, client: str, secret_sha256: str, now: float | None = None) -> str:
+        expires = int(now if now is not None else time.time()) + self.ttl
+        return self._seal.seal(f"{client}|{expires}|{fingerprint(secret_sha256)}".encode())
+
+    def verify(self, token: str, now: float | None = None) -> tuple[str, str] | None:
+        """``(client name, secret fingerprint)`` of a genuine unexpired token, else None."""
+        payload = self._seal.open(token)
+        if payload is None:
             return None
         try:
             client, expires, fp = payload.decode().split("|")

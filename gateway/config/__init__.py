@@ -5,9 +5,9 @@ every provider takes; the provider types, with their own keys, are passed in as 
 declared by its wire format, see ``providers.registry``), ``strategies``, ``clients``, ``auth``,
 ``limits`` (rate limits, prices, the state backend), ``observability`` (access log, metrics, usage
 records), ``tracing`` (OpenTelemetry spans over OTLP), ``responses`` (stored responses), ``mcp``
-(upstream MCP servers), ``pools`` (one model over several deployments), and ``reader`` (walking the
-YAML tree, with every problem's path, and ``${VAR}`` expansion). The rest of the code takes config
-types from here.
+(upstream MCP servers, the MCP endpoint's sessions), ``pools`` (one model over several deployments), and
+``reader`` (walking the YAML tree, with every problem's path, and ``${VAR}`` expansion). The rest of the
+code takes config types from here.
 """
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig
@@ -15,7 +15,7 @@ from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_sec
 from gateway.config.limits import Price, RateLimit, StateConfig
 from gateway.config.load import Config, ConfigError, default, load, parse, resolve
 from gateway.config.mcp import SEPARATOR as MCP_SEPARATOR
-from gateway.config.mcp import McpServerConfig, McpTimeouts
+from gateway.config.mcp import McpConfig, McpServerConfig, McpTimeouts
 from gateway.config.observability import LoggingConfig, MetricsConfig, UsageConfig
 from gateway.config.pools import PREFIX as POOL_PREFIX
 from gateway.config.pools import PoolConfig
@@ -48,6 +48,7 @@ __all__ = [
     "ConfigError",
     "Cooldown",
     "LoggingConfig",
+    "McpConfig",
     "McpServerConfig",
     "McpTimeouts",
     "MetricsConfig",

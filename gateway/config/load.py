@@ -21,7 +21,7 @@ import yaml
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig, read_auth
 from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret, read_client
 from gateway.config.limits import StateConfig, read_state
-from gateway.config.mcp import McpServerConfig, read_mcp_server
+from gateway.config.mcp import McpConfig, McpServerConfig, read_mcp, read_mcp_server
 from gateway.config.observability import (
     METRICS_DIR_ENV,
     LoggingConfig,
@@ -65,6 +65,7 @@ class Config:
     mcp_servers: tuple[McpServerConfig, ...] = ()
     tracing: TracingConfig = TracingConfig()
     pools: tuple[PoolConfig, ...] = ()
+    mcp: McpConfig = McpConfig()
 
 
 def _read_list(r: Reader, raw: Any, key: str, read: Callable[[Reader, Any, str], Any]) -> tuple[Any, ...]:
@@ -99,6 +100,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
             "mcp_servers": False,
             "tracing": False,
             "pools": False,
+            "mcp": False,
         },
     )
     if top is None:
@@ -146,6 +148,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
         mcp_servers=mcp_servers,
         tracing=read_tracing(r, top.get("tracing")),
         pools=pools,
+        mcp=read_mcp(r, top.get("mcp")),
     )
     if r.problems:
         raise ConfigError(r.problems)

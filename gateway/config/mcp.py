@@ -1,4 +1,5 @@
-"""``mcp_servers:``: the upstream MCP servers the gateway offers (stdio ``command`` or Streamable HTTP ``url``).
+"""``mcp_servers:``: the upstream MCP servers the gateway offers (stdio ``command`` or Streamable HTTP ``url``);
+``mcp:``: the MCP endpoint's sessions.
 
 A server's name prefixes its tools and prompts (``files__read_file``), so it may not hold the separator
 ``__`` nor end with ``_`` (``files___x`` would split two ways). ``env`` and ``headers`` values usually
@@ -95,3 +96,28 @@ def _read_timeouts(r: Reader, raw: Any, path: str) -> McpTimeouts:
     m = r.mapping(raw, path, {"connect": False, "call": False}) or {}
     values = {k: r.number(v, f"{path}.{k}") for k, v in m.items() if k in ("connect", "call")}
     return McpTimeouts(**{k: float(v) for k, v in values.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class McpConfig:
+    """The MCP endpoint's sessions: how many one client may hold (past it, its least recently used one
+    ends), how many a process keeps in all, and the seconds unused after which one ends."""
+
+    max_sessions_per_client: int = 100
+    max_sessions: int = 10_000
+    session_idle: float = 3600.0
+
+
+def read_mcp(r: Reader, raw: Any) -> McpConfig:
+    keys = {"max_sessions_per_client": False, "max_sessions": False, "session_idle": False}
+    m = r.mapping(raw, "mcp", keys) or {}
+    integers = {
+        k: r.number(m[k], f"mcp.{k}", integer=True) for k in ("max_sessions_per_client", "max_sessions") if k in m
+    }
+    idle = r.number(m["session_idle"], "mcp.session_idle") if "session_idle" in m else None
+    d = McpConfig()
+    return McpConfig(
+        integers.get("max_sessions_per_client") or d.max_sessions_per_client,
+        integers.get("max_sessions") or d.max_sessions,
+        float(idle or d.session_idle),
+    )

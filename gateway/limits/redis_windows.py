@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -197,6 +199,16 @@ class RedisState(State):
         for _, window, amount in items:
             argv += [window, amount]
         await self._run("add", lambda: self._add(keys=[self._key(k) for k, _, _ in items], args=argv))
+
+    def script(self, source: str) -> Callable[[list[str], list[Any]], Awaitable[Any]]:
+        """``source`` (Lua) as a call ``(keys, args) -> reply`` on these connections, with their outage handling
+        and key prefix: for other state every process shares (MCP sessions)."""
+        registered = self._redis.register_script(source)
+
+        async def run(keys: list[str], args: list[Any]) -> Any:
+            return await self._run("script", lambda: registered(keys=[self._key(k) for k in keys], args=args))
+
+        return run
 
     async def clear(self, keys: list[str]) -> None:
         await self._run("clear", lambda: self._redis.delete(*[self._key(k) for k in keys]))

@@ -34,12 +34,18 @@ class McpAccess:
     """A strategy's ``mcp`` globs, compiled once into one regular expression."""
 
     pattern: re.Pattern[str] | None = None  # None: no ``mcp`` entry, nothing is visible
+    globs: tuple[str, ...] = ()
 
     @classmethod
     def compile(cls, globs: Sequence[str] | None) -> McpAccess:
         if not globs:
             return cls(None)
-        return cls(re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in globs)))
+        return cls(re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in globs)), tuple(globs))
+
+    def sees(self, server: str) -> bool:
+        """Whether anything of ``server`` may be visible: whom a change of its lists concerns. Generous (a
+        wildcard before the end of ``{server}__`` counts), never short."""
+        return any(_may_grant(glob, server) for glob in self.globs)
 
     def allows(self, server: str, name: str) -> bool:
         """Whether item ``name`` (a tool's or prompt's name, a resource's URI) of ``server`` is visible and
@@ -47,6 +53,15 @@ class McpAccess:
         if self.pattern is None:
             return False
         return bool(self.pattern.match(server) or self.pattern.match(qualified(server, name)))
+
+
+def _may_grant(glob: str, server: str) -> bool:
+    wild = next((i for i, c in enumerate(glob) if c in "*?["), None)
+    prefix = qualified(server, "")
+    if wild is None:
+        return glob == server or glob.startswith(prefix)
+    head = glob[:wild]
+    return prefix.startswith(head) or head.startswith(prefix)
 
 
 def allowed(globs: Sequence[str] | None, server: str, name: str) -> bool:

@@ -20,7 +20,7 @@ from mcp import InvalidUriTemplate, UriTemplate
 
 from gateway.config import McpServerConfig
 from gateway.mcp.access import qualified, split
-from gateway.mcp.upstream import McpUpstreamError, Progress, Upstream, UpstreamHealth
+from gateway.mcp.upstream import Changed, McpUpstreamError, Progress, Upstream, UpstreamHealth
 
 log = logging.getLogger("localrouter.mcp")
 
@@ -33,10 +33,11 @@ T = TypeVar("T")
 
 
 class Hub:
-    """Built from ``mcp_servers`` without starting anything: a server starts when first used."""
+    """Built from ``mcp_servers`` without starting anything: a server starts when first used. ``changed``:
+    called with ``(server, method)`` when a server announces that one of its lists changed."""
 
-    def __init__(self, servers: Sequence[McpServerConfig]) -> None:
-        self.upstreams: dict[str, Upstream] = {s.name: Upstream(s) for s in servers}
+    def __init__(self, servers: Sequence[McpServerConfig], changed: Changed | None = None) -> None:
+        self.upstreams: dict[str, Upstream] = {s.name: Upstream(s, changed) for s in servers}
         self._resources: dict[str, str] = {}  # URI -> the server that listed it
         self._templates: list[tuple[UriTemplate, str]] = []  # (template, server), in config order
 

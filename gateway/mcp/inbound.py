@@ -71,11 +71,12 @@ def progress_token(request: Any) -> str | int | None:
 
 
 def initialized(version: str) -> dict[str, Any]:
-    """``initialize``'s result. ``listChanged`` is false: the gateway sends no list-changed notifications."""
+    """``initialize``'s result. ``listChanged``: the GET stream announces the upstreams' list changes, and a
+    reload's."""
     capabilities = types.ServerCapabilities(
-        tools=types.ToolsCapability(list_changed=False),
-        prompts=types.PromptsCapability(list_changed=False),
-        resources=types.ResourcesCapability(subscribe=False, list_changed=False),
+        tools=types.ToolsCapability(list_changed=True),
+        prompts=types.PromptsCapability(list_changed=True),
+        resources=types.ResourcesCapability(subscribe=False, list_changed=True),
     )
     result = types.InitializeResult(
         protocol_version=version,

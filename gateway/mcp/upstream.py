@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import httpx2
 import mcp.types as types
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
+from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
@@ -37,6 +38,13 @@ log = logging.getLogger("localrouter.mcp")
 R = TypeVar("R", bound=BaseModel)
 #: ``async (progress, total, message) -> None``, the SDK's progress callback
 Progress = ProgressFnT
+#: ``(server, method) -> None``: told of a server's ``notifications/*/list_changed``
+Changed = Callable[[str, str], None]
+_LIST_CHANGED = (
+    types.ToolListChangedNotification,
+    types.PromptListChangedNotification,
+    types.ResourceListChangedNotification,
+)
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
@@ -102,9 +110,10 @@ class _Attempt:
 class Upstream:
     """One configured server. :meth:`request` from any task; :meth:`close` once, at the end."""
 
-    def __init__(self, config: McpServerConfig) -> None:
+    def __init__(self, config: McpServerConfig, changed: Changed | None = None) -> None:
         self.config = config
         self.name = config.name
+        self._changed = changed
         self._state = "idle"
         self._last_error: str | None = None
         self._session: ClientSession | None = None
@@ -268,8 +277,16 @@ class Upstream:
         # the default read timeout bounds initialize (and the ping of _verify); calls pass their own
         dispatcher = _WatchedDispatcher(streams, ended)
         return ClientSession(
-            dispatcher=dispatcher, read_timeout_seconds=self.config.timeouts.connect, client_info=CLIENT_INFO
+            dispatcher=dispatcher,
+            read_timeout_seconds=self.config.timeouts.connect,
+            client_info=CLIENT_INFO,
+            message_handler=self._noticed,
         )
+
+    async def _noticed(self, message: IncomingMessage) -> None:
+        """A notification not tied to a request (a transport's fault comes here too: the supervisor sees it)."""
+        if isinstance(message, _LIST_CHANGED) and self._changed is not None:
+            self._changed(self.name, message.method)
 
     def _transport(self) -> AbstractAsyncContextManager[tuple[Any, Any]]:
         command = self.config.command

@@ -3,7 +3,8 @@
 Tools: ``echo`` (its text back, and the process id that served it), ``crash`` (the process exits at
 once, as a server that dies mid-call), ``sleep`` (waits ``seconds``; when the client cancels it, it
 writes ``cancelled`` to ``$FAKE_MCP_MARKER``, so a test sees the cancellation arrive upstream),
-``progress`` (reports ``steps`` progress notifications, then answers). A prompt ``greet`` and a
+``progress`` (reports ``steps`` progress notifications, then answers), ``announce`` (sends
+``notifications/tools/list_changed``, as a server whose tools changed). A prompt ``greet`` and a
 resource ``note://stdio/readme``.
 """
 
@@ -49,6 +50,13 @@ async def progress(steps: int, ctx: Context) -> str:
     for step in range(1, steps + 1):
         await ctx.report_progress(step, steps, f"step {step}")
     return "done"
+
+
+@server.tool()
+async def announce(ctx: Context) -> str:
+    """Announce that the tool list changed."""
+    await ctx.session.send_tool_list_changed()
+    return "announced"
 
 
 @server.prompt()

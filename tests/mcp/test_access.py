@@ -42,3 +42,11 @@ def test_names_split_at_the_first_separator():
     assert split("read_file") is None
     assert split("files__") is None
     assert split("__x") is None
+
+
+def test_sees_tells_whom_a_servers_list_change_concerns_generously_never_short():
+    assert McpAccess.compile(["files__read_*"]).sees("files")
+    assert McpAccess.compile(["files"]).sees("files") and McpAccess.compile(["fil*"]).sees("files")
+    assert McpAccess.compile(["*"]).sees("files") and McpAccess.compile(["files__echo"]).sees("files")
+    assert not McpAccess.compile(["tracker", "other__*", "files2__x"]).sees("files")
+    assert not McpAccess.compile(None).sees("files")

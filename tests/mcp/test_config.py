@@ -6,6 +6,7 @@ import pytest
 
 from gateway import config as gwconfig
 from gateway.config import McpServerConfig, McpTimeouts, Secret
+from providers.registry import TYPES
 from tests.mcp.conftest import TRACKER_TOKEN, config
 
 
@@ -87,3 +88,20 @@ def test_mcp_globs_must_be_able_to_match_a_server():
         "strategies[0].mcp[1]: 'nope__*' matches no server in mcp_servers",
     ]
     assert problems(servers, mcp="files") == ["strategies[0].mcp: expected a list"]
+
+
+def test_the_mcp_section_sets_the_session_bounds_strictly():
+    base = {
+        "providers": [{"name": "local", "base_url": "http://127.0.0.1:9/v1", "models": ["m"]}],
+        "strategies": [{"name": "default", "allow": ["*"]}],
+        "clients": [],
+    }
+    assert gwconfig.parse(base, {}, types=TYPES).mcp == gwconfig.McpConfig(100, 10_000, 3600.0)
+    cfg = gwconfig.parse({**base, "mcp": {"max_sessions_per_client": 5, "session_idle": 60}}, {}, types=TYPES)
+    assert cfg.mcp == gwconfig.McpConfig(5, 10_000, 60.0)
+    with pytest.raises(gwconfig.ConfigError) as err:
+        gwconfig.parse({**base, "mcp": {"max_sessions_per_client": 0, "max_session": 1}}, {}, types=TYPES)
+    assert sorted(err.value.problems) == [
+        "mcp.max_session: unknown key",
+        "mcp.max_sessions_per_client: must be positive",
+    ]

@@ -42,7 +42,7 @@ async def test_lists_merge_both_servers_prefixed_and_every_page(two):
     tools = [t.name for t in await hub.list_tools()]
     # the HTTP server hands out its five tools two per page: all of them, prefixed, after the stdio ones
     assert tools == [
-        *("files__echo", "files__crash", "files__sleep", "files__progress"),
+        *("files__echo", "files__crash", "files__sleep", "files__progress", "files__announce"),
         *("tracker__shout", "tracker__whoami", "tracker__t1", "tracker__t2", "tracker__t3"),
     ]
     assert [p.name for p in await hub.list_prompts()] == ["files__greet", "tracker__summary"]
@@ -173,7 +173,7 @@ async def test_a_server_down_or_slow_is_left_out_of_lists_not_failing_them(tmp_p
     loop = asyncio.get_running_loop()
     begun = loop.time()
     tools = [t.name for t in await hub.list_tools()]
-    assert tools == ["files__echo", "files__crash", "files__sleep", "files__progress"]
+    assert tools == ["files__echo", "files__crash", "files__sleep", "files__progress", "files__announce"]
     assert loop.time() - begun < 8  # bounded by the slow server's call timeout, not its delay
     health = {h.name: h for h in hub.health()}
     assert health["files"].state == "up" and health["files"].last_error is None
