@@ -20,6 +20,7 @@ import aiohttp
 from gateway import config as gwconfig
 from gateway.auth.clients import ClientRegistry
 from gateway.auth.tokens import TokenSigner
+from gateway.cache import make_cache
 from gateway.config import Config, ProviderConfig
 from gateway.limits import make_state
 from gateway.limits.limiter import RateLimiter
@@ -37,7 +38,7 @@ log = logging.getLogger("localrouter.reload")
 
 #: server settings that the listening socket or the app were built with: a reload cannot change them
 RESTART_ONLY = ("host", "port", "max_body_bytes", "header_timeout", "body_timeout", "drain_seconds", "shutdown_timeout")
-RESTART_ONLY_SECTIONS = ("state",)
+RESTART_ONLY_SECTIONS = ("state", "cache")
 WATCH_INTERVAL = 1.0
 
 
@@ -126,6 +127,7 @@ class Live:
         self.breakers = Breakers()  # per target id, kept across reloads
         self.state = make_state(config.state)  # budgets and throttles, kept across reloads
         self.limiter = RateLimiter(self.state, config.state.fail_closed)
+        self.cache = make_cache(config.cache, config.state)  # the response cache, kept across reloads
         self._stat = _stat(config.source)
         self._retired: dict[asyncio.Task[None], Runtime] = {}
         self.current = Runtime(config, self._fallback_key)  # last: it opens connection pools
@@ -195,6 +197,7 @@ class Live:
         await asyncio.gather(*self._retired, return_exceptions=True)
         await self.limiter.drain()
         await self.state.close()
+        await self.cache.close()
 
 
 def _stat(path: str) -> tuple[int, int, int, int] | None:

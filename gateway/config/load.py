@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig, read_auth
+from gateway.config.cache import CacheConfig, read_cache
 from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret, read_client
 from gateway.config.limits import StateConfig, read_state
 from gateway.config.mcp import McpServerConfig, read_mcp_server
@@ -63,6 +64,7 @@ class Config:
     generated_secret: Secret | None = None
     mcp_servers: tuple[McpServerConfig, ...] = ()
     tracing: TracingConfig = TracingConfig()
+    cache: CacheConfig = CacheConfig()
 
 
 def _read_list(r: Reader, raw: Any, key: str, read: Callable[[Reader, Any, str], Any]) -> tuple[Any, ...]:
@@ -96,6 +98,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
             "responses": False,
             "mcp_servers": False,
             "tracing": False,
+            "cache": False,
         },
     )
     if top is None:
@@ -110,8 +113,12 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
     by_name = {p.name: p for p in providers}
     mcp_servers = _read_list(r, top.get("mcp_servers"), "mcp_servers", read_mcp_server)
     servers = frozenset(s.name for s in mcp_servers)
+    cache = read_cache(r, top.get("cache"))
     strategies = _read_list(
-        r, top.get("strategies"), "strategies", lambda r, raw, path: read_strategy(r, raw, path, by_name, servers)
+        r,
+        top.get("strategies"),
+        "strategies",
+        lambda r, raw, path: read_strategy(r, raw, path, by_name, servers, cache.ttl),
     )
     names, digests = frozenset(s.name for s in strategies), dict[str, str]()
     clients = _read_list(
@@ -132,6 +139,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
         source,
         mcp_servers=mcp_servers,
         tracing=read_tracing(r, top.get("tracing")),
+        cache=cache,
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.config.cache import read_strategy_cache
 from gateway.config.limits import RateLimit, read_rate_limits
 from gateway.config.mcp import SEPARATOR
 from gateway.config.providers import ProviderConfig
@@ -27,6 +28,8 @@ class StrategyConfig:
     aliases: Mapping[str, str] = field(default_factory=dict)
     # globs over ``{server}__{name}`` and bare server names; None (no ``mcp`` key): no MCP server at all
     mcp: tuple[str, ...] | None = None
+    # seconds a response cache entry of this strategy lasts; None: its requests never touch the cache
+    cache_ttl: int | None = None
 
 
 def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
@@ -43,9 +46,15 @@ def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: 
 
 
 def read_strategy(
-    r: Reader, raw: Any, path: str, providers: Mapping[str, ProviderConfig], mcp_servers: frozenset[str] = frozenset()
+    r: Reader,
+    raw: Any,
+    path: str,
+    providers: Mapping[str, ProviderConfig],
+    mcp_servers: frozenset[str] = frozenset(),
+    cache_ttl: int = 3600,
 ) -> StrategyConfig | None:
-    """``mcp_servers``: the names of the configured MCP servers, which ``mcp`` globs must be able to match."""
+    """``mcp_servers``: the names of the configured MCP servers, which ``mcp`` globs must be able to match;
+    ``cache_ttl``: the response cache's ``ttl``, for ``cache: true``."""
     m = r.mapping(
         raw,
         path,
@@ -57,6 +66,7 @@ def read_strategy(
             "rate_limits": False,
             "aliases": False,
             "mcp": False,
+            "cache": False,
         },
     )
     if m is None:
@@ -81,7 +91,8 @@ def read_strategy(
     mcp = None
     if "mcp" in m:
         mcp = r.strings(m["mcp"], f"{path}.mcp", lambda glob, p: _check_mcp_glob(r, mcp_servers, glob, p))
-    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases, mcp) if name else None
+    cache = read_strategy_cache(r, m.get("cache"), f"{path}.cache", cache_ttl)
+    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases, mcp, cache) if name else None
 
 
 def _check_mcp_glob(r: Reader, servers: frozenset[str], glob: str, path: str) -> bool:

@@ -42,6 +42,7 @@ class Policy:
     fallbacks: Mapping[str, tuple[Target, ...]]
     limits: tuple[RateLimit, ...] = ()
     aliases: Aliases = field(default_factory=Aliases)
+    cache_ttl: int | None = None  # its response cache entries' lifetime; None: no cache (gateway.cache)
 
     @classmethod
     def compile(cls, s: StrategyConfig, providers: Iterable[str] = ()) -> Policy:
@@ -53,6 +54,7 @@ class Policy:
             {m: tuple(t for t in map(Target.parse, chain) if t) for m, chain in s.fallbacks.items()},
             s.rate_limits,
             Aliases.compile(s.aliases, providers),
+            s.cache_ttl,
         )
 
     def allows(self, model_id: str) -> bool:
