@@ -177,13 +177,16 @@ async def test_streams_and_answers_never_answer_each_other(upstreams: Upstreams,
 
 
 async def test_key_order_does_not_matter_but_every_value_does(upstreams: Upstreams, start_gateway: Start, http):
-    gw = await start_gateway(cached_config(upstreams))
+    data = cached_config(upstreams)
+    data["strategies"][0]["aliases"] = {"mini": MODEL}
+    gw = await start_gateway(data)
     path = "/v1/chat/completions"
     await post(http, gw, path, {**CHAT, "temperature": 0.5})
     reordered = {"temperature": 0.5, "messages": HI, "model": MODEL}
     assert (await post(http, gw, path, reordered))[1]["x-localrouter-cache"] == "hit"
+    aliased = {**CHAT, "model": "mini", "temperature": 0.5}  # the request its upstream sees is the same
+    assert (await post(http, gw, path, aliased))[1]["x-localrouter-cache"] == "hit"
     assert (await post(http, gw, path, {**CHAT, "temperature": 0.6}))[1]["x-localrouter-cache"] == "miss"
-    # an alias of the same model: the request the upstream sees is the same
     assert calls(upstreams[0]) == 2
 
 
