@@ -346,6 +346,24 @@ def tree_costs(
     return side_by_side(workdir, start, kinds, rounds, seconds)
 
 
+def with_cache(config: str) -> str:
+    """The realistic config with the response cache on for the bench's client (its strategy, ``default``)."""
+    return config.replace("  - name: default\n", "  - name: default\n    cache: true\n", 1)
+
+
+def cache_costs(workdir: Path, kinds: tuple[str, ...], rounds: int, seconds: int) -> dict[tuple[str, str], float]:
+    """CPU per request of the same request answered from the response cache (every one but the first: wrk
+    sends one body) against answered by the upstream, both gateways measured at the same time."""
+
+    def start(config: str) -> dict[str, Server]:
+        return {
+            "plain": start_gateway(workdir, config, "cache-plain"),
+            "hit": start_gateway(workdir, with_cache(config), "cache-hit"),
+        }
+
+    return side_by_side(workdir, start, kinds, rounds, seconds)
+
+
 def side_by_side(
     workdir: Path,
     start: Callable[[str], dict[str, Server]],
@@ -589,9 +607,19 @@ def main() -> int:
         help="only this: CPU per request of the gateway as each checkout TREE has it, all at the same time "
         "(e.g. `git worktree add /tmp/old HEAD~1`, then --compare /tmp/old .)",
     )
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="only this: CPU per request of a response cache hit against the same request served upstream",
+    )
     args = parser.parse_args()
     ensure_tools()
     raise_fd_limit()
+    if args.cache:
+        with tempfile.TemporaryDirectory(prefix="lr-bench-") as tmp:
+            print("CPU per request, a plain request and a cache hit side by side:", flush=True)
+            cache_costs(Path(tmp), tuple(args.only or KINDS), args.feature_rounds or 5, 5)
+        return 0
     if args.compare:
         with tempfile.TemporaryDirectory(prefix="lr-bench-") as tmp:
             print("CPU per request, the trees side by side:", flush=True)

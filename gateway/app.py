@@ -16,6 +16,7 @@ from gateway.api.routes import ROUTES
 from gateway.config import Config
 from gateway.endpoints import Table
 from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, RESPONSES, ROUTE_TABLE, SHUTDOWN, STARTED_AT
+from gateway.observability.metrics import CACHE_BYTES
 from gateway.observability.observer import Observer
 from gateway.observability.stores import responses_store
 from gateway.runtime import Live
@@ -55,6 +56,9 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     live = Live(config)
     app[LIVE] = live
+    metrics = app[OBSERVER].metrics
+    if metrics is not None:
+        live.cache.size_cell = metrics.cell(CACHE_BYTES)
     live.current.start()
     app[OBSERVER].start()
     watcher = asyncio.get_running_loop().create_task(live.watch()) if os.path.isfile(config.source) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.cache import Recording
 from gateway.config import Config
 from gateway.endpoints import Route, Table
 from gateway.observability.exchange import Exchange
@@ -29,3 +30,4 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 BODY = web.RequestKey("body", dict)
 CHAIN = web.RequestKey("chain", tuple[Target, ...])
 RATE_HEADERS = web.RequestKey("rate_headers", dict)  # x-ratelimit-* for the answer
+CACHE_RECORDING = web.RequestKey("cache_recording", Recording)  # a stream's events, kept for the response cache

@@ -21,6 +21,7 @@ import aiohttp
 from gateway import config as gwconfig
 from gateway.auth.clients import ClientRegistry
 from gateway.auth.tokens import Seal, TokenSigner
+from gateway.cache import make_cache
 from gateway.config import Config, ProviderConfig
 from gateway.limits import make_state
 from gateway.limits.limiter import RateLimiter
@@ -41,7 +42,7 @@ log = logging.getLogger("localrouter.reload")
 
 #: server settings that the listening socket or the app were built with: a reload cannot change them
 RESTART_ONLY = ("host", "port", "max_body_bytes", "header_timeout", "body_timeout", "drain_seconds", "shutdown_timeout")
-RESTART_ONLY_SECTIONS = ("state", "mcp")
+RESTART_ONLY_SECTIONS = ("state", "mcp", "cache")
 WATCH_INTERVAL = 1.0
 
 
@@ -171,6 +172,7 @@ class Live:
         self.limiter = RateLimiter(self.state, config.state.fail_closed)
         self.loads = Loads(self.breakers, self.limiter)  # pools' targets: in flight, latency; kept across reloads
         self.mcp_sessions = _mcp_sessions(config, self.state)  # kept across reloads
+        self.cache = make_cache(config.cache, config.state)  # the response cache, kept across reloads
         self._stat = _stat(config.source)
         self._retired: dict[asyncio.Task[None], Runtime] = {}
         # last: it opens connection pools
@@ -242,6 +244,7 @@ class Live:
         await asyncio.gather(*self._retired, return_exceptions=True)
         await self.limiter.drain()
         await self.state.close()
+        await self.cache.close()
 
 
 def _stat(path: str) -> tuple[int, int, int, int] | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
+from gateway import cache
 from gateway.errors import InvalidRequest
 from gateway.keys import EXCHANGE, LIVE, RATE_HEADERS, RUNTIME, SHUTDOWN
 
@@ -68,6 +69,8 @@ async def response_headers(request: web.Request, response: web.StreamResponse) -
     x = request.get(EXCHANGE)
     if x is not None:
         headers[hdrs.X_REQUEST_ID] = x.id
+        if x.cache is not None:  # a strategy with a response cache: hit or miss (middlewares.cached)
+            headers[cache.HEADER] = x.cache
     rate = request.get(RATE_HEADERS)
     if rate:
         headers.update(rate)

@@ -10,8 +10,9 @@ from aiohttp import hdrs, web
 from multidict import istr
 
 from gateway import jsonx
+from gateway.cache import Recording
 from gateway.errors import GatewayError, InternalError, ServerShuttingDown, UpstreamInvalidResponse
-from gateway.keys import SHUTDOWN
+from gateway.keys import CACHE_RECORDING, SHUTDOWN
 from gateway.routing.stream import Stream
 from providers.base import ProviderError, StreamBatch
 
@@ -73,6 +74,24 @@ class ChatEncoding:
         return _events(stream.held()) + error_event(err) + DONE
 
 
+class Recorded:
+    """An encoding whose bytes are also kept in a :class:`Recording`, for the response cache."""
+
+    __slots__ = ("_encoding", "_recording")
+
+    def __init__(self, encoding: Encoding, recording: Recording) -> None:
+        self._encoding, self._recording = encoding, recording
+
+    def batch(self, batch: StreamBatch, stream: Stream) -> bytes:
+        data = self._encoding.batch(batch, stream)
+        self._recording.add(data, batch.done)
+        return data
+
+    def failure(self, err: GatewayError, stream: Stream) -> bytes:
+        self._recording.spoil()
+        return self._encoding.failure(err, stream)
+
+
 def _first(chunk: dict[str, Any]) -> dict[str, Any]:
     """The first chat chunk carries the role, as OpenAI's does, whatever the upstream sent."""
     choices = chunk.get("choices")
@@ -100,6 +119,9 @@ async def relay(
     resp = EventStreamResponse(headers={**HEADERS, **headers})
     model = stream.target.id
     encoding = encoding if encoding is not None else ChatEncoding(stream.endpoint == "chat")
+    recording = request.get(CACHE_RECORDING)
+    if recording is not None:  # a strategy with a response cache keeps the stream (middlewares.cached)
+        encoding = Recorded(encoding, recording)
     try:
         await resp.prepare(request)
         await _send(resp, stream.first, encoding, stream)

@@ -222,6 +222,10 @@ class GenerationSchema(Schema):
             "`stream_interrupted` (or the code of the error event that ended it)."
         },
     )
+    cached = fields.Boolean(metadata={"description": "Answered from the response cache: no upstream call, cost 0"})
+    saved_usd = fields.Float(
+        allow_none=True, metadata={"description": "A cached answer: what it cost when first served (null: no price)"}
+    )
 
 
 # Anthropic's Messages API. Bodies go to Anthropic upstreams as sent, so only what the gateway itself reads

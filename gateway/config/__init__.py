@@ -5,12 +5,13 @@ every provider takes; the provider types, with their own keys, are passed in as 
 declared by its wire format, see ``providers.registry``), ``strategies``, ``clients``, ``auth``,
 ``limits`` (rate limits, prices, the state backend), ``observability`` (access log, metrics, usage
 records), ``tracing`` (OpenTelemetry spans over OTLP), ``responses`` (stored responses), ``mcp``
-(upstream MCP servers, the MCP endpoint's sessions), ``pools`` (one model over several deployments), and
-``reader`` (walking the YAML tree, with every problem's path, and ``${VAR}`` expansion). The rest of the
-code takes config types from here.
+(upstream MCP servers, the MCP endpoint's sessions), ``pools`` (one model over several deployments),
+``cache`` (the response cache), and ``reader`` (walking the YAML tree, with every problem's path, and
+``${VAR}`` expansion). The rest of the code takes config types from here.
 """
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig
+from gateway.config.cache import CacheConfig
 from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret
 from gateway.config.limits import Price, RateLimit, StateConfig
 from gateway.config.load import Config, ConfigError, default, load, parse, resolve
@@ -43,6 +44,7 @@ __all__ = [
     "POOL_PREFIX",
     "SIGNING_KEY_ENV",
     "AuthConfig",
+    "CacheConfig",
     "ClientConfig",
     "Config",
     "ConfigError",

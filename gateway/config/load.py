@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig, read_auth
+from gateway.config.cache import CacheConfig, read_cache
 from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret, read_client
 from gateway.config.limits import StateConfig, read_state
 from gateway.config.mcp import McpConfig, McpServerConfig, read_mcp, read_mcp_server
@@ -66,6 +67,7 @@ class Config:
     tracing: TracingConfig = TracingConfig()
     pools: tuple[PoolConfig, ...] = ()
     mcp: McpConfig = McpConfig()
+    cache: CacheConfig = CacheConfig()
 
 
 def _read_list(r: Reader, raw: Any, key: str, read: Callable[[Reader, Any, str], Any]) -> tuple[Any, ...]:
@@ -101,6 +103,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
             "tracing": False,
             "pools": False,
             "mcp": False,
+            "cache": False,
         },
     )
     if top is None:
@@ -122,11 +125,12 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
     pools = _read_list(r, top.get("pools"), "pools", lambda r, raw, path: read_pool(r, raw, path, target_ok))
     check_names(r, pools, by_name)
     pool_ids = frozenset(p.id for p in pools)
+    cache = read_cache(r, top.get("cache"))
     strategies = _read_list(
         r,
         top.get("strategies"),
         "strategies",
-        lambda r, raw, path: read_strategy(r, raw, path, by_name, servers, pool_ids),
+        lambda r, raw, path: read_strategy(r, raw, path, by_name, servers, pool_ids, cache.ttl),
     )
     names, digests = frozenset(s.name for s in strategies), dict[str, str]()
     clients = _read_list(
@@ -149,6 +153,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
         tracing=read_tracing(r, top.get("tracing")),
         pools=pools,
         mcp=read_mcp(r, top.get("mcp")),
+        cache=cache,
     )
     if r.problems:
         raise ConfigError(r.problems)

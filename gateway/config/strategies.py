@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.config.cache import read_strategy_cache
 from gateway.config.limits import RateLimit, read_rate_limits
 from gateway.config.mcp import SEPARATOR
 from gateway.config.pools import PREFIX as POOL_PREFIX
@@ -28,6 +29,8 @@ class StrategyConfig:
     aliases: Mapping[str, str] = field(default_factory=dict)
     # globs over ``{server}__{name}`` and bare server names; None (no ``mcp`` key): no MCP server at all
     mcp: tuple[str, ...] | None = None
+    # seconds a response cache entry of this strategy lasts; None: its requests never touch the cache
+    cache_ttl: int | None = None
 
 
 def check_model_ref(
@@ -57,9 +60,10 @@ def read_strategy(
     providers: Mapping[str, ProviderConfig],
     mcp_servers: frozenset[str] = frozenset(),
     pools: frozenset[str] = frozenset(),
+    cache_ttl: int = 3600,
 ) -> StrategyConfig | None:
     """``mcp_servers``: the names of the configured MCP servers, which ``mcp`` globs must be able to match;
-    ``pools``: the ids of the configured pools."""
+    ``pools``: the ids of the configured pools; ``cache_ttl``: the response cache's ``ttl``, for ``cache: true``."""
     m = r.mapping(
         raw,
         path,
@@ -71,6 +75,7 @@ def read_strategy(
             "rate_limits": False,
             "aliases": False,
             "mcp": False,
+            "cache": False,
         },
     )
     if m is None:
@@ -95,7 +100,8 @@ def read_strategy(
     mcp = None
     if "mcp" in m:
         mcp = r.strings(m["mcp"], f"{path}.mcp", lambda glob, p: _check_mcp_glob(r, mcp_servers, glob, p))
-    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases, mcp) if name else None
+    cache = read_strategy_cache(r, m.get("cache"), f"{path}.cache", cache_ttl)
+    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases, mcp, cache) if name else None
 
 
 def _check_mcp_glob(r: Reader, servers: frozenset[str], glob: str, path: str) -> bool:

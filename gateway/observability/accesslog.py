@@ -45,6 +45,8 @@ def line(x: Exchange, bodies: bool) -> dict[str, Any]:
     }
     if x.error_code:
         doc["error_code"] = x.error_code
+    if x.cache is not None:
+        doc["cache"] = x.cache
     if x.mcp is not None:
         doc["mcp_server"] = x.mcp[0]
     if x.failures:

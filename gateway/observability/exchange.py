@@ -44,6 +44,8 @@ class Exchange:
     ttfb: float | None = None  # seconds to the first byte of a stream
     status: int = 0
     error_code: str | None = None
+    cache: str | None = None  # the response cache's verdict, ``hit`` or ``miss``; None: a strategy without one
+    saved_usd: float | None = None  # a cache hit: what the answer cost when it was first served
     duration: float = 0.0  # seconds, set once when the answer is done (gateway.observability.observer)
     mcp: tuple[str, str, str] | None = None  # an MCP call's (server, item, status) labels, bounded
     request_body: Any = None  # only kept when logging.bodies is on

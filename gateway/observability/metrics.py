@@ -115,6 +115,14 @@ POOL_REQUESTS = Family(
 MCP_DURATION = Family(
     "localrouter_mcp_call_duration_seconds", "histogram", "MCP calls: time to the answer", ("server",), LATENCY_BUCKETS
 )
+CACHE_LOOKUPS = Family(
+    "localrouter_cache_lookups",
+    "counter",
+    "Requests of strategies with a response cache, by result: hit (answered from it) or miss (from an upstream; "
+    "Cache-Control no-cache and no-store, and what cannot be cached, included)",
+    ("result",),
+)
+CACHE_BYTES = Family("localrouter_cache_bytes", "gauge", "Bytes the memory response cache holds (every worker's)")
 #: a gauge read from the hub at scrape time, not kept in :attr:`Metrics.values` (nor in workers' snapshots)
 MCP_UP = "localrouter_mcp_servers_up"
 FAMILIES = (
@@ -133,6 +141,8 @@ FAMILIES = (
     MCP_CALLS,
     MCP_DURATION,
     POOL_REQUESTS,
+    CACHE_LOOKUPS,
+    CACHE_BYTES,
 )
 _BY_NAME = {f.name: f for f in FAMILIES}
 

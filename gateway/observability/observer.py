@@ -92,4 +92,6 @@ def record_of(x: Exchange) -> UsageRecord:
         round(x.ttfb * 1000, 3) if x.ttfb is not None else None,
         x.attempts,
         x.error_code,
+        x.cache == "hit",
+        x.saved_usd,
     )

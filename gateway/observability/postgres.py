@@ -68,6 +68,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX audit_kind_ts ON audit (kind, ts);
         """,
     ),
+    (
+        3,
+        """
+        ALTER TABLE usage ADD COLUMN cached boolean NOT NULL DEFAULT false, ADD COLUMN saved_usd double precision;
+        """,
+    ),
 )
 _LOCK_KEY = 0x6C726F7574  # the advisory lock migrations hold: one replica migrates, the others wait
 _CONNECT_TIMEOUT = 5.0
@@ -172,6 +178,8 @@ _TYPES = (
     "float8",
     "int4",
     "text",
+    "bool",
+    "float8",
 )
 # one statement per batch, one array per column; a batch retried after a lost reply inserts nothing twice
 _INSERT = (

@@ -52,6 +52,8 @@ class UsageRecord(NamedTuple):
     ttfb_ms: float | None
     attempts: int
     error_code: str | None = None  # the error's code; a stream that failed after its 200 has one too
+    cached: bool = False  # answered from the response cache: no upstream call, cost 0
+    saved_usd: float | None = None  # a cached answer: what it cost when first served (None: no price)
 
     def public(self) -> dict[str, Any]:
         return self._asdict()
@@ -140,7 +142,8 @@ class SQLiteStore(UsageStore):
                 "endpoint TEXT NOT NULL, model_requested TEXT, model TEXT, provider TEXT, stream INTEGER NOT NULL, "
                 "status INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
                 "total_tokens INTEGER NOT NULL, cost_usd REAL, duration_ms REAL NOT NULL, ttfb_ms REAL, "
-                "attempts INTEGER NOT NULL, error_code TEXT) WITHOUT ROWID"
+                "attempts INTEGER NOT NULL, error_code TEXT, cached INTEGER NOT NULL DEFAULT 0, saved_usd REAL) "
+                "WITHOUT ROWID"
             )  # rows live in the id index: one b-tree
             self._db.execute("CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts)")  # --since; the only other
             self._db.execute(
@@ -152,6 +155,9 @@ class SQLiteStore(UsageStore):
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(usage)")}
             if "error_code" not in columns:  # a file from before error codes were recorded
                 self._db.execute("ALTER TABLE usage ADD COLUMN error_code TEXT")
+            if "cached" not in columns:  # a file from before the response cache
+                self._db.execute("ALTER TABLE usage ADD COLUMN cached INTEGER NOT NULL DEFAULT 0")
+                self._db.execute("ALTER TABLE usage ADD COLUMN saved_usd REAL")
         if path == ":memory:":  # a second connection would open a database of its own
             self._reader, self._read_lock = self._db, self._lock
         else:
@@ -243,7 +249,7 @@ def summary_row(by: str, row: Iterable[Any]) -> dict[str, Any]:
 
 def _record(row: Iterable[Any]) -> UsageRecord:
     record = UsageRecord(*row)
-    return record._replace(stream=bool(record.stream))
+    return record._replace(stream=bool(record.stream), cached=bool(record.cached))
 
 
 class UsageWriter:

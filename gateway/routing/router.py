@@ -50,6 +50,7 @@ class Policy:
     # the chains (by model id, ``localrouter/auto`` too) that name a pool, ordered anew for each request;
     # ``auto`` and ``fallbacks`` hold them too, with each pool's targets in the pool's order
     pooled: Mapping[str, tuple[Target | Pool, ...]] = field(default_factory=dict)
+    cache_ttl: int | None = None  # its response cache entries' lifetime; None: no cache (gateway.cache)
 
     @classmethod
     def compile(cls, s: StrategyConfig, providers: Iterable[str] = (), pools: Mapping[str, Pool] = {}) -> Policy:
@@ -65,6 +66,7 @@ class Policy:
             s.rate_limits,
             Aliases.compile(s.aliases, (*providers, POOL_PREFIX[:-1]) if pools else providers),
             pooled,
+            s.cache_ttl,
         )
 
     def allows(self, model_id: str) -> bool:

@@ -22,3 +22,9 @@ def test_each_tree_runs_its_own_code(tmp_path):
         assert (tree / "ran-from-this-tree").exists()
     finally:
         server.stop()
+
+
+def test_the_cache_variant_turns_the_cache_on_for_the_bench_client():
+    config = bench.gateway_config("http://127.0.0.1:9/v1", "http://127.0.0.1:9/stream/v1")
+    cached = bench.with_cache(config)
+    assert cached.count("cache: true") == 1 and "  - name: default\n    cache: true\n" in cached
