@@ -49,7 +49,8 @@ async def serve(request: web.Request, handler: Handler, ttl: int) -> web.StreamR
         _count(request, "miss")
         return await handler(request)
     store = request.app[LIVE].cache
-    chain = tuple(t.id for t in request[CHAIN])
+    # as a set: a pool orders its targets anew for each request, and any of them answers the same request
+    chain = tuple(sorted({t.id for t in request[CHAIN]}))
     key = cache.fingerprint(request[PRINCIPAL].policy.name, endpoint, chain, body, request.headers)
     entry = None if control.no_cache else await store.get(key)
     _count(request, "miss" if entry is None else "hit")

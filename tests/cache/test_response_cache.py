@@ -352,3 +352,16 @@ async def test_a_stream_its_client_left_is_not_kept(upstreams: Upstreams, start_
     await asyncio.sleep(1.0)  # the upstream's stream would have ended by now
     assert (await post(http, gw, path, {**CHAT, "stream": True}))[1]["x-localrouter-cache"] == "miss"
     assert calls(primary) == 2
+
+
+async def test_a_pool_hits_whichever_target_its_turn_falls_on(upstreams: Upstreams, start_gateway: Start, http) -> None:
+    """A pool orders its targets anew for each request: its entries must not depend on that order."""
+    data = cached_config(upstreams)
+    targets = ["openai/gpt-4o-mini", "backup/gpt-4o-mini"]
+    data["pools"] = [{"name": "mini", "targets": targets, "balance": "round_robin"}]
+    data["strategies"][0]["allow"] = [*data["strategies"][0]["allow"], "pool/mini"]
+    gw = await start_gateway(data)
+    body = {**CHAT, "model": "pool/mini"}
+    seen = [(await post(http, gw, "/v1/chat/completions", body))[1]["x-localrouter-cache"] for _ in range(4)]
+    assert seen == ["miss", "hit", "hit", "hit"]
+    assert calls(upstreams[0]) + calls(upstreams[1]) == 1
