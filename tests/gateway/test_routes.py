@@ -11,7 +11,7 @@ from tests.conftest import ALICE, bearer, standard_config
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 NO_KEY = "You didn't provide an API key"
 ORIGIN = "https://app.example.com"
-PUBLIC = {"/health", "/openapi.json", "/metrics", "/oauth/token"}
+PUBLIC = {"/health", "/openapi.json", "/metrics", "/oauth/token", "/admin/api/login", "/admin/api/logout"}
 PUBLIC |= {
     "/.well-known/oauth-protected-resource",
     "/.well-known/oauth-authorization-server",
