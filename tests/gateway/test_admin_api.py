@@ -3,6 +3,9 @@ and every view's numbers equal to the usage records of real requests through the
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -12,9 +15,10 @@ import aiohttp
 import pytest
 
 from gateway.keys import OBSERVER
-from gateway.observability.usage import RequestQuery, UsageStore
+from gateway.observability.usage import RequestQuery, UsageRecord, UsageStore
 from tests.conftest import ALICE, BOB, Gateway, bearer, standard_config
 from tests.fakes.openai_upstream import FakeOpenAI, Script
+from tests.procs import run
 
 ADMIN = "lr-admin-secret-0123456789abcdefgh"
 API = "/admin/api"
@@ -190,3 +194,147 @@ async def test_suspend_refuses_at_once_and_resume_restores(agw: Gateway, http: a
     async with http.post(agw.url + API + "/clients/alice/resume", headers=bearer(ADMIN)) as resp:
         assert resp.status == 200
     assert (await chat(http, agw)).status == 200
+
+
+async def test_usage_rows_and_csv_equal_the_cli_json(agw: Gateway, http: aiohttp.ClientSession) -> None:
+    for _ in range(2):
+        assert (await chat(http, agw)).status == 200
+    assert (await chat(http, agw, key=BOB, model="backup/gpt-4o-mini")).status == 200
+    await flushed(agw)
+    since = time.time() - 3600
+    db = agw.app[OBSERVER].config.usage.path
+    for by in ("client", "model", "provider", "day"):
+        cli = run("usage", "--db", db, "--since", "1h", "--by", by, "--json")
+        assert cli.returncode == 0, cli.stderr
+        expected = json.loads(cli.stdout)
+        assert expected  # something to compare
+        doc = await get(http, agw, f"/usage?by={by}&since={since}")
+        assert doc["by"] == by and doc["rows"] == expected
+        async with http.get(agw.url + API + f"/usage?by={by}&since={since}&format=csv", headers=bearer(ADMIN)) as resp:
+            assert resp.status == 200 and resp.content_type == "text/csv"
+            table = list(csv.DictReader(io.StringIO(await resp.text())))
+        assert [list(r) for r in table] == [list(e) for e in expected]  # same columns, same order
+        assert table == [{k: "" if v is None else str(v) for k, v in e.items()} for e in expected]
+    empty = await get(http, agw, f"/usage?by=client&since={since}&until={since + 1}")
+    assert empty["rows"] == []
+    for query, param in (
+        ("by=user", "by"),
+        ("since=yesterday", "since"),
+        ("since=-5", "since"),
+        ("since=nan", "since"),
+        (f"since={since}&until={since - 5}", "until"),
+        ("format=xml", "format"),
+    ):
+        async with http.get(agw.url + API + "/usage?" + query, headers=bearer(ADMIN)) as resp:
+            assert resp.status == 400, query
+            assert (await resp.json())["error"]["param"] == param
+
+
+async def test_requests_filtered_paged_and_one_by_id(
+    agw: Gateway, upstreams: tuple[FakeOpenAI, FakeOpenAI], http: aiohttp.ClientSession
+) -> None:
+    primary, _ = upstreams
+    primary.queue(Script(status=400, body={"error": {"message": "bad", "type": "invalid_request_error"}}))
+    ids = []
+    for _ in range(6):
+        resp = await chat(http, agw)
+        ids.append(resp.headers["X-Request-ID"])
+    resp = await chat(http, agw, key=BOB, model="backup/gpt-4o-mini")
+    bob_id = resp.headers["X-Request-ID"]
+    await flushed(agw)
+    seen, cursor = [], None
+    while True:
+        page = await get(http, agw, "/requests?limit=3" + (f"&before={cursor}" if cursor else ""))
+        seen += page["requests"]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert [r["id"] for r in seen] == [bob_id, *reversed(ids)]  # newest first, every one once
+    first = seen[-1]
+    assert first["status"] == 400 and first["client"] == "alice" and first["model_requested"] == "openai/gpt-4o-mini"
+    assert set(first) == set(UsageRecord._fields)
+    bobs = await get(http, agw, "/requests?client=bob")
+    assert [r["id"] for r in bobs["requests"]] == [bob_id] and bobs["next"] is None
+    assert bobs["requests"][0]["model"] == "backup/gpt-4o-mini" and bobs["requests"][0]["provider"] == "backup"
+    backup = await get(http, agw, "/requests?model=backup/gpt-4o-mini")
+    assert [r["id"] for r in backup["requests"]] == [bob_id]
+    for status, expected in (("4xx", [ids[0]]), ("error", [ids[0]]), ("400", [ids[0]]), ("200", seen[:-1])):
+        found = await get(http, agw, f"/requests?status={status}")
+        assert [r["id"] for r in found["requests"]] == [r if isinstance(r, str) else r["id"] for r in expected]
+    one = await get(http, agw, f"/requests/{ids[2]}")
+    store_record = await asyncio.to_thread((await flushed(agw)).get, ids[2])
+    assert one == store_record.public()
+    async with http.get(agw.url + API + "/requests/nope", headers=bearer(ADMIN)) as resp:
+        assert resp.status == 404
+    for query, param in (
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("status=600", "status"),
+        ("status=ok", "status"),
+        ("before=%%%", "before"),
+        ("before=bm9wZQ", "before"),
+    ):
+        async with http.get(agw.url + API + "/requests?" + query, headers=bearer(ADMIN)) as resp:
+            assert resp.status == 400, query
+            assert (await resp.json())["error"]["param"] == param
+
+
+async def test_providers_reset_cooldown_and_audit(
+    upstreams: tuple[FakeOpenAI, FakeOpenAI],
+    start_gateway: Callable[..., Awaitable[Gateway]],
+    http: aiohttp.ClientSession,
+) -> None:
+    primary, _ = upstreams
+    data = admin_config(*upstreams)
+    data["providers"][0]["cooldown"] = {"failures": 1, "seconds": 300}
+    gw = await start_gateway(data)
+    primary.queue(Script(status=500))
+    resp = await chat(http, gw)  # openai fails, its cooldown opens; backup answers
+    assert resp.status == 200 and resp.headers["x-localrouter-model"] == "backup/gpt-4o-mini"
+    await flushed(gw)
+    doc = await get(http, gw, "/providers")
+    providers = {p["name"]: p for p in doc["providers"]}
+    targets = {t["id"]: t for p in doc["providers"] for t in p["targets"]}
+    assert providers["openai"]["type"] == "openai"
+    mini = targets["openai/gpt-4o-mini"]
+    assert mini["breaker"]["state"] == "open" and mini["breaker"]["open_until"] > time.time() + 200
+    assert mini["last_error"] and mini["reachable"] is None  # a configured list: not discovered
+    backup = targets["backup/gpt-4o-mini"]  # discovered from the fake's /models
+    assert backup["reachable"] is True and backup["discovered_at"] <= time.time()
+    assert backup["breaker"] == {"state": "closed", "open_until": None}
+    [record] = (await flushed(gw)).requests(RequestQuery())
+    assert backup["latency_ms"]["p50"] == record.duration_ms
+    assert doc["mcp_servers"] == []
+    async with http.post(gw.url + API + "/targets/openai/gpt-4o-mini/reset", headers=bearer(ADMIN)) as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"target": "openai/gpt-4o-mini", "breaker": {"state": "closed", "open_until": None}}
+    resp = await chat(http, gw)
+    assert resp.headers["x-localrouter-model"] == "openai/gpt-4o-mini"  # tried again at once
+    for target in ("openai/nope", "nobody/gpt-4o-mini", "gpt-4o-mini"):
+        async with http.post(gw.url + API + f"/targets/{target}/reset", headers=bearer(ADMIN)) as resp:
+            assert resp.status == 404, target
+    async with http.post(gw.url + API + "/clients/bob/suspend", headers=bearer(ADMIN)) as resp:
+        assert resp.status == 200
+    audit = (await get(http, gw, "/audit?kind=operator"))["records"]
+    assert [(r["actor"], r["action"], r["subject"], r["client"]) for r in audit] == [
+        ("root", "suspend", "bob", "bob"),
+        ("root", "reset_cooldown", "openai/gpt-4o-mini", None),
+    ]
+    await flushed(gw)  # and once written, the same
+    assert (await get(http, gw, "/audit?limit=1"))["records"] == audit[:1]
+    assert (await get(http, gw, "/audit?kind=firewall"))["records"] == []
+    for query in ("kind=user", "limit=0", "limit=x"):
+        async with http.get(gw.url + API + "/audit?" + query, headers=bearer(ADMIN)) as resp:
+            assert resp.status == 400
+
+
+async def test_no_answer_holds_a_secret(agw: Gateway, http: aiohttp.ClientSession) -> None:
+    assert (await chat(http, agw)).status == 200
+    await flushed(agw)
+    async with http.post(agw.url + API + "/login", json={"secret": ADMIN}) as resp:
+        texts = [await resp.text()]
+    for path in ("/overview", "/providers", "/clients", "/usage", "/requests", "/audit", "/session"):
+        async with http.get(agw.url + API + path, headers=bearer(ADMIN)) as resp:
+            texts.append(await resp.text())
+    for secret in (ADMIN, ALICE, BOB, "sk-upstream-primary-key", "sk-upstream-backup-key", "secret_sha256"):
+        assert not any(secret in t for t in texts), secret

@@ -19,6 +19,7 @@ PUBLIC |= {
 
 
 def _url_path(path: str) -> str:
+    path = path.replace("{name}", "bob").replace("{target:.+}", "openai/gpt-4o-mini")
     return path.replace("{id:.+}", "openai/gpt-4o-mini").replace("{id}", "resp_1")
 
 

@@ -6,7 +6,7 @@ every worker, so any process answers for the whole deployment."""
 
 from __future__ import annotations
 
-from gateway.api.admin import clients, overview, session
+from gateway.api.admin import audit, clients, overview, providers, requests, session, usage
 from gateway.endpoints import Route
 
 _API = "/admin/api"
@@ -18,5 +18,11 @@ ROUTES = (
     Route("GET", f"{_API}/clients", clients.clients, "admin", admin=True),
     Route("POST", f"{_API}/clients/{{name}}/suspend", clients.suspend, "admin", admin=True),
     Route("POST", f"{_API}/clients/{{name}}/resume", clients.resume, "admin", admin=True),
+    Route("GET", f"{_API}/providers", providers.providers, "admin", admin=True),
+    Route("POST", f"{_API}/targets/{{target:.+}}/reset", providers.reset, "admin", admin=True),  # ids hold a '/'
+    Route("GET", f"{_API}/usage", usage.usage, "admin", admin=True),
+    Route("GET", f"{_API}/requests", requests.requests, "admin", admin=True),
+    Route("GET", f"{_API}/requests/{{id}}", requests.one, "admin", admin=True),
+    Route("GET", f"{_API}/audit", audit.audit, "admin", admin=True),
 )
 """The admin API's routes (in the route table, gateway.api.routes)."""

@@ -57,7 +57,7 @@ async def _limits(request: web.Request, client: ClientConfig) -> list[dict[str, 
     security=AUTH,
     responses=schemas.errors(503),
 )
-@response_schema(schemas.ClientsSchema, 200)
+@response_schema(schemas.AdminClientsSchema, 200)
 async def clients(request: web.Request) -> web.Response:
     day, month = _starts(time.time())
 
@@ -102,7 +102,7 @@ async def _suspend(request: web.Request, suspended: bool) -> web.Response:
     parameters=NAME,
     responses=schemas.errors(404, 503),
 )
-@response_schema(schemas.SuspensionSchema, 200)
+@response_schema(schemas.AdminSuspensionSchema, 200)
 async def suspend(request: web.Request) -> web.Response:
     return await _suspend(request, True)
 
@@ -114,6 +114,6 @@ async def suspend(request: web.Request) -> web.Response:
     parameters=NAME,
     responses=schemas.errors(404, 503),
 )
-@response_schema(schemas.SuspensionSchema, 200)
+@response_schema(schemas.AdminSuspensionSchema, 200)
 async def resume(request: web.Request) -> web.Response:
     return await _suspend(request, False)

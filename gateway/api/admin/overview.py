@@ -64,7 +64,7 @@ def _streams(request: web.Request) -> tuple[int | None, int]:
     ],
     responses=schemas.errors(400, 503),
 )
-@response_schema(schemas.OverviewSchema, 200)
+@response_schema(schemas.AdminOverviewSchema, 200)
 async def overview(request: web.Request) -> web.Response:
     span = params.choice(request, "range", RANGES, "1h") or "1h"
     length, step = RANGES[span]

@@ -17,28 +17,28 @@ def _nullable(field: type[fields.Field], **kwargs: object) -> fields.Field:
     return field(allow_none=True, required=True, **kwargs)  # type: ignore[arg-type]
 
 
-class LoginSchema(Schema):
+class AdminLoginSchema(Schema):
     secret = fields.String(required=True, metadata={"description": "An admin client's secret"})
 
 
-class SessionSchema(Schema):
+class AdminSessionSchema(Schema):
     client = fields.String(required=True)
     csrf = fields.String(required=True, metadata={"description": "Send as `X-CSRF-Token` with the cookie"})
     expires_at = _Int(required=True)
 
 
-class _Percentiles(Schema):
+class AdminPercentilesSchema(Schema):
     p50 = _nullable(_Num)
     p95 = _nullable(_Num)
 
 
-class _Bucket(Schema):
+class AdminBucketSchema(Schema):
     t = _Num(required=True)
     requests = _Int(required=True)
     errors = _Int(required=True)
 
 
-class _Today(Schema):
+class AdminTodaySchema(Schema):
     requests = _Int(required=True)
     prompt_tokens = _Int(required=True)
     completion_tokens = _Int(required=True)
@@ -46,99 +46,103 @@ class _Today(Schema):
     cost_usd = _nullable(_Num)
 
 
-class OverviewSchema(Schema):
+class AdminOverviewSchema(Schema):
     status = fields.String(required=True, metadata={"enum": ["ok", "degraded", "draining"]})
     version = fields.String(required=True)
     uptime_s = _Num(required=True)
     range = fields.String(required=True)
-    series = fields.List(fields.Nested(_Bucket), required=True)
+    series = fields.List(fields.Nested(AdminBucketSchema), required=True)
     requests = _Int(required=True)
     errors = _Int(required=True)
     error_rate = _Num(required=True)
-    duration_ms = fields.Nested(_Percentiles, required=True)
-    ttfb_ms = fields.Nested(_Percentiles, required=True)
-    today = fields.Nested(_Today, required=True)
+    duration_ms = fields.Nested(AdminPercentilesSchema, required=True)
+    ttfb_ms = fields.Nested(AdminPercentilesSchema, required=True)
+    today = fields.Nested(AdminTodaySchema, required=True)
     streams_in_flight = _nullable(_Int)
     workers = _Int(required=True)
 
 
-class _Breaker(Schema):
+class AdminBreakerSchema(Schema):
     state = fields.String(required=True, metadata={"enum": ["closed", "open", "probing"]})
     open_until = _nullable(_Num)
 
 
-class _Target(Schema):
+class AdminMedianSchema(Schema):
+    p50 = _nullable(_Num)
+
+
+class AdminTargetSchema(Schema):
     id = fields.String(required=True)
     reachable = _nullable(fields.Boolean)
     discovered_at = _nullable(_Num)
-    breaker = fields.Nested(_Breaker, required=True)
+    breaker = fields.Nested(AdminBreakerSchema, required=True)
     last_error = _nullable(fields.String)
-    latency_ms = fields.Nested(Schema.from_dict({"p50": _nullable(_Num)}), required=True)
+    latency_ms = fields.Nested(AdminMedianSchema, required=True)
 
 
-class _Provider(Schema):
+class AdminProviderSchema(Schema):
     name = fields.String(required=True)
     type = fields.String(required=True)
-    targets = fields.List(fields.Nested(_Target), required=True)
+    targets = fields.List(fields.Nested(AdminTargetSchema), required=True)
 
 
-class _McpServer(Schema):
+class AdminMcpServerSchema(Schema):
     name = fields.String(required=True)
     transport = fields.String(required=True)
     state = fields.String(required=True)
     last_error = _nullable(fields.String)
 
 
-class ProvidersSchema(Schema):
-    providers = fields.List(fields.Nested(_Provider), required=True)
-    mcp_servers = fields.List(fields.Nested(_McpServer), required=True)
+class AdminProvidersSchema(Schema):
+    providers = fields.List(fields.Nested(AdminProviderSchema), required=True)
+    mcp_servers = fields.List(fields.Nested(AdminMcpServerSchema), required=True)
 
 
-class ResetSchema(Schema):
+class AdminResetSchema(Schema):
     target = fields.String(required=True)
-    breaker = fields.Nested(_Breaker, required=True)
+    breaker = fields.Nested(AdminBreakerSchema, required=True)
 
 
-class _Period(Schema):
+class AdminPeriodSchema(Schema):
     requests = _Int(required=True)
     total_tokens = _Int(required=True)
     cost_usd = _nullable(_Num)
 
 
-class _Limit(Schema):
+class AdminLimitSchema(Schema):
     name = fields.String(required=True, metadata={"example": "requests_per_minute"})
     used = _nullable(_Num)
     limit = _Num(required=True)
 
 
-class _Client(Schema):
+class AdminClientSchema(Schema):
     name = fields.String(required=True)
     strategy = fields.String(required=True)
     enabled = fields.Boolean(required=True)
     admin = fields.Boolean(required=True)
     suspended = fields.Boolean(required=True)
-    today = fields.Nested(_Period, required=True)
-    month = fields.Nested(_Period, required=True)
-    limits = fields.List(fields.Nested(_Limit), required=True)
+    today = fields.Nested(AdminPeriodSchema, required=True)
+    month = fields.Nested(AdminPeriodSchema, required=True)
+    limits = fields.List(fields.Nested(AdminLimitSchema), required=True)
 
 
-class ClientsSchema(Schema):
-    clients = fields.List(fields.Nested(_Client), required=True)
+class AdminClientsSchema(Schema):
+    clients = fields.List(fields.Nested(AdminClientSchema), required=True)
 
 
-class SuspensionSchema(Schema):
+class AdminSuspensionSchema(Schema):
     name = fields.String(required=True)
     suspended = fields.Boolean(required=True)
 
 
-class UsageSchema(Schema):
+class AdminUsageSchema(Schema):
     by = fields.String(required=True)
     since = _Num(required=True)
     until = _nullable(_Num)
     rows = fields.List(fields.Dict(), required=True, metadata={"description": "as `localrouter usage --json`"})
 
 
-class RequestSchema(Schema):
+class AdminRequestSchema(Schema):
     id = fields.String(required=True)
     ts = _Num(required=True)
     client = fields.String(required=True)
@@ -158,12 +162,12 @@ class RequestSchema(Schema):
     error_code = _nullable(fields.String)
 
 
-class RequestsSchema(Schema):
-    requests = fields.List(fields.Nested(RequestSchema), required=True)
+class AdminRequestsSchema(Schema):
+    requests = fields.List(fields.Nested(AdminRequestSchema), required=True)
     next = _nullable(fields.String, metadata={"description": "pass as `before` for the next page"})
 
 
-class _Audit(Schema):
+class AdminAuditRecordSchema(Schema):
     id = fields.String(required=True)
     ts = _Num(required=True)
     kind = fields.String(required=True)
@@ -176,8 +180,8 @@ class _Audit(Schema):
     detail = _nullable(fields.String)
 
 
-class AuditSchema(Schema):
-    records = fields.List(fields.Nested(_Audit), required=True)
+class AdminAuditSchema(Schema):
+    records = fields.List(fields.Nested(AdminAuditRecordSchema), required=True)
 
 
 _ERRORS = {

@@ -47,8 +47,8 @@ def _session_doc(request: web.Request, client: str, cookie: str, expires: int) -
     summary="Log in to the operator page: an admin client's secret -> a session cookie",
     responses=_ERRORS,
 )
-@request_schema(schemas.LoginSchema)
-@response_schema(schemas.SessionSchema, 200, description="Logged in; `Set-Cookie: lr_admin=...`")
+@request_schema(schemas.AdminLoginSchema)
+@response_schema(schemas.AdminSessionSchema, 200, description="Logged in; `Set-Cookie: lr_admin=...`")
 async def login(request: web.Request) -> web.Response:
     runtime = request[RUNTIME]
     found = runtime.clients.identify(await _secret(request))
@@ -86,7 +86,7 @@ async def logout(request: web.Request) -> web.Response:
         403: {"schema": schemas.ErrorSchema, "description": "The client is not an admin"},
     },
 )
-@response_schema(schemas.SessionSchema, 200)
+@response_schema(schemas.AdminSessionSchema, 200)
 async def session(request: web.Request) -> web.Response:
     cookie = request.cookies.get(SESSION_COOKIE, "")
     found = request[RUNTIME].clients.session(cookie) if cookie else None
