@@ -20,6 +20,7 @@ import aiohttp
 
 from gateway import config as gwconfig
 from gateway.auth.clients import ClientRegistry
+from gateway.auth.overrides import make_overrides
 from gateway.auth.tokens import Seal, TokenSigner
 from gateway.cache import make_cache
 from gateway.config import Config, ProviderConfig
@@ -168,6 +169,7 @@ class Live:
                 gwconfig.SIGNING_KEY_ENV,
             )
         self.breakers = Breakers()  # per target id, kept across reloads
+        self.overrides = make_overrides(config, self.breakers)  # suspended clients, cooldown resets
         self.state = make_state(config.state)  # budgets and throttles, kept across reloads
         self.limiter = RateLimiter(self.state, config.state.fail_closed)
         self.loads = Loads(self.breakers, self.limiter)  # pools' targets: in flight, latency; kept across reloads
@@ -245,6 +247,7 @@ class Live:
         await self.limiter.drain()
         await self.state.close()
         await self.cache.close()
+        await self.overrides.close()
 
 
 def _stat(path: str) -> tuple[int, int, int, int] | None:

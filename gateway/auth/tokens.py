@@ -4,6 +4,10 @@ A token is ``lrat.<payload>.<mac>``, both parts base64url: the payload names the
 and a fingerprint of the client's secret hash; the mac is HMAC-SHA256 over it with the signing key.
 A token therefore stops working when it expires, when the signing key changes, when its client's
 secret changes, and (checked by the registry on every use) when its client is disabled or removed.
+
+The operator page's session cookie (``lras.<payload>.<mac>``) is made the same way, under a context of its
+own so that neither passes for the other; its CSRF token is a MAC of the cookie, so nothing is stored and
+every worker and replica sharing the key checks both.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import re
 import time
 
 PREFIX = "lrat."
+SESSION_PREFIX = "lras."
+SESSION_COOKIE = "lr_admin"  # the operator page's session cookie (gateway.api.admin.session)
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_TTL = 8 * 3600
 _CONTEXT = b"localrouter access token v1|"
+_SESSION_CONTEXT = b"localrouter admin session v1|"
+_CSRF_CONTEXT = b"localrouter admin csrf v1|"
 _FINGERPRINT = 16  # hex characters of the client's secret hash carried in the token
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -70,12 +80,32 @@ class Seal:
             return None
         return payload if hmac.compare_digest(self._mac(payload), given) else None
 
+    def mac(self, data: bytes) -> str:
+        """A MAC of ``data`` for this purpose, base64url (what a seal carries, without the data)."""
+        return _b64(self._mac(data))
+
+
+def _opened(seal: Seal, token: str, now: float | None) -> tuple[str, int, str] | None:
+    """``(client, expiry, fingerprint)`` of a genuine unexpired ``client|expiry|fingerprint`` seal, else None."""
+    payload = seal.open(token)
+    if payload is None:
+        return None
+    try:
+        client, expires, fp = payload.decode().split("|")
+        if int(expires) <= (now if now is not None else time.time()):
+            return None
+    except ValueError:
+        return None
+    return client, int(expires), fp
+
 
 class TokenSigner:
-    __slots__ = ("_seal", "ttl")
+    __slots__ = ("_csrf", "_seal", "_session", "ttl")
 
     def __init__(self, key: bytes, ttl: int) -> None:
         self._seal = Seal(key, PREFIX, _CONTEXT)
+        self._session = Seal(key, SESSION_PREFIX, _SESSION_CONTEXT)
+        self._csrf = Seal(key, "", _CSRF_CONTEXT)
         self.ttl = ttl
 
     def __repr__(self) -> str:
@@ -87,13 +117,19 @@ class TokenSigner:
 
     def verify(self, token: str, now: float | None = None) -> tuple[str, str] | None:
         """``(client name, secret fingerprint)`` of a genuine unexpired token, else None."""
-        payload = self._seal.open(token)
-        if payload is None:
-            return None
-        try:
-            client, expires, fp = payload.decode().split("|")
-            if int(expires) <= (now if now is not None else time.time()):
-                return None
-        except ValueError:
-            return None
-        return client, fp
+        found = _opened(self._seal, token, now)
+        return (found[0], found[2]) if found is not None else None
+
+    def issue_session(self, client: str, secret_sha256: str, ttl: int, now: float | None = None) -> tuple[str, int]:
+        """An admin's session cookie value, and when it expires (Unix seconds)."""
+        expires = int(now if now is not None else time.time()) + ttl
+        return self._session.seal(f"{client}|{expires}|{fingerprint(secret_sha256)}".encode()), expires
+
+    def verify_session(self, cookie: str, now: float | None = None) -> tuple[str, int, str] | None:
+        """``(client name, expiry, secret fingerprint)`` of a genuine unexpired session cookie, else None."""
+        return _opened(self._session, cookie, now)
+
+    def csrf(self, cookie: str) -> str:
+        """The CSRF token that goes with a session cookie: only who holds the key can make it, and only a
+        page that was given it at login (the cookie itself is HttpOnly) can send it."""
+        return self._csrf.mac(cookie.encode())
