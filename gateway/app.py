@@ -60,6 +60,7 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
     live = Live(config)
     app[LIVE] = live
     live.current.start()
+    live.overrides.start()
     app[OBSERVER].start()
     watcher = asyncio.get_running_loop().create_task(live.watch()) if os.path.isfile(config.source) else None
     try:

@@ -19,6 +19,7 @@ import aiohttp
 
 from gateway import config as gwconfig
 from gateway.auth.clients import ClientRegistry
+from gateway.auth.overrides import make_overrides
 from gateway.auth.tokens import TokenSigner
 from gateway.config import Config, ProviderConfig
 from gateway.limits import make_state
@@ -124,6 +125,7 @@ class Live:
                 gwconfig.SIGNING_KEY_ENV,
             )
         self.breakers = Breakers()  # per target id, kept across reloads
+        self.overrides = make_overrides(config, self.breakers)  # suspended clients, cooldown resets
         self.state = make_state(config.state)  # budgets and throttles, kept across reloads
         self.limiter = RateLimiter(self.state, config.state.fail_closed)
         self._stat = _stat(config.source)
@@ -195,6 +197,7 @@ class Live:
         await asyncio.gather(*self._retired, return_exceptions=True)
         await self.limiter.drain()
         await self.state.close()
+        await self.overrides.close()
 
 
 def _stat(path: str) -> tuple[int, int, int, int] | None:

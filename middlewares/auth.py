@@ -3,14 +3,17 @@ of the runtime the gate pinned the request to."""
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 
 from aiohttp import hdrs, web
 from multidict import istr
 
+from gateway.auth import overrides
 from gateway.auth.clients import INTERNAL_TEST_TOKEN
+from gateway.auth.tokens import CSRF_HEADER, SESSION_COOKIE
 from gateway.errors import AuthenticationFailed, PermissionDenied
-from gateway.keys import PRINCIPAL, ROUTE, RUNTIME
+from gateway.keys import LIVE, PRINCIPAL, ROUTE, RUNTIME
 from gateway.routing.router import Principal
 from gateway.runtime import Runtime
 
@@ -20,6 +23,8 @@ _SCHEME = "bearer "
 _OWS = " \t"
 _API_KEY = istr("x-api-key")  # Anthropic's SDKs and Claude Code send the key so
 _FORWARDED = (hdrs.X_FORWARDED_FOR, hdrs.FORWARDED, istr("X-Real-IP"))
+_CSRF = istr(CSRF_HEADER)
+_SAFE = frozenset((hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS))
 
 
 def _token(request: web.Request) -> str:
@@ -55,22 +60,38 @@ def _internal_test(request: web.Request, runtime: Runtime) -> Principal:
     return runtime.clients.internal
 
 
+def _session(request: web.Request, runtime: Runtime) -> Principal | None:
+    """An admin endpoint called with the operator page's session cookie (and no other credential); a
+    state-changing request must also carry the CSRF token that goes with the cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie or hdrs.AUTHORIZATION in request.headers or _API_KEY in request.headers:
+        return None
+    found = runtime.clients.session(cookie)
+    if found is None:
+        raise AuthenticationFailed("The session has expired; log in again.", code="session_expired")
+    if request.method not in _SAFE:
+        given = request.headers.get(_CSRF, "")
+        if not hmac.compare_digest(given.encode(), runtime.clients.signer.csrf(cookie).encode()):
+            raise PermissionDenied("Missing or wrong X-CSRF-Token header.", code="csrf_failed")
+    return found[0]
+
+
 def identify(request: web.Request) -> None:
     """Store who is calling (unless the endpoint is public, or the request matched none)."""
     if request[ROUTE].public:
         return
     runtime = request[RUNTIME]
-    token = _token(request)
-    if token == INTERNAL_TEST_TOKEN:
-        principal = _internal_test(request, runtime)
-    else:
+    found = _session(request, runtime) if request[ROUTE].admin else None
+    if found is None:
+        token = _token(request)
+        if token == INTERNAL_TEST_TOKEN:
+            request[PRINCIPAL] = _internal_test(request, runtime)
+            return
         found = runtime.clients.identify(token)
         if found is None:
             raise AuthenticationFailed("Incorrect API key provided.")
-        if not found.client.enabled:
-            raise AuthenticationFailed("This client is disabled.", code="client_disabled")
-        principal = found
-    request[PRINCIPAL] = principal
+    overrides.check(found.client, request.app[LIVE].overrides)  # disabled, or suspended on any process
+    request[PRINCIPAL] = found
 
 
 def require_admin(request: web.Request) -> None:

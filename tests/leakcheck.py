@@ -12,7 +12,7 @@ import re
 LINES: list[str] = []
 SECRETS: set[str] = set()
 # never legitimately in a log: access tokens, and the upstream keys every test config uses
-PATTERNS = re.compile(r"lrat\.[A-Za-z0-9_-]{8,}|sk-upstream-[a-z]+-key")
+PATTERNS = re.compile(r"lra[ts]\.[A-Za-z0-9_-]{8,}|sk-upstream-[a-z]+-key")
 
 
 def register(*secrets: str) -> None:

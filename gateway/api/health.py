@@ -19,6 +19,18 @@ from gateway.keys import LIVE, OBSERVER, RUNTIME, SHUTDOWN, STARTED_AT
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 
 
+def status(request: web.Request) -> str:
+    """draining, ok, or degraded (the rate limits' state, a provider's model discovery or the usage store
+    failing)."""
+    writer = request.app[OBSERVER].usage
+    healthy = (
+        request.app[LIVE].state.health()["ok"]
+        and not request[RUNTIME].catalog.failures()
+        and (writer is None or writer.health()["ok"])
+    )
+    return "draining" if request.app[SHUTDOWN].draining else "ok" if healthy else "degraded"
+
+
 @docs(
     tags=["health"],
     summary="Health check (no authentication)",
@@ -42,9 +54,8 @@ async def health(request: web.Request) -> web.Response:
     unreachable = [{"provider": name, "error": error} for name, error in runtime.catalog.failures().items()]
     writer = request.app[OBSERVER].usage
     usage = writer.health() if writer is not None else None
-    healthy = state["ok"] and not unreachable and (usage is None or usage["ok"])
     doc: dict[str, Any] = {
-        "status": "draining" if request.app[SHUTDOWN].draining else "ok" if healthy else "degraded",
+        "status": status(request),
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app[STARTED_AT], 3),
         "providers": len(runtime.config.providers),

@@ -6,6 +6,7 @@ aiohttp matches to these (gateway.app), and every layer reads the request's Rout
 from __future__ import annotations
 
 from gateway.api import (
+    admin,
     discovery,
     generation,
     health,
@@ -39,6 +40,7 @@ ROUTES = (
     Route("POST", "/oauth/token", oauth.token, "oauth", public=True),  # the client authenticates in the body
     Route("GET", "/.well-known/oauth-protected-resource", discovery.protected_resource, "oauth", public=True),
     Route("GET", "/.well-known/oauth-authorization-server", discovery.authorization_server, "oauth", public=True),
+    *admin.ROUTES,
     # MCP's Streamable HTTP transport, on its own path and on the root (no other route is at "/")
     *(
         Route(m, p, h, "mcp")

@@ -45,6 +45,17 @@ class ClientRegistry:
             return None
         return principal
 
+    def session(self, cookie: str) -> tuple[Principal, int] | None:
+        """The client an admin session cookie belongs to, and when the session ends; None when the cookie
+        is not genuine, has expired, or its client's secret changed since."""
+        found = self.signer.verify_session(cookie)
+        if found is None:
+            return None
+        principal = self._by_name.get(found[0])
+        if principal is None or not hmac.compare_digest(fingerprint(principal.client.secret_sha256), found[2]):
+            return None
+        return principal, found[1]
+
     def check_credentials(self, name: str, secret: str) -> Principal | None:
         """The client named ``name`` if ``secret`` is its secret (same work whether or not it exists)."""
         digest = hash_secret(secret)

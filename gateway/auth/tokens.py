@@ -4,6 +4,10 @@ A token is ``lrat.<payload>.<mac>``, both parts base64url: the payload names the
 and a fingerprint of the client's secret hash; the mac is HMAC-SHA256 over it with the signing key.
 A token therefore stops working when it expires, when the signing key changes, when its client's
 secret changes, and (checked by the registry on every use) when its client is disabled or removed.
+
+The operator page's session cookie (``lras.<payload>.<mac>``) is made the same way, under a context of its
+own so that neither passes for the other; its CSRF token is a MAC of the cookie, so nothing is stored and
+every worker and replica sharing the key checks both.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import re
 import time
 
 PREFIX = "lrat."
+SESSION_PREFIX = "lras."
+SESSION_COOKIE = "lr_admin"  # the operator page's session cookie (gateway.api.admin.session)
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_TTL = 8 * 3600
 _CONTEXT = b"localrouter access token v1|"
+_SESSION_CONTEXT = b"localrouter admin session v1|"
+_CSRF_CONTEXT = b"localrouter admin csrf v1|"
 _FINGERPRINT = 16  # hex characters of the client's secret hash carried in the token
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -50,24 +60,22 @@ class TokenSigner:
     def __repr__(self) -> str:
         return f"TokenSigner(ttl={self.ttl})"
 
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, _CONTEXT + payload, hashlib.sha256).digest()
+    def _mac(self, payload: bytes, context: bytes = _CONTEXT) -> bytes:
+        return hmac.new(self._key, context + payload, hashlib.sha256).digest()
 
-    def issue(self, client: str, secret_sha256: str, now: float | None = None) -> str:
-        expires = int(now if now is not None else time.time()) + self.ttl
-        payload = f"{client}|{expires}|{fingerprint(secret_sha256)}".encode()
-        return f"{PREFIX}{_b64(payload)}.{_b64(self._mac(payload))}"
+    def _sign(self, prefix: str, context: bytes, payload: bytes) -> str:
+        return f"{prefix}{_b64(payload)}.{_b64(self._mac(payload, context))}"
 
-    def verify(self, token: str, now: float | None = None) -> tuple[str, str] | None:
-        """``(client name, secret fingerprint)`` of a genuine unexpired token, else None."""
-        body, sep, mac = token[len(PREFIX) :].partition(".")
-        if not token.startswith(PREFIX) or not sep:
+    def _open(self, prefix: str, context: bytes, token: str, now: float | None) -> tuple[str, int, str] | None:
+        """``(client, expiry, fingerprint)`` of a genuine unexpired ``token``, else None."""
+        body, sep, mac = token[len(prefix) :].partition(".")
+        if not token.startswith(prefix) or not sep:
             return None
         try:
             payload, given = _unb64(body), _unb64(mac)
         except (binascii.Error, ValueError):
             return None
-        if not hmac.compare_digest(self._mac(payload), given):
+        if not hmac.compare_digest(self._mac(payload, context), given):
             return None
         try:
             client, expires, fp = payload.decode().split("|")
@@ -75,4 +83,29 @@ class TokenSigner:
                 return None
         except ValueError:
             return None
-        return client, fp
+        return client, int(expires), fp
+
+    def issue(self, client: str, secret_sha256: str, now: float | None = None) -> str:
+        expires = int(now if now is not None else time.time()) + self.ttl
+        payload = f"{client}|{expires}|{fingerprint(secret_sha256)}".encode()
+        return self._sign(PREFIX, _CONTEXT, payload)
+
+    def verify(self, token: str, now: float | None = None) -> tuple[str, str] | None:
+        """``(client name, secret fingerprint)`` of a genuine unexpired token, else None."""
+        found = self._open(PREFIX, _CONTEXT, token, now)
+        return (found[0], found[2]) if found is not None else None
+
+    def issue_session(self, client: str, secret_sha256: str, ttl: int, now: float | None = None) -> tuple[str, int]:
+        """An admin's session cookie value, and when it expires (Unix seconds)."""
+        expires = int(now if now is not None else time.time()) + ttl
+        payload = f"{client}|{expires}|{fingerprint(secret_sha256)}".encode()
+        return self._sign(SESSION_PREFIX, _SESSION_CONTEXT, payload), expires
+
+    def verify_session(self, cookie: str, now: float | None = None) -> tuple[str, int, str] | None:
+        """``(client name, expiry, secret fingerprint)`` of a genuine unexpired session cookie, else None."""
+        return self._open(SESSION_PREFIX, _SESSION_CONTEXT, cookie, now)
+
+    def csrf(self, cookie: str) -> str:
+        """The CSRF token that goes with a session cookie: only who holds the key can make it, and only a
+        page that was given it at login (the cookie itself is HttpOnly) can send it."""
+        return _b64(self._mac(cookie.encode(), _CSRF_CONTEXT))

@@ -224,7 +224,7 @@ class Metrics:
 
     def collect(self) -> Iterator[Metric]:
         """prometheus-client's collector interface: this process's numbers, or all workers' summed."""
-        yield from families(self._summed() if self._dir is not None else self.values)
+        yield from families(self.deployment()[0])
 
     def render(self, servers_up: Mapping[str, bool] | None = None) -> bytes:
         """The text format; ``servers_up``: each MCP server of the current runtime, up or not (asked for at
@@ -274,8 +274,16 @@ class Metrics:
         tmp.write_bytes(data)
         os.replace(tmp, path)  # a reader sees the previous snapshot or this one, never half of one
 
-    def _summed(self) -> Values:
+    def deployment(self) -> tuple[Values, int]:
+        """Every worker's numbers summed, as a scrape answers them, and how many workers are alive (this
+        one included); one process: its own numbers."""
+        if self._dir is None:
+            return self.values, 1
+        return self._summed()
+
+    def _summed(self) -> tuple[Values, int]:
         assert self._dir is not None
+        workers = 1
         total: Values = {
             name: {labels: list(cell) for labels, cell in series.items()} for name, series in self.values.items()
         }
@@ -288,6 +296,7 @@ class Metrics:
             if pid == os.getpid():
                 continue  # this worker's numbers are the live ones above
             alive = _alive(pid)
+            workers += alive
             for name, rows in doc.get("values", {}).items():
                 family = _BY_NAME.get(name)
                 if family is None or (family.kind == "gauge" and not alive):
@@ -298,7 +307,7 @@ class Metrics:
                     if len(cell) == len(mine):
                         for i, v in enumerate(cell):
                             mine[i] += v
-        return total
+        return total, workers
 
 
 class _Fixed:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
+import math
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
@@ -26,8 +28,12 @@ from gateway import jsonx
 from gateway.observability.responses_store import ResponsesStore, StoredResponse
 from gateway.observability.usage import (
     AUDIT_COLUMNS,
+    FAILED,
     ONLY,
+    PERCENTILE_GROUPS,
+    TIMINGS,
     AuditRecord,
+    RequestQuery,
     StoreError,
     UsageRecord,
     UsageStore,
@@ -204,8 +210,19 @@ class PostgresStore(UsageStore):
     def get(self, record_id: str) -> UsageRecord | None:
         return self.db.call(self._get(record_id))
 
-    def summary(self, since: float, by: str) -> list[dict[str, Any]]:
-        return self.db.call(self._summary(since, by))
+    def summary(self, since: float, by: str, until: float = math.inf) -> list[dict[str, Any]]:
+        return self.db.call(self._summary(since, by, until))
+
+    def series(self, since: float, until: float, step: float) -> list[tuple[float, int, int]]:
+        return self.db.call(self._series(since, until, step))
+
+    def percentiles(
+        self, since: float, until: float, column: str, by: str | None = None
+    ) -> dict[str | None, tuple[float, float]]:
+        return self.db.call(self._percentiles(since, until, column, by))
+
+    def requests(self, query: RequestQuery) -> list[UsageRecord]:
+        return self.db.call(self._requests(query))
 
     def purge(self, before: float) -> int:
         return self.db.call(self._purge(before))
@@ -243,17 +260,55 @@ class PostgresStore(UsageStore):
         row = await pool.fetchrow(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE id = $1", record_id)
         return UsageRecord(*row.values()) if row is not None else None
 
-    async def _summary(self, since: float, by: str) -> list[dict[str, Any]]:
+    async def _summary(self, since: float, by: str, until: float) -> list[dict[str, Any]]:
         pool = await self.db.pool()
         order = "k" if by == "day" else "sum(total_tokens) DESC, k"
         rows = await pool.fetch(
             f"SELECT {_GROUPS[by]} AS k, count(*), sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint, "
             "sum(total_tokens)::bigint, sum(cost_usd), count(*) FILTER (WHERE cost_usd IS NULL AND total_tokens > 0), "
-            "count(*) FILTER (WHERE status >= 400 OR error_code IS NOT NULL) "
-            f"FROM usage WHERE ts >= $1{ONLY.get(by, '')} GROUP BY k ORDER BY {order}",
+            f"count(*) FILTER (WHERE {FAILED}) "
+            f"FROM usage WHERE ts >= $1 AND ts < $2{ONLY.get(by, '')} GROUP BY k ORDER BY {order}",
             since,
+            until,
         )
         return [summary_row(by, row.values()) for row in rows]
+
+    async def _series(self, since: float, until: float, step: float) -> list[tuple[float, int, int]]:
+        pool = await self.db.pool()
+        rows = await pool.fetch(
+            f"SELECT floor((ts - $1) / $2)::bigint AS b, count(*), count(*) FILTER (WHERE {FAILED}) FROM usage "
+            "WHERE ts >= $1 AND ts < $3 GROUP BY b ORDER BY b",
+            since,
+            step,
+            until,
+        )
+        return [(since + b * step, n, failed) for b, n, failed in (row.values() for row in rows)]
+
+    async def _percentiles(
+        self, since: float, until: float, column: str, by: str | None
+    ) -> dict[str | None, tuple[float, float]]:
+        assert column in TIMINGS
+        pool = await self.db.pool()
+        key = PERCENTILE_GROUPS[by]
+        rows = await pool.fetch(
+            f"SELECT {key} AS k, percentile_disc(0.5) WITHIN GROUP (ORDER BY {column}), "
+            f"percentile_disc(0.95) WITHIN GROUP (ORDER BY {column}) FROM usage "
+            f"WHERE ts >= $1 AND ts < $2 AND {column} IS NOT NULL GROUP BY 1",
+            since,
+            until,
+        )
+        return {k: (p50, p95) for k, p50, p95 in (row.values() for row in rows)}
+
+    async def _requests(self, query: RequestQuery) -> list[UsageRecord]:
+        pool = await self.db.pool()
+        marks = itertools.count(1)
+        where, args = query.where(lambda: f"${next(marks)}")
+        rows = await pool.fetch(
+            f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE {where} ORDER BY ts DESC, id DESC LIMIT ${next(marks)}",
+            *args,
+            query.limit,
+        )
+        return [UsageRecord(*row.values()) for row in rows]
 
     async def _purge(self, before: float) -> int:
         pool = await self.db.pool()

@@ -11,11 +11,12 @@ import abc
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 log = logging.getLogger("localrouter.usage")
@@ -29,6 +30,11 @@ GROUPS = {
 }
 #: the rows a grouping covers, when not all: ``tool`` covers MCP calls only (inference has no tool)
 ONLY = {"tool": " AND endpoint = 'mcp'"}
+#: a failed request: refused, or a stream that failed after its 200
+FAILED = "(status >= 400 OR error_code IS NOT NULL)"
+#: the columns :meth:`UsageStore.percentiles` reads, and what it may group them by
+TIMINGS = ("duration_ms", "ttfb_ms")
+PERCENTILE_GROUPS = {None: "NULL", "model": "model"}
 
 
 class UsageRecord(NamedTuple):
@@ -80,6 +86,39 @@ class AuditRecord(NamedTuple):
 AUDIT_KINDS = ("firewall", "operator")
 
 
+class RequestQuery(NamedTuple):
+    """Which records :meth:`UsageStore.requests` lists: each filter that is not None, newest first, from
+    just before ``before`` (the (ts, id) of the last record of the previous page)."""
+
+    client: str | None = None
+    model: str | None = None
+    status: tuple[int, int] | None = None  # an inclusive range
+    failed: bool = False  # only failed requests (see FAILED)
+    before: tuple[float, str] | None = None
+    limit: int = 50
+
+    def where(self, mark: Callable[[], str]) -> tuple[str, list[Any]]:
+        """The SQL condition and its arguments; ``mark()`` makes the next placeholder (``?``, ``$n``)."""
+        conditions: list[str] = ["TRUE"]
+        args: list[Any] = []
+        if self.client is not None:
+            conditions.append(f"client = {mark()}")
+            args.append(self.client)
+        if self.model is not None:
+            conditions.append(f"model = {mark()}")
+            args.append(self.model)
+        if self.status is not None:
+            conditions.append(f"status BETWEEN {mark()} AND {mark()}")
+            args += self.status
+        if self.failed:
+            conditions.append(FAILED)
+        if self.before is not None:
+            ts, ts2, rid = mark(), mark(), mark()
+            conditions.append(f"(ts < {ts} OR (ts = {ts2} AND id < {rid}))")
+            args += [self.before[0], self.before[0], self.before[1]]
+        return " AND ".join(conditions), args
+
+
 class StoreError(Exception):
     """The store could not be reached or written: the writer keeps the records and tries again."""
 
@@ -95,7 +134,25 @@ class UsageStore(abc.ABC):
     def get(self, record_id: str) -> UsageRecord | None: ...
 
     @abc.abstractmethod
-    def summary(self, since: float, by: str) -> list[dict[str, Any]]: ...
+    def summary(self, since: float, by: str, until: float = math.inf) -> list[dict[str, Any]]:
+        """Totals per ``by`` (a key of GROUPS) of the records from ``since`` until before ``until``."""
+
+    @abc.abstractmethod
+    def series(self, since: float, until: float, step: float) -> list[tuple[float, int, int]]:
+        """(bucket start, requests, failed) per ``step`` seconds from ``since``, for the buckets that hold
+        records."""
+
+    @abc.abstractmethod
+    def percentiles(
+        self, since: float, until: float, column: str, by: str | None = None
+    ) -> dict[str | None, tuple[float, float]]:
+        """(p50, p95) of ``column`` (one of TIMINGS; records without it are left out) per ``by`` (a key of
+        PERCENTILE_GROUPS). Nearest rank: the smallest value with at least that share of values at or below
+        it, one of the values themselves (PostgreSQL's ``percentile_disc``)."""
+
+    @abc.abstractmethod
+    def requests(self, query: RequestQuery) -> list[UsageRecord]:
+        """The records ``query`` selects, newest first (by ts, then id)."""
 
     @abc.abstractmethod
     def purge(self, before: float) -> int:
@@ -184,17 +241,48 @@ class SQLiteStore(UsageStore):
             row = self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE id = ?", (record_id,)).fetchone()
         return _record(row) if row else None
 
-    def summary(self, since: float, by: str) -> list[dict[str, Any]]:
+    def summary(self, since: float, by: str, until: float = math.inf) -> list[dict[str, Any]]:
         key, order = GROUPS[by], "k" if by == "day" else "SUM(total_tokens) DESC, k"
         sql = (
             f"SELECT {key} AS k, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens), "
-            "SUM(cost_usd), SUM(cost_usd IS NULL AND total_tokens > 0), "
-            "SUM(status >= 400 OR error_code IS NOT NULL) "
-            f"FROM usage WHERE ts >= ?{ONLY.get(by, '')} GROUP BY k ORDER BY {order}"
+            f"SUM(cost_usd), SUM(cost_usd IS NULL AND total_tokens > 0), SUM{FAILED} "
+            f"FROM usage WHERE ts >= ? AND ts < ?{ONLY.get(by, '')} GROUP BY k ORDER BY {order}"
         )
         with self._lock:
-            rows = self._db.execute(sql, (since,)).fetchall()
+            rows = self._db.execute(sql, (since, until)).fetchall()
         return [summary_row(by, row) for row in rows]
+
+    def series(self, since: float, until: float, step: float) -> list[tuple[float, int, int]]:
+        sql = (
+            f"SELECT CAST((ts - ?) / ? AS INTEGER) AS b, COUNT(*), SUM{FAILED} FROM usage "
+            "WHERE ts >= ? AND ts < ? GROUP BY b ORDER BY b"
+        )
+        with self._read_lock:
+            rows = self._reader.execute(sql, (since, step, since, until)).fetchall()
+        return [(since + b * step, n, failed) for b, n, failed in rows]
+
+    def percentiles(
+        self, since: float, until: float, column: str, by: str | None = None
+    ) -> dict[str | None, tuple[float, float]]:
+        assert column in TIMINGS
+        key = PERCENTILE_GROUPS[by]
+        # the value at rank ceil(p * n) is the smallest whose rank r has r >= p * n
+        sql = (
+            "SELECT k, MIN(CASE WHEN r >= 0.5 * n THEN v END), MIN(CASE WHEN r >= 0.95 * n THEN v END) FROM ("
+            f"SELECT {key} AS k, {column} AS v, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {column}) AS r, "
+            f"COUNT(*) OVER (PARTITION BY {key}) AS n FROM usage WHERE ts >= ? AND ts < ? AND {column} IS NOT NULL"
+            ") GROUP BY k"
+        )
+        with self._read_lock:
+            rows = self._reader.execute(sql, (since, until)).fetchall()
+        return {k: (p50, p95) for k, p50, p95 in rows}
+
+    def requests(self, query: RequestQuery) -> list[UsageRecord]:
+        where, args = query.where(lambda: "?")
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?"
+        with self._read_lock:
+            rows = self._reader.execute(sql, (*args, query.limit)).fetchall()
+        return [_record(row) for row in rows]
 
     def purge(self, before: float) -> int:
         with self._lock:

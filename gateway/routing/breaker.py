@@ -24,6 +24,7 @@ class _State:
 class Breakers:
     def __init__(self) -> None:
         self._states: dict[str, _State] = {}
+        self._last_errors: dict[str, str] = {}  # per target, kept after it recovers (the operator's view)
 
     def blocked(self, target: str, now: float | None = None) -> float | None:
         """Seconds until ``target`` may be tried, or None if this caller may try it now."""
@@ -38,8 +39,10 @@ class Breakers:
         state.probing = True
         return None
 
-    def failed(self, target: str, cooldown: Cooldown, now: float | None = None) -> bool:
+    def failed(self, target: str, cooldown: Cooldown, now: float | None = None, reason: str | None = None) -> bool:
         """Count a failed attempt; True if the target is now cooling down."""
+        if reason is not None:
+            self._last_errors[target] = reason
         if cooldown.failures <= 0:
             return False
         state = self._states.setdefault(target, _State())
@@ -52,6 +55,23 @@ class Breakers:
 
     def succeeded(self, target: str) -> None:
         self._states.pop(target, None)
+
+    def reset(self, target: str) -> None:
+        """An operator ended the target's cooldown: closed again, its failures forgotten."""
+        self._states.pop(target, None)
+
+    def last_error(self, target: str) -> str | None:
+        return self._last_errors.get(target)
+
+    def state(self, target: str, now: float | None = None) -> tuple[str, float | None]:
+        """closed, open or probing, and (open) the seconds until it may be tried."""
+        state = self._states.get(target)
+        if state is None or state.open_until == 0.0:
+            return "closed", None
+        now = time.monotonic() if now is None else now
+        if now < state.open_until:
+            return "open", state.open_until - now
+        return "probing", None
 
     def abandoned(self, target: str) -> None:
         """The attempt ended without a verdict (the client left): let another request probe."""

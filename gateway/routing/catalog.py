@@ -31,6 +31,17 @@ class Catalog:
         self._cache: dict[str, tuple[float, Models | None]] = {}
         self._pending: dict[str, asyncio.Task[Models | None]] = {}
         self._errors: dict[str, str] = {}  # why the last discovery failed, per provider (adapters keep secrets out)
+        self._discovered: dict[str, float] = {}  # when each provider's last discovery worked (Unix seconds)
+
+    def known(self, provider: str) -> tuple[Models, bool | None, float | None]:
+        """For the operator, nothing asked of the upstream: the models known now, whether the last discovery
+        worked (None: a configured list, or none finished yet), and when one last worked."""
+        static = self._static.get(provider)
+        if static is not None:
+            return static, None, None
+        models = self._cache.get(provider, (0.0, None))[1] or {}
+        reachable = False if provider in self._errors else True if provider in self._discovered else None
+        return models, reachable, self._discovered.get(provider)
 
     def start(self) -> None:
         """Begin discovery for every provider without a configured list."""
@@ -96,6 +107,7 @@ class Catalog:
         try:
             found: Models | None = {m.id: m for m in await self._providers[name].list_models()}
             expiry = time.monotonic() + self._ttl
+            self._discovered[name] = time.time()
             if self._errors.pop(name, None) is not None:
                 log.info("model discovery for provider %r works again: %d models", name, len(found or {}))
         except (ProviderError, UpstreamRejected) as exc:

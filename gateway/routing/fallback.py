@@ -81,7 +81,7 @@ async def _first_success(
             except ProviderError as exc:
                 trace.upstream_seconds += time.perf_counter() - began
                 trace.failures.append((target.id, target.provider, exc.kind))
-                opened = breakers.failed(target.id, provider.config.cooldown)
+                opened = breakers.failed(target.id, provider.config.cooldown, reason=exc.reason)
                 delay = backoff(retry, exc) if retry < retries and not opened else None
                 if delay is None:
                     _failed(failures, target, exc)

@@ -16,7 +16,7 @@ from gateway.observability.metrics import USAGE_DROPPED, Metrics
 from gateway.observability.postgres import PostgresStore
 from gateway.observability.responses_store import ResponsesStore
 from gateway.observability.stores import responses_store, usage_store
-from gateway.observability.usage import AuditRecord, UsageRecord, UsageStore, UsageWriter
+from gateway.observability.usage import AuditRecord, RequestQuery, UsageRecord, UsageStore, UsageWriter
 from tests.gateway.test_config import ENV, GOOD, parse, problems
 from tests.redisserver import free_port
 
@@ -128,6 +128,52 @@ async def test_the_writer_applies_the_retention(config: UsageConfig) -> None:
 
 RESPONSE = {"id": "resp_1", "object": "response", "output": [{"type": "message", "content": "Grüße ✓"}]}
 ITEMS = [{"type": "message", "role": "user", "content": "hi"}, *RESPONSE["output"]]
+
+
+async def test_summary_until_series_and_percentiles(store: UsageStore) -> None:
+    batch = [
+        record(i, ts=T0 + i * 10, duration_ms=float(i), ttfb_ms=float(100 + i) if i % 2 else None) for i in range(1, 21)
+    ]
+    batch.append(record(21, client="bob", ts=T0 + 95, model="gpt-y", status=503, duration_ms=1000.0))
+    batch.append(record(22, ts=T0 + 5, stream=True, error_code="stream_interrupted", duration_ms=0.5))
+    await call(store.write, batch)
+    rows = {r["client"]: r for r in await call(store.summary, T0, "client", T0 + 100)}  # [T0, T0 + 100)
+    assert rows["alice"]["requests"] == 10 and rows["alice"]["errors"] == 1  # records 1..9 and 22
+    assert rows["bob"]["requests"] == 1 and rows["bob"]["errors"] == 1
+    assert (await call(store.summary, T0, "client"))[0]["requests"] == 21
+    series = await call(store.series, T0, T0 + 200, 60.0)
+    # [0, 60): 10..50 and 5 | [60, 120): 60..110 and bob's 95 | [120, 180) | [180, 200): 180, 190
+    assert series == [(T0, 6, 1), (T0 + 60, 7, 1), (T0 + 120, 6, 0), (T0 + 180, 2, 0)]
+    # nearest rank: p50 of 22 values is the 11th, p95 the 21st (ceil(20.9))
+    durations = sorted(r.duration_ms for r in batch)
+    assert await call(store.percentiles, T0, T0 + 1000, "duration_ms") == {None: (durations[10], durations[20])}
+    ttfbs = sorted(r.ttfb_ms for r in batch if r.ttfb_ms is not None)  # ten: the 5th and the 10th
+    assert await call(store.percentiles, T0, T0 + 1000, "ttfb_ms") == {None: (ttfbs[4], ttfbs[9])}
+    by_model = await call(store.percentiles, T0, T0 + 1000, "duration_ms", "model")
+    assert by_model == {"gpt-x": (10.0, 19.0), "gpt-y": (1000.0, 1000.0)}
+    assert await call(store.percentiles, T0 + 5000, T0 + 6000, "duration_ms") == {}
+
+
+async def test_requests_filter_and_page_newest_first(store: UsageStore) -> None:
+    batch = [record(i, ts=T0 + i // 2, status=200 if i % 3 else 429) for i in range(10)]  # pairs share a ts
+    batch += [record(1, client="bob", ts=T0 + 3, model="gpt-y"), record(2, client="bob", ts=T0 + 1, error_code="x")]
+    await call(store.write, batch)
+    everything = sorted(batch, key=lambda r: (r.ts, r.id), reverse=True)
+    assert await call(store.requests, RequestQuery(limit=100)) == everything
+    pages, before = [], None
+    while True:
+        page = await call(store.requests, RequestQuery(before=before, limit=5))
+        pages += page
+        if len(page) < 5:
+            break
+        before = (page[-1].ts, page[-1].id)
+    assert pages == everything
+    assert [r.id for r in await call(store.requests, RequestQuery(client="bob"))] == ["req-bob-1", "req-bob-2"]
+    assert [r.id for r in await call(store.requests, RequestQuery(model="gpt-y"))] == ["req-bob-1"]
+    limited = await call(store.requests, RequestQuery(status=(400, 499)))
+    assert {r.id for r in limited} == {f"req-alice-{i}" for i in (0, 3, 6, 9)}
+    failed = await call(store.requests, RequestQuery(failed=True, client="bob"))
+    assert [r.id for r in failed] == ["req-bob-2"]
 
 
 def audit(n: int, ts: float = T0, kind: str = "firewall", **fields: Any) -> AuditRecord:

@@ -1,0 +1,103 @@
+"""``GET /admin/api/overview``: the deployment at a glance. Requests, errors and their series come from
+the usage records (every worker's and replica's, in the shared store), and so do the percentiles (nearest
+rank over the records in the range: exact, unlike the metrics' histogram buckets); streams in flight are
+the metrics' gauge summed over every worker, as ``/metrics`` sums it."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from aiohttp import web
+from aiohttp_apigami import docs, response_schema
+
+from gateway import __version__
+from gateway.api import health
+from gateway.api.admin import params, records, schemas
+from gateway.api.answers import AUTH, json_answer
+from gateway.keys import OBSERVER, STARTED_AT
+from gateway.observability.metrics import STREAMS
+from gateway.observability.usage import UsageStore
+
+#: range -> (its length, the width of a bucket of its series), in seconds
+RANGES = {"1h": (3600, 60), "24h": (86400, 900)}
+DAY = 86400
+
+
+def _percentiles(found: dict[str | None, tuple[float, float]]) -> dict[str, float | None]:
+    p50, p95 = found.get(None, (None, None))
+    return {"p50": p50, "p95": p95}
+
+
+def _series(since: float, step: int, count: int, rows: list[tuple[float, int, int]]) -> list[dict[str, Any]]:
+    """Every bucket, zero-filled."""
+    found = {round((t - since) / step): (n, failed) for t, n, failed in rows}
+    return [
+        {"t": since + i * step, "requests": found.get(i, (0, 0))[0], "errors": found.get(i, (0, 0))[1]}
+        for i in range(count)
+    ]
+
+
+def today(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The totals of summary rows; cost: the priced requests' sum, null when none was priced."""
+    costs = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
+    totals = {k: sum(r[k] for r in rows) for k in ("requests", "prompt_tokens", "completion_tokens", "total_tokens")}
+    return {**totals, "cost_usd": sum(costs) if costs else None}
+
+
+def _streams(request: web.Request) -> tuple[int | None, int]:
+    """Streams in flight and workers alive, over every worker (None: metrics are off)."""
+    metrics = request.app[OBSERVER].metrics
+    if metrics is None:
+        return None, 1
+    values, workers = metrics.deployment()
+    return int(sum(cell[0] for cell in values[STREAMS.name].values())), workers
+
+
+@docs(
+    tags=["admin"],
+    summary="Status, requests and errors over the last hour or day, latency percentiles, today's usage",
+    security=AUTH,
+    parameters=[
+        {"in": "query", "name": "range", "required": False, "schema": {"type": "string", "enum": list(RANGES)}}
+    ],
+    responses=schemas.errors(400, 503),
+)
+@response_schema(schemas.AdminOverviewSchema, 200)
+async def overview(request: web.Request) -> web.Response:
+    span = params.choice(request, "range", RANGES, "1h") or "1h"
+    length, step = RANGES[span]
+    now = time.time()
+    count = length // step
+    since = (math.floor(now / step) - count + 1) * step  # the last bucket holds now
+    midnight = now - now % DAY
+
+    def query(store: UsageStore) -> tuple[Any, ...]:
+        return (
+            store.series(since, math.inf, step),
+            store.percentiles(since, math.inf, "duration_ms"),
+            store.percentiles(since, math.inf, "ttfb_ms"),
+            store.summary(midnight, "client"),
+        )
+
+    series, duration, ttfb, usage_today = await records.read(request, query) or ([], {}, {}, [])
+    streams, workers = _streams(request)
+    buckets = _series(since, step, count, series)
+    n, failed = sum(b["requests"] for b in buckets), sum(b["errors"] for b in buckets)
+    doc = {
+        "status": health.status(request),
+        "version": __version__,
+        "uptime_s": round(now - request.app[STARTED_AT], 3),
+        "range": span,
+        "series": buckets,
+        "requests": n,
+        "errors": failed,
+        "error_rate": failed / n if n else 0.0,
+        "duration_ms": _percentiles(duration),
+        "ttfb_ms": _percentiles(ttfb),
+        "today": today(usage_today),
+        "streams_in_flight": streams,
+        "workers": workers,
+    }
+    return json_answer(doc)

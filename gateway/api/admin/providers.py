@@ -1,0 +1,104 @@
+"""``/admin/api/providers``: every provider and target as the answering process sees it (model
+discovery, breakers: each process keeps its own), with each target's median duration over the last hour
+from the usage records (every process's); resetting a target's cooldown, on every process
+(gateway.auth.overrides)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+from aiohttp import web
+from aiohttp_apigami import docs, response_schema
+
+from gateway.api.admin import records, schemas
+from gateway.api.answers import AUTH, json_answer
+from gateway.auth.overrides import OverridesUnavailable
+from gateway.errors import NotFound, StoreUnavailable
+from gateway.keys import LIVE, RUNTIME
+from gateway.observability.usage import UsageStore
+from gateway.routing.breaker import Breakers
+from gateway.routing.router import Target
+
+LATENCY_WINDOW = 3600.0
+_LAST_ERROR = 300  # characters of a target's last error shown
+
+
+def _breaker(breakers: Breakers, target: str) -> dict[str, Any]:
+    state, seconds = breakers.state(target)
+    return {"state": state, "open_until": round(time.time() + seconds, 3) if seconds is not None else None}
+
+
+def _target(
+    request: web.Request, target: str, known: tuple[bool | None, float | None], p50: float | None
+) -> dict[str, Any]:
+    breakers = request.app[LIVE].breakers
+    last = breakers.last_error(target)
+    return {
+        "id": target,
+        "reachable": known[0],
+        "discovered_at": known[1],
+        "breaker": _breaker(breakers, target),
+        "last_error": last[:_LAST_ERROR] if last else None,
+        "latency_ms": {"p50": p50},
+    }
+
+
+@docs(
+    tags=["admin"],
+    summary="Every provider and target: reachable, breaker state, last error, median latency; MCP servers",
+    security=AUTH,
+    responses=schemas.errors(503),
+)
+@response_schema(schemas.AdminProvidersSchema, 200)
+async def providers(request: web.Request) -> web.Response:
+    runtime = request[RUNTIME]
+
+    def query(store: UsageStore) -> dict[str | None, tuple[float, float]]:
+        return store.percentiles(time.time() - LATENCY_WINDOW, math.inf, "duration_ms", by="model")
+
+    latency = await records.read(request, query) or {}
+    doc = []
+    for p in runtime.config.providers:
+        models, reachable, discovered = runtime.catalog.known(p.name)
+        targets = [
+            _target(request, f"{p.name}/{m}", (reachable, discovered), latency.get(f"{p.name}/{m}", (None,))[0])
+            for m in sorted(models)
+        ]
+        doc.append({"name": p.name, "type": p.type, "targets": targets})
+    mcp = [dataclasses.asdict(h) for h in runtime.mcp.health()] if runtime.mcp is not None else []
+    return json_answer({"providers": doc, "mcp_servers": mcp})
+
+
+@docs(
+    tags=["admin"],
+    summary="End a target's cooldown (its breaker closes, its failures are forgotten) on every process",
+    security=AUTH,
+    parameters=[
+        {
+            "in": "path",
+            "name": "target",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "`provider/model`",
+        }
+    ],
+    responses=schemas.errors(404, 503),
+)
+@response_schema(schemas.AdminResetSchema, 200)
+async def reset(request: web.Request) -> web.Response:
+    runtime = request[RUNTIME]
+    target = Target.parse(request.match_info["target"])
+    if target is None or target.provider not in runtime.providers:
+        raise NotFound(f"No target {request.match_info['target'][:100]!r}.", param="target")
+    models, _, _ = runtime.catalog.known(target.provider)
+    if target.model not in models and request.app[LIVE].breakers.state(target.id)[0] == "closed":
+        raise NotFound(f"No target {target.id[:100]!r}.", param="target")
+    try:
+        await request.app[LIVE].overrides.reset(target.id)
+    except OverridesUnavailable as exc:
+        raise StoreUnavailable("The shared state cannot be reached now; nothing changed. Try again.") from exc
+    records.audit(request, "reset_cooldown", target.id)
+    return json_answer({"target": target.id, "breaker": _breaker(request.app[LIVE].breakers, target.id)})

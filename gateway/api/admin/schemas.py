@@ -1,0 +1,198 @@
+"""Marshmallow schemas of the admin API, for the OpenAPI document only (answers are built as plain dicts).
+Times are Unix seconds, money USD (null: unpriced), durations milliseconds."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from gateway.api.schemas import ErrorSchema
+
+__all__ = ["ErrorSchema"]
+
+_Num = fields.Float
+_Int = fields.Integer
+
+
+def _nullable(field: type[fields.Field], **kwargs: object) -> fields.Field:
+    return field(allow_none=True, required=True, **kwargs)  # type: ignore[arg-type]
+
+
+class AdminLoginSchema(Schema):
+    secret = fields.String(required=True, metadata={"description": "An admin client's secret"})
+
+
+class AdminSessionSchema(Schema):
+    client = fields.String(required=True)
+    csrf = fields.String(required=True, metadata={"description": "Send as `X-CSRF-Token` with the cookie"})
+    expires_at = _Int(required=True)
+
+
+class AdminPercentilesSchema(Schema):
+    p50 = _nullable(_Num)
+    p95 = _nullable(_Num)
+
+
+class AdminBucketSchema(Schema):
+    t = _Num(required=True)
+    requests = _Int(required=True)
+    errors = _Int(required=True)
+
+
+class AdminTodaySchema(Schema):
+    requests = _Int(required=True)
+    prompt_tokens = _Int(required=True)
+    completion_tokens = _Int(required=True)
+    total_tokens = _Int(required=True)
+    cost_usd = _nullable(_Num)
+
+
+class AdminOverviewSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok", "degraded", "draining"]})
+    version = fields.String(required=True)
+    uptime_s = _Num(required=True)
+    range = fields.String(required=True)
+    series = fields.List(fields.Nested(AdminBucketSchema), required=True)
+    requests = _Int(required=True)
+    errors = _Int(required=True)
+    error_rate = _Num(required=True)
+    duration_ms = fields.Nested(AdminPercentilesSchema, required=True)
+    ttfb_ms = fields.Nested(AdminPercentilesSchema, required=True)
+    today = fields.Nested(AdminTodaySchema, required=True)
+    streams_in_flight = _nullable(_Int)
+    workers = _Int(required=True)
+
+
+class AdminBreakerSchema(Schema):
+    state = fields.String(required=True, metadata={"enum": ["closed", "open", "probing"]})
+    open_until = _nullable(_Num)
+
+
+class AdminMedianSchema(Schema):
+    p50 = _nullable(_Num)
+
+
+class AdminTargetSchema(Schema):
+    id = fields.String(required=True)
+    reachable = _nullable(fields.Boolean)
+    discovered_at = _nullable(_Num)
+    breaker = fields.Nested(AdminBreakerSchema, required=True)
+    last_error = _nullable(fields.String)
+    latency_ms = fields.Nested(AdminMedianSchema, required=True)
+
+
+class AdminProviderSchema(Schema):
+    name = fields.String(required=True)
+    type = fields.String(required=True)
+    targets = fields.List(fields.Nested(AdminTargetSchema), required=True)
+
+
+class AdminMcpServerSchema(Schema):
+    name = fields.String(required=True)
+    transport = fields.String(required=True)
+    state = fields.String(required=True)
+    last_error = _nullable(fields.String)
+
+
+class AdminProvidersSchema(Schema):
+    providers = fields.List(fields.Nested(AdminProviderSchema), required=True)
+    mcp_servers = fields.List(fields.Nested(AdminMcpServerSchema), required=True)
+
+
+class AdminResetSchema(Schema):
+    target = fields.String(required=True)
+    breaker = fields.Nested(AdminBreakerSchema, required=True)
+
+
+class AdminPeriodSchema(Schema):
+    requests = _Int(required=True)
+    total_tokens = _Int(required=True)
+    cost_usd = _nullable(_Num)
+
+
+class AdminLimitSchema(Schema):
+    name = fields.String(required=True, metadata={"example": "requests_per_minute"})
+    used = _nullable(_Num)
+    limit = _Num(required=True)
+
+
+class AdminClientSchema(Schema):
+    name = fields.String(required=True)
+    strategy = fields.String(required=True)
+    enabled = fields.Boolean(required=True)
+    admin = fields.Boolean(required=True)
+    suspended = fields.Boolean(required=True)
+    today = fields.Nested(AdminPeriodSchema, required=True)
+    month = fields.Nested(AdminPeriodSchema, required=True)
+    limits = fields.List(fields.Nested(AdminLimitSchema), required=True)
+
+
+class AdminClientsSchema(Schema):
+    clients = fields.List(fields.Nested(AdminClientSchema), required=True)
+
+
+class AdminSuspensionSchema(Schema):
+    name = fields.String(required=True)
+    suspended = fields.Boolean(required=True)
+
+
+class AdminUsageSchema(Schema):
+    by = fields.String(required=True)
+    since = _Num(required=True)
+    until = _nullable(_Num)
+    rows = fields.List(fields.Dict(), required=True, metadata={"description": "as `localrouter usage --json`"})
+
+
+class AdminRequestSchema(Schema):
+    id = fields.String(required=True)
+    ts = _Num(required=True)
+    client = fields.String(required=True)
+    endpoint = fields.String(required=True)
+    model_requested = _nullable(fields.String)
+    model = _nullable(fields.String)
+    provider = _nullable(fields.String)
+    stream = fields.Boolean(required=True)
+    status = _Int(required=True)
+    attempts = _Int(required=True)
+    prompt_tokens = _Int(required=True)
+    completion_tokens = _Int(required=True)
+    total_tokens = _Int(required=True)
+    cost_usd = _nullable(_Num)
+    duration_ms = _Num(required=True)
+    ttfb_ms = _nullable(_Num)
+    error_code = _nullable(fields.String)
+
+
+class AdminRequestsSchema(Schema):
+    requests = fields.List(fields.Nested(AdminRequestSchema), required=True)
+    next = _nullable(fields.String, metadata={"description": "pass as `before` for the next page"})
+
+
+class AdminAuditRecordSchema(Schema):
+    id = fields.String(required=True)
+    ts = _Num(required=True)
+    kind = fields.String(required=True)
+    actor = fields.String(required=True)
+    client = _nullable(fields.String)
+    subject = fields.String(required=True)
+    action = fields.String(required=True)
+    rule = _nullable(fields.String)
+    held_ms = _nullable(_Num)
+    detail = _nullable(fields.String)
+
+
+class AdminAuditSchema(Schema):
+    records = fields.List(fields.Nested(AdminAuditRecordSchema), required=True)
+
+
+_ERRORS = {
+    400: "A query parameter is malformed or out of range (`param` names it)",
+    401: "Missing or invalid credential (secret, access token or session cookie), or the client is suspended",
+    403: "The client is not an admin, or a request made with the session cookie lacks its `X-CSRF-Token`",
+    404: "No such client, target or request",
+    503: "The usage records (or the shared state) cannot be reached now",
+}
+
+
+def errors(*statuses: int) -> dict[int, dict[str, object]]:
+    """The error answers of an admin endpoint, for its ``@docs``: 401 and 403 always, and ``statuses``."""
+    return {s: {"schema": ErrorSchema, "description": _ERRORS[s]} for s in sorted({401, 403, *statuses})}

@@ -1,0 +1,106 @@
+"""Operator actions reach every process: two ``serve`` processes sharing Redis, and ``serve --workers 2``
+without Redis (through the workers' shared directory). A suspended client is refused with 401 by each
+process, a resumed one served again, and a reset cooldown is over on each; the overview counts every
+worker. Which process answered: the prefix of its request ids (one random prefix per process)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import ALICE, bearer
+from tests.fakes.openai_upstream import FakeOpenAI, Script
+from tests.gateway.test_admin_api import ADMIN, API, admin_config
+from tests.procs import start_serve, stop, write_config
+from tests.redisserver import RedisServer
+
+CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+PROPAGATION = 5.0  # generous: the processes read the shared overrides every 0.5 s
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+async def _serve(tmp_path, data: dict[str, Any], *args: str) -> AsyncIterator[list[str]]:
+    path = write_config(tmp_path, data)
+    count = 1 if "--workers" in args else 2
+    procs = [await start_serve("-c", str(path), *args, env={"ALICE_SECRET": ALICE}) for _ in range(count)]
+    try:
+        yield [url for _, url, _ in procs]
+    finally:
+        for proc, _, _ in procs:
+            assert await stop(proc) == 0
+
+
+async def _chat(url: str) -> tuple[int, str, str | None]:
+    """(status, the answering process, the target that answered) over a connection of its own, so that
+    under ``--workers`` the kernel spreads these requests over the workers."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        async with http.post(url + "/v1/chat/completions", json=CHAT, headers=bearer(ALICE)) as resp:
+            await resp.read()
+            return resp.status, resp.headers["X-Request-ID"][:16], resp.headers.get("x-localrouter-model")
+
+
+async def _everywhere(urls: list[str], check: Callable[[int, str | None], bool]) -> None:
+    """Until every process (two) answers as ``check`` wants, each of the last 12 requests included."""
+    deadline = time.monotonic() + PROPAGATION
+    while True:
+        answers = [await _chat(urls[i % len(urls)]) for i in range(12)]
+        if all(check(status, model) for status, _, model in answers) and len({p for _, p, _ in answers}) == 2:
+            return
+        assert time.monotonic() < deadline, answers
+        await asyncio.sleep(0.1)
+
+
+async def _admin(url: str, path: str) -> Any:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + API + path, headers=bearer(ADMIN)) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+
+async def _actions_reach_every_process(urls: list[str], primary: FakeOpenAI) -> None:
+    await _everywhere(urls, lambda status, _: status == 200)
+    await _admin(urls[0], "/clients/alice/suspend")
+    assert (await _chat(urls[0]))[0] == 401  # the process that took the action: at once
+    await _everywhere(urls, lambda status, _: status == 401)
+    await _admin(urls[-1], "/clients/alice/resume")
+    await _everywhere(urls, lambda status, _: status == 200)
+    primary.default = Script(status=500)  # every process opens the target's breaker (one failure, 300 s)
+    await _everywhere(urls, lambda status, model: status == 200 and model == "backup/gpt-4o-mini")
+    primary.default = Script()
+    await _everywhere(urls, lambda status, model: model == "backup/gpt-4o-mini")  # still cooling down
+    await _admin(urls[0], "/targets/openai/gpt-4o-mini/reset")
+    await _everywhere(urls, lambda status, model: model == "openai/gpt-4o-mini")
+
+
+def _config(upstreams: tuple[FakeOpenAI, FakeOpenAI], **extra: Any) -> dict[str, Any]:
+    data = admin_config(*upstreams, **extra)
+    data["providers"][0]["cooldown"] = {"failures": 1, "seconds": 300}
+    data["logging"] = {"access": False}
+    return data
+
+
+async def test_two_processes_sharing_redis(tmp_path, upstreams, redis_server) -> None:
+    data = _config(upstreams, state={"backend": "redis", "redis_url": redis_server.url})
+    async for urls in _serve(tmp_path, data):
+        await _actions_reach_every_process(urls, upstreams[0])
+
+
+async def test_workers_without_redis(tmp_path, upstreams) -> None:
+    async for urls in _serve(tmp_path, _config(upstreams), "--workers", "2", "--allow-per-process-limits"):
+        await _actions_reach_every_process(urls, upstreams[0])
+        await asyncio.sleep(1.5)  # each worker's metrics snapshot is written every second
+        async with aiohttp.ClientSession() as http:
+            async with http.get(urls[0] + API + "/overview", headers=bearer(ADMIN)) as resp:
+                doc = await resp.json()
+        assert doc["workers"] == 2
