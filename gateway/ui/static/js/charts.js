@@ -43,12 +43,12 @@ export function timeChart(el, times, series) {
   return mount(el, options, [times, ...series.map((s) => s.values)]);
 }
 
-// Bars, one per category (``labels``), of one or more ``series`` ([{label, values}]).
-export function barChart(el, labels, series) {
+// Bars, one per category (``labels``, called ``name`` in the legend), of one or more ``series`` ([{label, values}]).
+export function barChart(el, labels, series, name) {
   const xs = labels.map((_, i) => i);
   const bars = uPlot.paths.bars({ size: [0.6, 60] });
   const options = {
-    series: [{ label: "", value: (u, v) => (v === null ? "—" : labels[v] ?? "") }, ...series.map((s, i) => ({
+    series: [{ label: name, value: (u, v) => (v === null ? "—" : labels[v] ?? "") }, ...series.map((s, i) => ({
       label: s.label, stroke: COLORS[i % COLORS.length], fill: COLORS[i % COLORS.length] + "cc", paths: bars, points: { show: false },
     }))],
     scales: { x: { time: false, range: () => [-0.5, Math.max(0.5, labels.length - 0.5)] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },

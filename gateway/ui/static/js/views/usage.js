@@ -39,7 +39,7 @@ function chart(el, by, rows) {
       { label: "requests", values: rows.map((r) => r.requests), axis: 1 },
     ]);
   }
-  return barChart(el, rows.map((r) => String(r[by] ?? "—")), [{ label: "total tokens", values: rows.map((r) => r.total_tokens) }]);
+  return barChart(el, rows.map((r) => String(r[by] ?? "—")), [{ label: "total tokens", values: rows.map((r) => r.total_tokens) }], by);
 }
 
 const COLUMNS = [
@@ -62,7 +62,7 @@ export async function render(root, api, args, ctx) {
     form(ctx, by, sinceDay, untilDay),
     h("div", { class: "panel" }, h("h2", {}, `Tokens by ${by}`), el),
     h("h2", {}, `By ${by}, ${sinceDay} to ${untilDay} `, h("a", { href: csv, download: `usage-by-${by}.csv`, id: "usage-csv", class: "button quiet" }, "Export CSV")),
-    table([[by], ...COLUMNS.map(([, label]) => [label, "num"])], doc.rows.map((r) => h("tr", { "data-key": String(r[by]) },
+    table([[by], ...COLUMNS.map(([, label]) => [label, "num"])], doc.rows.map((r) => h("tr", { "data-key": r[by] === null ? "" : String(r[by]) },
       cell(by, r[by], String(r[by] ?? "—"), "wrap"),
       COLUMNS.map(([key, , show]) => cell(key, r[key], show(r[key]), "num")),
     )), "No usage in this range."),
