@@ -12,7 +12,7 @@ from typing import IO
 from aiohttp import web
 
 from gateway.api import openapi
-from gateway.api.routes import ROUTES
+from gateway.api.routes import ROOT_ROUTES, ROUTES
 from gateway.config import Config
 from gateway.endpoints import Table
 from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, RESPONSES, ROUTE_TABLE, SHUTDOWN, STARTED_AT
@@ -45,6 +45,8 @@ def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Appli
     app[OPENAPI] = openapi.build(app)  # documents the root paths; /v1 mirrors them
     for route in ROUTES:
         table[app.router.add_route(route.method, PREFIXES[1] + route.path, route.handler)] = route
+    for route in ROOT_ROUTES:
+        table[app.router.add_route(route.method, route.path, route.handler)] = route
     app.on_response_prepare.append(response_headers)
     app.cleanup_ctx.append(_upstreams)
     app.cleanup_ctx.append(_responses)

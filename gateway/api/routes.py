@@ -17,6 +17,7 @@ from gateway.api import (
     models,
     oauth,
     openapi,
+    operator_page,
     responses,
 )
 from gateway.endpoints import Route
@@ -47,3 +48,12 @@ ROUTES = (
         for m, h in (("POST", mcp.post), ("GET", mcp.get), ("DELETE", mcp.delete))
     ),
 )
+
+ROOT_ROUTES = (
+    # the operator page: its files are public, its data comes from the admin API (admin clients only)
+    Route("GET", "/ui", operator_page.redirect, "ui", public=True),
+    Route("GET", "/ui/", operator_page.index, "ui", public=True),
+    Route("GET", "/ui/{path:.+}", operator_page.asset, "ui", public=True),
+    Route("GET", "/favicon.ico", operator_page.favicon, "ui", public=True),
+)
+"""Served at the root only: a browser's paths, not an SDK's (no ``/v1`` twin)."""

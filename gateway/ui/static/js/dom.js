@@ -1,0 +1,56 @@
+// Building the page from data without ever parsing it as HTML: every value goes in as text.
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key in el && typeof value !== "string") el[key] = value;
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+const decimal = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+
+const WHEN = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" };
+
+export const fmt = {
+  int: (n) => (n === null || n === undefined ? "—" : integer.format(n)),
+  ms: (n) => (n === null || n === undefined ? "—" : `${decimal.format(n)} ms`),
+  usd: (n) => (n === null || n === undefined ? "unpriced" : `$${Number(n).toFixed(n !== 0 && Math.abs(n) < 0.01 ? 6 : 4)}`),
+  pct: (n) => (n === null || n === undefined ? "—" : `${(n * 100).toFixed(2)} %`),
+  time: (t) => (t === null || t === undefined ? "—" : new Date(t * 1000).toLocaleString(undefined, WHEN)),
+  duration(seconds) {
+    const s = Math.floor(seconds);
+    const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600), mm = Math.floor((s % 3600) / 60);
+    return d ? `${d} d ${hh} h` : hh ? `${hh} h ${mm} min` : mm ? `${mm} min ${s % 60} s` : `${s} s`;
+  },
+};
+
+// A table cell that shows ``text`` and keeps the raw value (data-v) under its field's name (data-k): what
+// a reader sees is formatted, what a script or test compares is exact.
+export function cell(key, value, text = value, cls) {
+  const raw = value === null || value === undefined ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
+  return h("td", { "data-k": key, "data-v": raw, class: cls }, text ?? "—");
+}
+
+export function table(headers, rows, emptyText = "Nothing yet.") {
+  if (!rows.length) return h("div", { class: "table-wrap" }, h("p", { class: "empty" }, emptyText));
+  const head = h("tr", {}, headers.map(([label, cls]) => h("th", { class: cls }, label)));
+  return h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, head), h("tbody", {}, rows)));
+}
+
+export function card(label, value, key) {
+  return h("div", { class: "card", "data-card": key }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
+}
+
+export function pill(text, tone) {
+  return h("span", { class: `pill ${tone || ""}` }, text);
+}

@@ -1,0 +1,101 @@
+// The operator page: log in with an admin client's secret (the admin API sets an HttpOnly session
+// cookie), then one view per hash (#overview, #providers, #clients, #usage, #requests[/id], #audit).
+
+import { Api, ApiError } from "./api.js";
+import * as overview from "./views/overview.js";
+import * as providers from "./views/providers.js";
+import * as clients from "./views/clients.js";
+import * as usage from "./views/usage.js";
+import * as requests from "./views/requests.js";
+import * as audit from "./views/audit.js";
+
+const VIEWS = { overview, providers, clients, usage, requests, audit };
+const $ = (id) => document.getElementById(id);
+
+// the API beside the page: /ui/ -> /admin/api (relative, so a proxy's path prefix holds)
+const api = new Api(new URL("../admin/api", document.baseURI).pathname, () => showLogin());
+
+function showLogin(message = "") {
+  for (const id of ["nav", "session", "view", "banner"]) $(id).hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message;
+  $("secret").focus();
+}
+
+function showApp(session) {
+  api.csrf = session.csrf;
+  $("who").textContent = `Signed in as ${session.client}`;
+  $("login").hidden = true;
+  for (const id of ["nav", "session", "view"]) $(id).hidden = false;
+  route();
+}
+
+export function banner(error) {
+  const el = $("banner");
+  el.textContent = error ? `${error.message}` : "";
+  el.hidden = !error;
+}
+
+async function route() {
+  if (!api.csrf) return;
+  const [path, query] = location.hash.replace(/^#/, "").split("?");
+  const [name, ...rest] = (path || "overview").split("/");
+  const params = new URLSearchParams(query || "");
+  const view = VIEWS[name] ? name : "overview";
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
+  banner(null);
+  const root = document.createElement("div");
+  root.className = "view";
+  root.dataset.view = view;
+  $("view").replaceChildren(root); // attached first: charts take their width from it; a later navigation replaces it
+  try {
+    await VIEWS[view].render(root, api, rest.map(decodeURIComponent), { banner, refresh: route, params, go });
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.status === 401) return;
+    banner(error);
+  }
+  root.dataset.ready = "1"; // drawn from the API's answers (what a test waits for)
+}
+
+// to a view with these parameters (a hash like #usage?by=model): the hash is the page's whole state
+function go(name, params = {}) {
+  const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v !== null && v !== undefined));
+  const qs = query.toString();
+  const hash = `#${name}${qs ? `?${qs}` : ""}`;
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+async function login(event) {
+  event.preventDefault();
+  const secret = $("secret").value;
+  try {
+    const session = await api.call("POST", "/login", { body: { secret }, quiet401: true });
+    $("secret").value = "";
+    showApp(session);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    showLogin(error.status === 403 ? "That client is not an admin (admin: true in the config)." : error.message);
+  }
+}
+
+async function logout() {
+  await api.post("/logout").catch(() => null);
+  api.csrf = null;
+  showLogin();
+}
+
+async function start() {
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", logout);
+  window.addEventListener("hashchange", route);
+  try {
+    showApp(await api.call("GET", "/session", { quiet401: true }));
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    showLogin();
+  }
+}
+
+start();
