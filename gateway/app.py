@@ -15,7 +15,19 @@ from gateway.api import openapi
 from gateway.api.routes import ROUTES
 from gateway.config import Config
 from gateway.endpoints import Table
-from gateway.keys import CONFIG, LIVE, MCP_SESSIONS, OBSERVER, OPENAPI, RESPONSES, ROUTE_TABLE, SHUTDOWN, STARTED_AT
+from gateway.firewall import Firewall
+from gateway.keys import (
+    CONFIG,
+    FIREWALL,
+    LIVE,
+    MCP_SESSIONS,
+    OBSERVER,
+    OPENAPI,
+    RESPONSES,
+    ROUTE_TABLE,
+    SHUTDOWN,
+    STARTED_AT,
+)
 from gateway.mcp.sessions import Sessions
 from gateway.observability.observer import Observer
 from gateway.observability.stores import responses_store
@@ -49,6 +61,7 @@ def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Appli
     app.on_response_prepare.append(response_headers)
     app.cleanup_ctx.append(_upstreams)
     app.cleanup_ctx.append(_responses)
+    app.cleanup_ctx.append(_firewall)
     return app
 
 
@@ -80,3 +93,14 @@ async def _responses(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         store.close()
+
+
+async def _firewall(app: web.Application) -> AsyncIterator[None]:
+    """The firewall's held requests and decisions (through Redis with ``state.backend: redis``)."""
+    observer = app[OBSERVER]
+    firewall = app[FIREWALL] = Firewall(app[CONFIG].state, observer.metrics, observer.usage)
+    await firewall.start()
+    try:
+        yield
+    finally:
+        await firewall.close()

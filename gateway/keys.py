@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.endpoints import Route, Table
+from gateway.firewall import Firewall
 from gateway.mcp.sessions import Sessions
 from gateway.observability.exchange import Exchange
 from gateway.observability.observer import Observer
@@ -22,6 +23,7 @@ OBSERVER = web.AppKey("observer", Observer)
 SHUTDOWN = web.AppKey("shutdown", Shutdown)  # the process's graceful end, as requests see it
 RESPONSES = web.AppKey("responses", ResponsesStore)  # the stored responses of the Responses API
 MCP_SESSIONS: web.AppKey[Sessions] = web.AppKey("mcp_sessions")  # the MCP endpoint's, kept across reloads
+FIREWALL = web.AppKey("firewall", Firewall)  # held requests, decisions, the secrets detector; kept across reloads
 ROUTE_TABLE: web.AppKey[Table] = web.AppKey("route_table")  # each route aiohttp matches -> its Route
 
 ROUTE: web.RequestKey[Route] = web.RequestKey("route")  # the endpoint this request reached, found once

@@ -1,9 +1,9 @@
 """The checks a request passes before its handler, in order: pin the runtime (first: every later step,
 the handler included, reads that one, so a reload never changes the rules under a request in flight) ->
 security (host, CORS preflight) -> auth (who) -> rate limit (how much) -> body (the JSON object, read
-once) -> permissions (which model); the last three only for the inference endpoints, and an admin
-endpoint asks for an admin client right after auth. The request's Route (found once by ``observe``)
-says which endpoints those are and which need no secret.
+once) -> permissions (which model) -> firewall (rules and secrets, for the strategies it looks at); the
+last four only for the inference endpoints, and an admin endpoint asks for an admin client right after auth.
+The request's Route (found once by ``observe``) says which endpoints those are and which need no secret.
 
 Rate limiting comes before the body is read, so a request counts against its client's budget even when
 its body is then refused.
@@ -19,8 +19,8 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.keys import LIVE, ROUTE, RUNTIME
-from middlewares import auth, body, permissions, rate_limit, security
+from gateway.keys import LIVE, PRINCIPAL, ROUTE, RUNTIME
+from middlewares import auth, body, firewall, permissions, rate_limit, security
 
 
 @web.middleware
@@ -39,6 +39,8 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
             await rate_limit.admit(request)
             await body.read(request)
             await permissions.resolve(request)
+            if request[PRINCIPAL].policy.screened:
+                await firewall.screen(request)
         return await handler(request)
     finally:
         runtime.finished()

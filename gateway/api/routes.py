@@ -18,6 +18,7 @@ from gateway.api import (
     openapi,
     responses,
 )
+from gateway.api.admin import approvals
 from gateway.endpoints import Route
 
 ROUTES = (
@@ -38,6 +39,8 @@ ROUTES = (
     Route("POST", "/oauth/token", oauth.token, "oauth", public=True),  # the client authenticates in the body
     Route("GET", "/.well-known/oauth-protected-resource", discovery.protected_resource, "oauth", public=True),
     Route("GET", "/.well-known/oauth-authorization-server", discovery.authorization_server, "oauth", public=True),
+    Route("GET", "/admin/api/approvals", approvals.pending, "admin", admin=True),
+    Route("POST", "/admin/api/approvals/{id}", approvals.decide, "admin", admin=True),
     # MCP's Streamable HTTP transport, on its own path and on the root (no other route is at "/")
     *(
         Route(m, p, h, "mcp")

@@ -20,6 +20,7 @@ import yaml
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig, read_auth
 from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret, read_client
+from gateway.config.firewall import FirewallConfig, read_firewall
 from gateway.config.limits import StateConfig, read_state
 from gateway.config.mcp import McpServerConfig, read_mcp_server
 from gateway.config.observability import (
@@ -63,6 +64,7 @@ class Config:
     generated_secret: Secret | None = None
     mcp_servers: tuple[McpServerConfig, ...] = ()
     tracing: TracingConfig = TracingConfig()
+    firewall: FirewallConfig = FirewallConfig()
 
 
 def _read_list(r: Reader, raw: Any, key: str, read: Callable[[Reader, Any, str], Any]) -> tuple[Any, ...]:
@@ -96,6 +98,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
             "responses": False,
             "mcp_servers": False,
             "tracing": False,
+            "firewall": False,
         },
     )
     if top is None:
@@ -132,6 +135,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
         source,
         mcp_servers=mcp_servers,
         tracing=read_tracing(r, top.get("tracing")),
+        firewall=read_firewall(r, top.get("firewall")),
     )
     if r.problems:
         raise ConfigError(r.problems)

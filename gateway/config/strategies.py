@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.config.firewall import FirewallRule, read_rules
 from gateway.config.limits import RateLimit, read_rate_limits
 from gateway.config.mcp import SEPARATOR
 from gateway.config.providers import ProviderConfig
@@ -27,6 +28,8 @@ class StrategyConfig:
     aliases: Mapping[str, str] = field(default_factory=dict)
     # globs over ``{server}__{name}`` and bare server names; None (no ``mcp`` key): no MCP server at all
     mcp: tuple[str, ...] | None = None
+    # allow / ask / deny per model id or MCP item, first match wins (gateway.firewall)
+    firewall: tuple[FirewallRule, ...] = ()
 
 
 def _check_model_ref(r: Reader, providers: Mapping[str, ProviderConfig], model: str, path: str) -> bool:
@@ -57,6 +60,7 @@ def read_strategy(
             "rate_limits": False,
             "aliases": False,
             "mcp": False,
+            "firewall": False,
         },
     )
     if m is None:
@@ -81,7 +85,8 @@ def read_strategy(
     mcp = None
     if "mcp" in m:
         mcp = r.strings(m["mcp"], f"{path}.mcp", lambda glob, p: _check_mcp_glob(r, mcp_servers, glob, p))
-    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases, mcp) if name else None
+    rules = read_rules(r, m.get("firewall"), f"{path}.firewall")
+    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases, mcp, rules) if name else None
 
 
 def _check_mcp_glob(r: Reader, servers: frozenset[str], glob: str, path: str) -> bool:

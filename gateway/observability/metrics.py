@@ -108,6 +108,13 @@ MCP_CALLS = Family(
 MCP_DURATION = Family(
     "localrouter_mcp_call_duration_seconds", "histogram", "MCP calls: time to the answer", ("server",), LATENCY_BUCKETS
 )
+FIREWALL = Family(
+    "localrouter_firewall_decisions",
+    "counter",
+    "Firewall decisions: allow, deny, granted, an admin's (allow_once, allow_for, allow_always, deny), timeout, "
+    "abandoned, secrets_block, secrets_redact, secrets_log",
+    ("client", "action"),
+)
 #: a gauge read from the hub at scrape time, not kept in :attr:`Metrics.values` (nor in workers' snapshots)
 MCP_UP = "localrouter_mcp_servers_up"
 FAMILIES = (
@@ -125,6 +132,7 @@ FAMILIES = (
     USAGE_DROPPED,
     MCP_CALLS,
     MCP_DURATION,
+    FIREWALL,
 )
 _BY_NAME = {f.name: f for f in FAMILIES}
 
@@ -219,6 +227,10 @@ class Metrics:
         """One MCP call: ``labels`` are its (server, item, status), bounded by the endpoint."""
         self.cell(MCP_CALLS, client, *labels)[0] += 1
         observe_into(self.cell(MCP_DURATION, labels[0]), LATENCY_BUCKETS, elapsed)
+
+    def firewall(self, client: str, action: str) -> None:
+        """One firewall decision (``action`` from a fixed set, ``client`` a configured one)."""
+        self.cell(FIREWALL, client, action)[0] += 1
 
     # -- exposition -------------------------------------------------------------------------------------
 

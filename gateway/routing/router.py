@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gateway.config import AUTO_MODEL, ClientConfig, Config, StrategyConfig
+from gateway.config import AUTO_MODEL, ClientConfig, Config, FirewallRule, StrategyConfig
 from gateway.config.limits import RateLimit
 from gateway.errors import ModelNotFound, PermissionDenied
 from gateway.routing.aliases import Aliases
@@ -42,9 +42,11 @@ class Policy:
     fallbacks: Mapping[str, tuple[Target, ...]]
     limits: tuple[RateLimit, ...] = ()
     aliases: Aliases = field(default_factory=Aliases)
+    firewall: tuple[FirewallRule, ...] = ()
+    screened: bool = False  # the firewall looks at its requests (rules, or secrets not off): one attribute check
 
     @classmethod
-    def compile(cls, s: StrategyConfig, providers: Iterable[str] = ()) -> Policy:
+    def compile(cls, s: StrategyConfig, providers: Iterable[str] = (), secrets: str = "off") -> Policy:
         pattern = "|".join(f"(?:{fnmatch.translate(glob)})" for glob in s.allow) or r"(?!)"
         return cls(
             s.name,
@@ -53,6 +55,8 @@ class Policy:
             {m: tuple(t for t in map(Target.parse, chain) if t) for m, chain in s.fallbacks.items()},
             s.rate_limits,
             Aliases.compile(s.aliases, providers),
+            s.firewall,
+            bool(s.firewall) or secrets != "off",
         )
 
     def allows(self, model_id: str) -> bool:
@@ -70,7 +74,7 @@ class Principal:
 class Router:
     def __init__(self, config: Config, catalog: Catalog) -> None:
         self.providers = tuple(p.name for p in config.providers)
-        self.policies = {s.name: Policy.compile(s, self.providers) for s in config.strategies}
+        self.policies = {s.name: Policy.compile(s, self.providers, config.firewall.secrets) for s in config.strategies}
         self.catalog = catalog
 
     async def chain(self, policy: Policy, model_id: str) -> tuple[Target, ...]:
