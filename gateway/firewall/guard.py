@@ -149,7 +149,7 @@ class Firewall:
             raise
         finally:
             self._held.pop(approval.id, None)
-            if not future.done():  # undecided: gone from every list (shielded: this task may be cancelled)
+            if future.cancelled() or not future.done():  # undecided: off every list (shielded: we may be cancelled)
                 await asyncio.shield(self.board.take(approval.id))
 
     def _deliver(self, decision: Decision) -> None:
