@@ -136,3 +136,11 @@ def test_ordinary_code_and_prose_are_left_alone():
         scan = Scan(detector, redact=False)
         scan.value(text, "prose")
         assert scan.found == [], text
+
+
+def test_no_gate_word_holds_another():
+    """One pass of ``_GATES`` finds every gate word present only if none is part of another."""
+    from gateway.firewall.secrets import SERVICES
+
+    words = {word for gate in SERVICES.values() for word in gate}
+    assert not [(a, b) for a in words for b in words if a != b and a in b]
