@@ -189,6 +189,10 @@ metrics: {enabled: false}
 WITHOUT = {
     "quiet": ("metrics and the access log", lambda cfg: cfg + QUIET),
     "no-usage": ("usage records", lambda cfg: cfg + "\nusage: {path: null}\n"),
+    "no-secrets": (
+        "the firewall's secrets scan (default log mode)",
+        lambda cfg: cfg + '\nfirewall: {secrets: "off"}\n',
+    ),
     "no-limits": (
         "rate limits (3 per client, memory state)",
         lambda cfg: re.sub(r"    rate_limits:.*\n(      - .*\n)+", "", cfg),

@@ -15,7 +15,8 @@ from gateway.api import openapi
 from gateway.api.routes import ROOT_ROUTES, ROUTES
 from gateway.config import Config
 from gateway.endpoints import Table
-from gateway.keys import CONFIG, LIVE, OBSERVER, OPENAPI, RESPONSES, ROUTE_TABLE, SHUTDOWN, STARTED_AT
+from gateway.firewall import Firewall
+from gateway.keys import CONFIG, FIREWALL, LIVE, OBSERVER, OPENAPI, RESPONSES, ROUTE_TABLE, SHUTDOWN, STARTED_AT
 from gateway.observability.metrics import CACHE_BYTES
 from gateway.observability.observer import Observer
 from gateway.observability.stores import responses_store
@@ -50,6 +51,7 @@ def create_app(config: Config, access_out: IO[bytes] | None = None) -> web.Appli
     app.on_response_prepare.append(response_headers)
     app.cleanup_ctx.append(_upstreams)
     app.cleanup_ctx.append(_responses)
+    app.cleanup_ctx.append(_firewall)
     return app
 
 
@@ -85,3 +87,14 @@ async def _responses(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         store.close()
+
+
+async def _firewall(app: web.Application) -> AsyncIterator[None]:
+    """The firewall's held requests and decisions (through Redis with ``state.backend: redis``)."""
+    observer = app[OBSERVER]
+    firewall = app[FIREWALL] = Firewall(app[CONFIG].state, observer.metrics, observer.usage)
+    await firewall.start()
+    try:
+        yield
+    finally:
+        await firewall.close()

@@ -7,6 +7,7 @@ from aiohttp import web
 from gateway.cache import Recording
 from gateway.config import Config
 from gateway.endpoints import Route, Table
+from gateway.firewall import Firewall
 from gateway.observability.exchange import Exchange
 from gateway.observability.observer import Observer
 from gateway.observability.responses_store import ResponsesStore
@@ -21,6 +22,7 @@ OPENAPI = web.AppKey("openapi", bytes)
 OBSERVER = web.AppKey("observer", Observer)
 SHUTDOWN = web.AppKey("shutdown", Shutdown)  # the process's graceful end, as requests see it
 RESPONSES = web.AppKey("responses", ResponsesStore)  # the stored responses of the Responses API
+FIREWALL = web.AppKey("firewall", Firewall)  # held requests, decisions, the secrets detector; kept across reloads
 ROUTE_TABLE: web.AppKey[Table] = web.AppKey("route_table")  # each route aiohttp matches -> its Route
 
 ROUTE: web.RequestKey[Route] = web.RequestKey("route")  # the endpoint this request reached, found once

@@ -25,8 +25,10 @@ from aiohttp import hdrs, web
 from aiohttp_apigami import docs
 
 from gateway.api.answers import AUTH
+from gateway.auth import discovery
 from gateway.errors import NotFound, PermissionDenied, RateLimited, ServerShuttingDown
-from gateway.keys import EXCHANGE, LIVE, OBSERVER, PRINCIPAL, RATE_HEADERS, RUNTIME, SHUTDOWN
+from gateway.firewall import APPROVALS_PAGE, FirewallDenied
+from gateway.keys import EXCHANGE, FIREWALL, LIVE, OBSERVER, PRINCIPAL, RATE_HEADERS, RUNTIME, SHUTDOWN
 from gateway.mcp.sessions import Session, SharedUnavailable, Stream
 
 if TYPE_CHECKING:
@@ -37,6 +39,9 @@ SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
 # JSON-RPC's reserved codes, as the SDK names them (not imported: the SDK is loaded only with mcp_servers)
 PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR = -32700, -32600, -32603
+#: a call the firewall refused (a rule, an admin, no decision in time, a secret in its arguments): one of the
+#: codes JSON-RPC leaves to servers
+FIREWALL_DENIED = -32003
 _SSE = "text/event-stream"
 #: seconds between keep-alive comments on a quiet GET stream (proxies close connections silent for long)
 KEEPALIVE = 15.0
@@ -192,6 +197,10 @@ async def _request(
         refused = await _admit(request, rid)
         if refused is not None:
             return refused
+    if call is not None and request[PRINCIPAL].policy.screened:
+        refused = await _screen(request, inbound, rid, parsed, call)
+        if refused is not None:
+            return refused
     if call is not None:
         call.start()
     token = progress_token(parsed)
@@ -218,6 +227,29 @@ async def _admit(request: web.Request, rid: Any) -> web.Response | None:
     except RateLimited as exc:
         request[EXCHANGE].error_code = exc.code
         return _rpc_error(429, rid, INVALID_REQUEST, exc.message, exc.headers)
+    return None
+
+
+async def _screen(request: web.Request, inbound: Inbound, rid: Any, parsed: Any, call: _Call) -> web.Response | None:
+    """The firewall's rules on the item (one this client may call), which may hold the call for an admin's
+    decision; then its arguments scanned for secrets."""
+    principal, config, firewall = request[PRINCIPAL], request[RUNTIME].config, request.app[FIREWALL]
+    client, server = principal.client.name, call.target.server
+    try:
+        if principal.policy.firewall and server is not None:
+            item = call.target.item if not call.resource else f"{server}__{call.target.item}"
+            name = item.partition("__")[2]
+            if inbound.allows(server, call.target.item if call.resource else name):
+                link = discovery.base_url(request, request.app[OBSERVER].trusted) + APPROVALS_PAGE
+                await firewall.judge_item(client, principal.policy.firewall, item, config, link)
+        arguments = getattr(parsed.params, "arguments", None)
+        if config.firewall.secrets != "off" and arguments:
+            firewall.scan(client, config.firewall.secrets, {"arguments": arguments}, ("arguments",))
+    except FirewallDenied as exc:
+        request[EXCHANGE].error_code = exc.code
+        body = {"jsonrpc": "2.0", "id": rid, "error": {"code": FIREWALL_DENIED, "message": exc.message}}
+        body["error"]["data"] = {"code": exc.code}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
     return None
 
 

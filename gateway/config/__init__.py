@@ -6,13 +6,14 @@ declared by its wire format, see ``providers.registry``), ``strategies``, ``clie
 ``limits`` (rate limits, prices, the state backend), ``observability`` (access log, metrics, usage
 records), ``tracing`` (OpenTelemetry spans over OTLP), ``responses`` (stored responses), ``mcp``
 (upstream MCP servers, the MCP endpoint's sessions), ``pools`` (one model over several deployments),
-``cache`` (the response cache), and ``reader`` (walking the YAML tree, with every problem's path, and
-``${VAR}`` expansion). The rest of the code takes config types from here.
+``cache`` (the response cache), ``firewall`` (rules, secrets in prompts), and ``reader`` (walking the YAML
+tree, with every problem's path, and ``${VAR}`` expansion). The rest of the code takes config types from here.
 """
 
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig
 from gateway.config.cache import CacheConfig
 from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret
+from gateway.config.firewall import FirewallConfig, FirewallRule
 from gateway.config.limits import Price, RateLimit, StateConfig
 from gateway.config.load import Config, ConfigError, default, load, parse, resolve
 from gateway.config.mcp import SEPARATOR as MCP_SEPARATOR
@@ -49,6 +50,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "Cooldown",
+    "FirewallConfig",
+    "FirewallRule",
     "LoggingConfig",
     "McpConfig",
     "McpServerConfig",

@@ -21,6 +21,7 @@ import yaml
 from gateway.config.auth import MIN_SIGNING_KEY_LENGTH, SIGNING_KEY_ENV, AuthConfig, read_auth
 from gateway.config.cache import CacheConfig, read_cache
 from gateway.config.clients import MIN_SECRET_LENGTH, ClientConfig, generate_secret, hash_secret, read_client
+from gateway.config.firewall import FirewallConfig, read_firewall
 from gateway.config.limits import StateConfig, read_state
 from gateway.config.mcp import McpConfig, McpServerConfig, read_mcp, read_mcp_server
 from gateway.config.observability import (
@@ -68,6 +69,7 @@ class Config:
     pools: tuple[PoolConfig, ...] = ()
     mcp: McpConfig = McpConfig()
     cache: CacheConfig = CacheConfig()
+    firewall: FirewallConfig = FirewallConfig()
 
 
 def _read_list(r: Reader, raw: Any, key: str, read: Callable[[Reader, Any, str], Any]) -> tuple[Any, ...]:
@@ -104,6 +106,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
             "pools": False,
             "mcp": False,
             "cache": False,
+            "firewall": False,
         },
     )
     if top is None:
@@ -154,6 +157,7 @@ def parse(data: Any, env: Mapping[str, str], source: str = "<config>", *, types:
         pools=pools,
         mcp=read_mcp(r, top.get("mcp")),
         cache=cache,
+        firewall=read_firewall(r, top.get("firewall")),
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.cache import read_strategy_cache
+from gateway.config.firewall import FirewallRule, read_rules
 from gateway.config.limits import RateLimit, read_rate_limits
 from gateway.config.mcp import SEPARATOR
 from gateway.config.pools import PREFIX as POOL_PREFIX
@@ -31,6 +32,8 @@ class StrategyConfig:
     mcp: tuple[str, ...] | None = None
     # seconds a response cache entry of this strategy lasts; None: its requests never touch the cache
     cache_ttl: int | None = None
+    # allow / ask / deny per model id or MCP item, first match wins (gateway.firewall)
+    firewall: tuple[FirewallRule, ...] = ()
 
 
 def check_model_ref(
@@ -76,6 +79,7 @@ def read_strategy(
             "aliases": False,
             "mcp": False,
             "cache": False,
+            "firewall": False,
         },
     )
     if m is None:
@@ -101,7 +105,8 @@ def read_strategy(
     if "mcp" in m:
         mcp = r.strings(m["mcp"], f"{path}.mcp", lambda glob, p: _check_mcp_glob(r, mcp_servers, glob, p))
     cache = read_strategy_cache(r, m.get("cache"), f"{path}.cache", cache_ttl)
-    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases, mcp, cache) if name else None
+    rules = read_rules(r, m.get("firewall"), f"{path}.firewall")
+    return StrategyConfig(name, allow, auto, fallbacks, limits, aliases, mcp, cache, rules) if name else None
 
 
 def _check_mcp_glob(r: Reader, servers: frozenset[str], glob: str, path: str) -> bool:

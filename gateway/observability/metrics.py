@@ -123,6 +123,13 @@ CACHE_LOOKUPS = Family(
     ("result",),
 )
 CACHE_BYTES = Family("localrouter_cache_bytes", "gauge", "Bytes the memory response cache holds (every worker's)")
+FIREWALL = Family(
+    "localrouter_firewall_decisions",
+    "counter",
+    "Firewall decisions: allow, deny, granted, an admin's (allow_once, allow_for, allow_always, deny), timeout, "
+    "abandoned, secrets_block, secrets_redact, secrets_log",
+    ("client", "action"),
+)
 #: a gauge read from the hub at scrape time, not kept in :attr:`Metrics.values` (nor in workers' snapshots)
 MCP_UP = "localrouter_mcp_servers_up"
 FAMILIES = (
@@ -143,6 +150,7 @@ FAMILIES = (
     POOL_REQUESTS,
     CACHE_LOOKUPS,
     CACHE_BYTES,
+    FIREWALL,
 )
 _BY_NAME = {f.name: f for f in FAMILIES}
 
@@ -240,6 +248,10 @@ class Metrics:
         """One MCP call: ``labels`` are its (server, item, status), bounded by the endpoint."""
         self.cell(MCP_CALLS, client, *labels)[0] += 1
         observe_into(self.cell(MCP_DURATION, labels[0]), LATENCY_BUCKETS, elapsed)
+
+    def firewall(self, client: str, action: str) -> None:
+        """One firewall decision (``action`` from a fixed set, ``client`` a configured one)."""
+        self.cell(FIREWALL, client, action)[0] += 1
 
     # -- exposition -------------------------------------------------------------------------------------
 

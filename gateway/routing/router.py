@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gateway.config import AUTO_MODEL, POOL_PREFIX, ClientConfig, Config, StrategyConfig
+from gateway.config import AUTO_MODEL, POOL_PREFIX, ClientConfig, Config, FirewallRule, StrategyConfig
 from gateway.config.limits import RateLimit
 from gateway.errors import ModelNotFound, PermissionDenied
 from gateway.routing.aliases import Aliases
@@ -51,9 +51,13 @@ class Policy:
     # ``auto`` and ``fallbacks`` hold them too, with each pool's targets in the pool's order
     pooled: Mapping[str, tuple[Target | Pool, ...]] = field(default_factory=dict)
     cache_ttl: int | None = None  # its response cache entries' lifetime; None: no cache (gateway.cache)
+    firewall: tuple[FirewallRule, ...] = ()
+    screened: bool = False  # the firewall looks at its requests (rules, or secrets not off): one attribute check
 
     @classmethod
-    def compile(cls, s: StrategyConfig, providers: Iterable[str] = (), pools: Mapping[str, Pool] = {}) -> Policy:
+    def compile(
+        cls, s: StrategyConfig, providers: Iterable[str] = (), pools: Mapping[str, Pool] = {}, secrets: str = "off"
+    ) -> Policy:
         pattern = "|".join(f"(?:{fnmatch.translate(glob)})" for glob in s.allow) or r"(?!)"
         chains = {AUTO_MODEL: _links(s.auto, pools), **{m: _links(c, pools) for m, c in s.fallbacks.items()}}
         pooled = {m: links for m, links in chains.items() if any(not isinstance(t, Target) for t in links)}
@@ -67,6 +71,8 @@ class Policy:
             Aliases.compile(s.aliases, (*providers, POOL_PREFIX[:-1]) if pools else providers),
             pooled,
             s.cache_ttl,
+            s.firewall,
+            bool(s.firewall) or secrets != "off",
         )
 
     def allows(self, model_id: str) -> bool:
@@ -93,7 +99,8 @@ class Router:
     def __init__(self, config: Config, catalog: Catalog, pools: Mapping[str, Pool] = {}) -> None:
         self.providers = tuple(p.name for p in config.providers)
         self.pools = pools  # by model id
-        self.policies = {s.name: Policy.compile(s, self.providers, pools) for s in config.strategies}
+        secrets = config.firewall.secrets
+        self.policies = {s.name: Policy.compile(s, self.providers, pools, secrets) for s in config.strategies}
         self.catalog = catalog
 
     async def chain(self, policy: Policy, model_id: str) -> tuple[Target, ...]:

@@ -6,7 +6,7 @@ every worker, so any process answers for the whole deployment."""
 
 from __future__ import annotations
 
-from gateway.api.admin import audit, clients, overview, providers, requests, session, usage
+from gateway.api.admin import approvals, audit, clients, overview, providers, requests, session, usage
 from gateway.endpoints import Route
 
 _API = "/admin/api"
@@ -24,5 +24,7 @@ ROUTES = (
     Route("GET", f"{_API}/requests", requests.requests, "admin", admin=True),
     Route("GET", f"{_API}/requests/{{id}}", requests.one, "admin", admin=True),
     Route("GET", f"{_API}/audit", audit.audit, "admin", admin=True),
+    Route("GET", f"{_API}/approvals", approvals.pending, "admin", admin=True),
+    Route("POST", f"{_API}/approvals/{{id}}", approvals.decide, "admin", admin=True),
 )
 """The admin API's routes (in the route table, gateway.api.routes)."""

@@ -1,0 +1,245 @@
+"""The firewall of one process: judges what a request would reach, holds it while an admin decides,
+scans its prompts for secrets, and records every decision (audit record, metric)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from gateway.config import Config, FirewallConfig, FirewallRule, StateConfig
+from gateway.errors import PermissionDenied
+from gateway.firewall import rules as firewall_rules
+from gateway.firewall.approvals import Approval, Board, Decision, MemoryBoard, RedisBoard, new_id
+from gateway.firewall.rules import Verdict
+from gateway.firewall.secrets import Detector, Found, Scan
+from gateway.observability.metrics import Metrics
+from gateway.observability.usage import AuditRecord, UsageWriter
+from gateway.routing.router import Target
+
+log = logging.getLogger("localrouter.firewall")
+
+#: seconds between a webhook's attempts (the first at once): then it is given up, logged
+WEBHOOK_BACKOFF = (1.0, 2.0, 4.0)
+WEBHOOK_TIMEOUT = 5.0
+#: the operator page's list of held requests, linked from the webhook's notice
+APPROVALS_PAGE = "/ui/#approvals"
+#: audit records of secrets found, at most, per request (the first ones)
+MAX_SECRET_RECORDS = 10
+
+
+class FirewallDenied(PermissionDenied):
+    """403: a rule denied, an admin denied, nobody decided in time, or a secret was found (``block``)."""
+
+    code = "firewall_denied"
+
+
+class Firewall:
+    """One per process (app key ``FIREWALL``), kept across reloads: the rules and settings come with each
+    request's runtime, the held requests and grants stay."""
+
+    def __init__(self, state: StateConfig, metrics: Metrics | None, usage: UsageWriter | None) -> None:
+        self.board: Board = (
+            RedisBoard(state.redis_url, state.key_prefix, state.timeout) if state.backend == "redis" else MemoryBoard()
+        )
+        self.metrics, self.usage = metrics, usage
+        self._held: dict[str, asyncio.Future[Decision]] = {}
+        self._detector: Detector | None = None
+        self._notices: set[asyncio.Task[None]] = set()
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        await self.board.start(self._deliver)
+
+    async def close(self) -> None:
+        for task in list(self._notices):
+            task.cancel()
+        await asyncio.gather(*self._notices, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+        await self.board.close()
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:  # made on first use: a gateway with ``secrets: off`` never pays for it
+            self._detector = Detector()
+        return self._detector
+
+    # -- rules -------------------------------------------------------------------------------------------
+
+    async def judge_model(
+        self,
+        client: str,
+        rules: Sequence[FirewallRule],
+        requested: str,
+        resolved: str,
+        chain: tuple[Target, ...],
+        config: Config,
+        link: str,
+        hold: bool = True,
+    ) -> tuple[Target, ...]:
+        """The chain the request may use, once allowed (held first if a rule asks and ``hold``); or
+        :class:`FirewallDenied`."""
+        verdict, kept = firewall_rules.for_model(rules, requested, resolved, chain)
+        if verdict is None:
+            return kept
+        if not kept and verdict.action != "deny":  # every target left out as a fallback that would ask
+            verdict = Verdict("deny", verdict.what, verdict.rule)
+        if verdict.action != "ask" or hold:
+            await self._settle(client, verdict, config, link)
+        return kept
+
+    async def judge_item(
+        self, client: str, rules: Sequence[FirewallRule], item: str, config: Config, link: str
+    ) -> None:
+        """An MCP item (``{server}__{name}``): allowed (held first if a rule asks), or :class:`FirewallDenied`."""
+        verdict = firewall_rules.first(rules, item)
+        if verdict is not None:
+            await self._settle(client, verdict, config, link)
+
+    async def _settle(self, client: str, verdict: Verdict, config: Config, link: str) -> None:
+        if verdict.action == "allow":
+            self._count(client, "allow")
+            return
+        if verdict.action == "deny":
+            self._record(client, verdict, "deny", "rule")
+            raise FirewallDenied(f"`{verdict.what}` is denied by the firewall rule `{verdict.rule}`.")
+        generation = config_generation(config)
+        if await self.board.granted(client, verdict.what, generation):
+            self._record(client, verdict, "granted", "grant")
+            return
+        began = time.monotonic()
+        decision = await self._hold(client, verdict, config.firewall, link)
+        held_ms = round((time.monotonic() - began) * 1000, 3)
+        if decision is None:
+            self._record(client, verdict, "timeout", "timeout", held_ms)
+            raise FirewallDenied(
+                f"`{verdict.what}` needs an admin's approval (firewall rule `{verdict.rule}`), and none came "
+                f"within {config.firewall.ask_timeout:g} s."
+            )
+        self._record(client, verdict, decision.decision, decision.actor, held_ms)
+        if not decision.allows:
+            raise FirewallDenied(f"`{verdict.what}` was denied by an admin (firewall rule `{verdict.rule}`).")
+
+    # -- approvals ---------------------------------------------------------------------------------------
+
+    async def _hold(self, client: str, verdict: Verdict, config: FirewallConfig, link: str) -> Decision | None:
+        """Wait for a decision on a new approval; None when none came within ``ask_timeout``. A request
+        cancelled meanwhile (its client went away) takes its approval with it."""
+        now = time.time()
+        approval = Approval(new_id(), client, verdict.what, verdict.rule, now, now + config.ask_timeout)
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._held[approval.id] = future
+        try:
+            await self.board.post(approval)
+            if config.webhook is not None:
+                self._notify(config.webhook.reveal(), approval, link)
+            async with asyncio.timeout(config.ask_timeout):
+                return await future
+        except TimeoutError:
+            return None
+        except asyncio.CancelledError:
+            self._record(client, verdict, "abandoned", "client", round((time.time() - now) * 1000, 3))
+            raise
+        finally:
+            self._held.pop(approval.id, None)
+            if future.cancelled() or not future.done():  # undecided: off every list (shielded: we may be cancelled)
+                await asyncio.shield(self.board.take(approval.id))
+
+    def _deliver(self, decision: Decision) -> None:
+        future = self._held.get(decision.id)
+        if future is not None and not future.done():
+            future.set_result(decision)
+
+    async def waiting(self) -> list[Approval]:
+        """What waits for a decision, oldest first (every process's with Redis)."""
+        return sorted(await self.board.waiting(), key=lambda a: a.since)
+
+    async def decide(self, decision: Decision, config: Config) -> Approval | None:
+        """Apply an admin's decision; None if that approval is not waiting (decided already, or gone)."""
+        approval = await self.board.take(decision.id)
+        if approval is None:
+            return None
+        if decision.decision in ("allow_for", "allow_always"):
+            seconds = decision.seconds if decision.decision == "allow_for" else None
+            await self.board.grant(approval.client, approval.what, seconds, config_generation(config))
+        await self.board.publish(decision)
+        return approval
+
+    # -- the webhook -------------------------------------------------------------------------------------
+
+    def _notify(self, url: str, approval: Approval, link: str) -> None:
+        """Tell the webhook, off the request's path: the request never waits on it, nor fails with it."""
+        notice: dict[str, Any] = {"approval_id": approval.id, "client": approval.client, "what": approval.what}
+        notice |= {"rule": approval.rule, "since": approval.since, "link": link}
+        task = asyncio.get_running_loop().create_task(self._post(url, notice))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _post(self, url: str, notice: dict[str, Any]) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT))
+        shown = _shown(url)
+        for attempt, pause in enumerate((0.0, *WEBHOOK_BACKOFF)):
+            await asyncio.sleep(pause)
+            try:
+                async with self._http.post(url, json=notice) as resp:
+                    if resp.status < 300:
+                        return
+                    why = f"status {resp.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                why = type(exc).__name__
+            log.warning("firewall webhook %s: attempt %d failed (%s)", shown, attempt + 1, why)
+        log.error("firewall webhook %s: given up on approval %s", shown, notice["approval_id"])
+
+    # -- secrets -----------------------------------------------------------------------------------------
+
+    def scan(self, client: str, mode: str, body: dict[str, Any], keys: tuple[str, ...] | None = None) -> None:
+        """Scan ``body``'s prompts (its ``keys``: by default those of every inference endpoint) for secrets,
+        as ``mode`` says: ``block`` raises :class:`FirewallDenied` naming the kind and where (never the
+        value), ``redact`` rewrites them in place, ``log`` records them and lets them through."""
+        scan = Scan(self.detector, redact=mode == "redact")
+        found = scan.body(body) if keys is None else scan.body(body, keys)
+        if not found:
+            return
+        for item in found[:MAX_SECRET_RECORDS]:
+            self._audit(client, item.where, mode, "secrets", rule=item.kind)
+        self._count(client, f"secrets_{mode}")
+        if mode == "block":
+            raise FirewallDenied(f"The request holds a secret: {_listed(found)}. Remove it and send again.")
+
+    # -- records -----------------------------------------------------------------------------------------
+
+    def _record(self, client: str, verdict: Verdict, action: str, actor: str, held_ms: float | None = None) -> None:
+        self._audit(client, verdict.what, action, actor, rule=verdict.rule, held_ms=held_ms)
+        self._count(client, action)
+
+    def _audit(self, client: str, subject: str, action: str, actor: str, **more: Any) -> None:
+        if self.usage is not None:
+            self.usage.add_audit(AuditRecord(new_id(), time.time(), "firewall", actor, client, subject, action, **more))
+
+    def _count(self, client: str, action: str) -> None:
+        if self.metrics is not None:
+            self.metrics.firewall(client, action)
+
+
+def config_generation(config: Config) -> str:
+    """What ``allow_always`` lasts for: the config's strategies and firewall as loaded (a reload of a changed
+    file ends it; every process of one config agrees on it)."""
+    return hashlib.sha256(repr((config.strategies, config.firewall)).encode()).hexdigest()[:16]
+
+
+def _listed(found: list[Found]) -> str:
+    return "; ".join(f"{f.kind} in {f.where}" for f in found[:5]) + ("; ..." if len(found) > 5 else "")
+
+
+def _shown(url: str) -> str:
+    """A webhook's URL for a log line: its scheme and host (its path often holds a token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}"

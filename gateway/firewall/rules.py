@@ -1,0 +1,65 @@
+"""A strategy's firewall rules applied to what a request would reach: a model (by the id asked for, the id
+its alias stands for, and each target of its chain) or an MCP item (``{server}__{name}``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.config import FirewallRule
+from gateway.routing.router import Target
+
+STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a rule said: ``action`` (allow, ask, deny) about ``what`` (the name it matched), by ``rule`` (its
+    ``match`` glob)."""
+
+    action: str
+    what: str
+    rule: str
+
+
+def first(rules: Sequence[FirewallRule], name: str) -> Verdict | None:
+    """The first rule matching ``name`` (None: no rule speaks of it, so it is allowed)."""
+    for rule in rules:
+        if rule.matches(name):
+            return Verdict(rule.action, name, rule.match)
+    return None
+
+
+def _stricter(a: Verdict | None, b: Verdict | None) -> Verdict | None:
+    if a is None or (b is not None and STRICTNESS[b.action] > STRICTNESS[a.action]):
+        return b
+    return a
+
+
+def for_model(
+    rules: Sequence[FirewallRule], requested: str, resolved: str, chain: tuple[Target, ...]
+) -> tuple[Verdict | None, tuple[Target, ...]]:
+    """The verdict on a model request and the chain it may use. The names asked for and resolved (an
+    alias's target, ``localrouter/auto``) are judged, the stricter verdict holding, so an alias cannot get
+    round a rule. Each target of the chain is judged too: a denied one is left out (none left: denied);
+    the first one tried may ask; a fallback that would need a person's yes is left out, since a fallback
+    never waits."""
+    verdict: Verdict | None = None
+    for name in dict.fromkeys((requested, resolved)):
+        verdict = _stricter(verdict, first(rules, name))
+    if verdict is not None and verdict.action == "deny":
+        return verdict, ()
+    kept: list[Target] = []
+    denied: Verdict | None = None
+    for target in chain:
+        judged = first(rules, target.id)
+        if judged is None or judged.action == "allow":
+            kept.append(target)
+        elif judged.action == "deny":
+            denied = denied or judged
+        elif not kept:
+            kept.append(target)
+            verdict = _stricter(verdict, judged)
+    if not kept:
+        return denied, ()
+    return verdict, tuple(kept)

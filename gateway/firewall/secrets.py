@@ -1,0 +1,228 @@
+"""Credentials in prompts, found with Yelp's detect-secrets: its detectors of well-known services' keys and
+tokens (AWS, GitHub, GitLab, Slack, Stripe, OpenAI, private key blocks, JWTs, ...) and its keyword
+detector (``password = ...``, ``API_KEY: ...``), whose value must also look random (high entropy) and
+pass the library's own heuristics against false positives (templates, indirect references, sequences).
+
+The plugins' ``analyze_string`` is used directly: it is pure (no settings, no network: the library's
+verification and baseline machinery are left out), so a scan is a handful of regex searches per string.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from detect_secrets.filters import heuristic
+from detect_secrets.plugins.aws import AWSKeyDetector
+from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+from detect_secrets.plugins.base import RegexBasedDetector
+from detect_secrets.plugins.basic_auth import BasicAuthDetector
+from detect_secrets.plugins.discord import DiscordBotTokenDetector
+from detect_secrets.plugins.github_token import GitHubTokenDetector
+from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+from detect_secrets.plugins.jwt import JwtTokenDetector
+from detect_secrets.plugins.keyword import DENYLIST, KeywordDetector
+from detect_secrets.plugins.mailchimp import MailchimpDetector
+from detect_secrets.plugins.npm import NpmDetector
+from detect_secrets.plugins.openai import OpenAIDetector
+from detect_secrets.plugins.private_key import PrivateKeyDetector
+from detect_secrets.plugins.pypi_token import PypiTokenDetector
+from detect_secrets.plugins.sendgrid import SendGridDetector
+from detect_secrets.plugins.slack import SlackDetector
+from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+from detect_secrets.plugins.stripe import StripeDetector
+from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+from detect_secrets.plugins.twilio import TwilioKeyDetector
+
+#: the detectors of tokens with a recognisable shape (a prefix, a length, a header line), each with the
+#: lowercase text one of whose matches must contain (a gate: most text holds none, and a substring test
+#: costs far less than the detector's patterns; an empty gate always runs the detector)
+SERVICES: dict[type[RegexBasedDetector], tuple[str, ...]] = {
+    AWSKeyDetector: ("a3t", "abia", "acca", "akia", "asia", "aws"),
+    AzureStorageKeyDetector: ("accountkey=",),
+    BasicAuthDetector: ("://",),
+    DiscordBotTokenDetector: (),
+    GitHubTokenDetector: ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    GitLabTokenDetector: ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "gr1348941", "glcbt-"),
+    JwtTokenDetector: ("eyj",),
+    MailchimpDetector: tuple(f"-us{digit}" for digit in range(10)),
+    NpmDetector: ("_authtoken",),
+    OpenAIDetector: ("t3blbkfj",),
+    PrivateKeyDetector: ("private key", "putty-user-key"),
+    PypiTokenDetector: ("pypi-",),
+    SendGridDetector: ("sg.",),
+    SlackDetector: ("xox", "hooks.slack.com"),
+    SquareOAuthDetector: ("sq0csp-",),
+    StripeDetector: ("k_live_",),
+    TelegramBotTokenDetector: tuple(f"{digit}:" for digit in range(10)),
+    TwilioKeyDetector: (),
+}
+#: every gate's words in one pattern, so that one pass over the text says which are present (no word holds
+#: another, so none hides another: tests/firewall/test_secrets_e2e.py holds that)
+_GATES = re.compile("|".join(re.escape(word) for gate in SERVICES.values() for word in gate))
+#: the keyword detector's words, the text of one of which its line must contain
+KEYWORD_GATE = ("key", "pass", "pwd", "secret", "contras")
+KEYWORD = KeywordDetector.secret_type
+#: the parts of a request body that hold prompts (chat, completions, embeddings, Messages, Responses)
+PROMPT_KEYS = ("messages", "input", "prompt", "system", "instructions")
+#: shorter strings hold no credential any detector knows
+MIN_LENGTH = 8
+#: a keyword's value is a secret only when it looks random: bits per character over its characters
+MIN_ENTROPY = 3.0
+MIN_KEYWORD_VALUE = 8
+#: texts at least this long are remembered when clean (shorter ones cost less to scan than to remember)
+CLEAN_MIN_LENGTH = 512
+CLEAN_REMEMBERED = 4096
+#: characters of a keyword's line looked at before and after it
+KEYWORD_BEFORE, KEYWORD_AFTER = 64, 256
+#: a name holding one of the keyword detector's words, assigned a value (``API_KEY=...``, ``"password":
+#: "..."``, ``secret := ...``). detect-secrets' own keyword patterns backtrack: over a prompt's long lines
+#: they cost milliseconds, so its word list is used in one linear pattern of this module's
+_ASSIGNMENT = re.compile(
+    "(?:" + "|".join(DENYLIST) + r")[\w.-]*['\"\]]{0,2}\s*(?::=|=>|==?|:)\s*['\"`]?"
+    r"([^\s'\"`,;()\[\]{}<>]{" + str(MIN_KEYWORD_VALUE) + ",})"
+)
+#: a private key is redacted from its header to its footer (the detector names only the header)
+_PEM = re.compile(
+    r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|\Z)", re.S
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A secret found: its kind (the detector's name) and where (``messages[2].content``); never its value."""
+
+    kind: str
+    where: str
+
+
+class Detector:
+    """The detectors, made once per process (compiled patterns), and the hashes of long texts found clean:
+    an agent sends its whole conversation again every turn, and a text seen clean needs no second scan
+    (Python's string hash is keyed per process: a collision cannot be crafted from outside)."""
+
+    def __init__(self, remember: int = CLEAN_REMEMBERED) -> None:
+        self._services = tuple((cls(), gate) for cls, gate in SERVICES.items())
+        self._clean: OrderedDict[int, None] = OrderedDict()
+        self._remember = remember
+
+    def find(self, text: str) -> list[tuple[str, str]]:
+        """(kind, the secret's text) for each secret in ``text``."""
+        if len(text) < CLEAN_MIN_LENGTH:
+            return list(self._find(text))
+        key = hash(text)
+        if key in self._clean:
+            self._clean.move_to_end(key)
+            return []
+        hits = list(self._find(text))
+        if not hits:
+            self._clean[key] = None
+            if len(self._clean) > self._remember:
+                self._clean.popitem(last=False)
+        return hits
+
+    def _find(self, text: str) -> Iterator[tuple[str, str]]:
+        lowered = text.lower()
+        present = set(_GATES.findall(lowered))
+        for plugin, gate in self._services:
+            if gate and present.isdisjoint(gate):
+                continue
+            for regex in plugin.denylist:
+                # the whole match: a pattern's group may be a token's prefix alone (GitHub's ``ghp``)
+                for match in regex.finditer(text):
+                    yield plugin.secret_type, self._extent(plugin, text, match.group(0))
+        for window, low in _keyword_windows(text, lowered):
+            for match in _ASSIGNMENT.finditer(low):
+                value = window[match.start(1) : match.end(1)]
+                if _random_looking(value, window):
+                    yield KEYWORD, value
+
+    @staticmethod
+    def _extent(plugin: RegexBasedDetector, text: str, value: str) -> str:
+        if isinstance(plugin, PrivateKeyDetector):
+            block = _PEM.search(text)
+            return block.group(0) if block else value
+        return value
+
+
+def _keyword_windows(text: str, lowered: str) -> Iterator[tuple[str, str]]:
+    """The stretch of its line around each keyword (and its lowercase): an assignment's value lies right
+    after its name, and a pattern run over a whole long line costs with its length."""
+    if len(lowered) != len(text):  # a character whose lowercase is longer: positions would not line up
+        lowered = text
+    hits = sorted(pos for word in KEYWORD_GATE for pos in _positions(lowered, word))
+    end = -1
+    for pos in hits:
+        if pos < end:
+            continue
+        start = max(lowered.rfind("\n", 0, pos) + 1, pos - KEYWORD_BEFORE)
+        line_end = lowered.find("\n", pos)
+        end = min(len(text) if line_end < 0 else line_end, pos + KEYWORD_AFTER)
+        yield text[start:end], lowered[start:end]
+
+
+def _positions(text: str, word: str) -> Iterator[int]:
+    pos = text.find(word)
+    while pos >= 0:
+        yield pos
+        pos = text.find(word, pos + 1)
+
+
+def _random_looking(value: str, line: str) -> bool:
+    if len(value) < MIN_KEYWORD_VALUE or any(c.isspace() for c in value):
+        return False
+    if sum((any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value))) < 2:
+        return False  # one kind of character: a word, a name, a number
+    if heuristic.is_templated_secret(value) or heuristic.is_sequential_string(value):
+        return False
+    if heuristic.is_prefixed_with_dollar_sign(value) or heuristic.is_likely_id_string(value, line):
+        return False
+    return _entropy(value) >= MIN_ENTROPY
+
+
+def _entropy(text: str) -> float:
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+
+
+class Scan:
+    """One request's scan: what was found, and (with ``redact``) the prompts rewritten in place, each secret
+    replaced by ``[REDACTED:<kind>]``."""
+
+    def __init__(self, detector: Detector, redact: bool) -> None:
+        self.detector, self.redact = detector, redact
+        self.found: list[Found] = []
+
+    def body(self, body: dict[str, Any], keys: tuple[str, ...] = PROMPT_KEYS) -> list[Found]:
+        for key in keys:
+            if key in body:
+                body[key] = self.value(body[key], key)
+        return self.found
+
+    def value(self, node: Any, where: str) -> Any:
+        """``node`` scanned (strings, and the strings in lists and objects, at any depth); its redacted copy
+        when redacting and something was found, else itself."""
+        if isinstance(node, str):
+            return self._text(node, where) if len(node) >= MIN_LENGTH else node
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                node[i] = self.value(item, f"{where}[{i}]")
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                node[key] = self.value(item, f"{where}.{key}")
+        return node
+
+    def _text(self, text: str, where: str) -> str:
+        hits = self.detector.find(text)
+        if not hits:
+            return text
+        for kind in dict.fromkeys(kind for kind, _ in hits):
+            self.found.append(Found(kind, where))
+        if self.redact:
+            for kind, value in sorted(hits, key=lambda hit: -len(hit[1])):  # a longer secret first: it may hold one
+                text = text.replace(value, f"[REDACTED:{kind}]")
+        return text
