@@ -30,7 +30,8 @@ from gateway.limits.windows import State, StateUnavailable
 from gateway.mcp import sessions as mcp_sessions
 from gateway.routing.breaker import Breakers
 from gateway.routing.catalog import Catalog
-from gateway.routing.pools import Loads, compile_pools
+from gateway.routing.loads import Loads
+from gateway.routing.pools import compile_pools
 from gateway.routing.router import Router
 from providers.base import Provider
 from providers.registry import TYPES

@@ -8,16 +8,34 @@ import itertools
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiohttp import hdrs, web
 
 if TYPE_CHECKING:  # types only: routing records into an exchange, not the other way round
     from opentelemetry.trace import Span
 
-    from gateway.observability.tracing import Tracing
     from gateway.routing.router import Target
+    from providers.base import Provider
+
+T = TypeVar("T")
+
+
+class Tracing(Protocol):
+    """What is asked of the tracing through an exchange (gateway.observability.tracing, which reads
+    exchanges): spans for its upstream attempts and its MCP calls, and the request's span ended."""
+
+    def end(self, x: Exchange) -> None:
+        """End the request's span, with what the exchange says of the request."""
+
+    def attempts(self, x: Exchange, call: Callable[[Provider, Target], Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        """``call`` with a child span of the request's around each upstream attempt."""
+
+    def mcp_call(self, x: Exchange, method: str, server: str | None, item: str) -> Span:
+        """A child span of the request's for one MCP call to an upstream item."""
+
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from gateway.errors import AllProvidersFailed, GatewayError, RateLimited, UpstreamInvalidResponse, for_status
 from gateway.observability.exchange import Exchange
 from gateway.routing.breaker import Breakers, Verdict
-from gateway.routing.pools import Member, OverBudget
+from gateway.routing.loads import Member, OverBudget
 from gateway.routing.router import Target
 from gateway.routing.stream import Stream, usage_apart
 from providers.base import CoolingDown, Provider, ProviderError, StreamBatch, UpstreamInvalid, UpstreamRejected

@@ -7,16 +7,14 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gateway.config import AUTO_MODEL, POOL_PREFIX, ClientConfig, Config, FirewallRule, StrategyConfig
 from gateway.config.limits import RateLimit
 from gateway.errors import ModelNotFound, PermissionDenied
 from gateway.routing.aliases import Aliases
 from gateway.routing.catalog import Catalog
-
-if TYPE_CHECKING:  # a pool's targets are built of this module's: pools import it, not the other way round
-    from gateway.routing.pools import Member, Pool
+from gateway.routing.loads import Member
 
 MAX_SUGGESTIONS = 3
 MAX_SUGGESTED_LENGTH = 200
@@ -35,6 +33,16 @@ class Target:
     def parse(cls, model_id: str) -> Target | None:
         provider, sep, model = model_id.partition("/")
         return cls(model_id, provider, model) if sep and provider and model else None
+
+
+class Pool(Protocol):
+    """A pool as chains see it (gateway.routing.pools builds them of this module's targets)."""
+
+    @property
+    def targets(self) -> tuple[Target, ...]: ...
+
+    def order(self) -> tuple[Target, ...]:
+        """This request's chain of the pool's targets."""
 
 
 @dataclass(frozen=True, slots=True)
