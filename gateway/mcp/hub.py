@@ -1,7 +1,8 @@
 """The upstream MCP servers of one runtime, as one: merged lists, calls routed by name or by URI.
 
-Tools and prompts are listed as ``{server}__{name}`` and routed back by that prefix. Resources keep
-their URIs: each is routed to the server that listed it (or whose resource template matches it).
+Tools and prompts are listed as ``{server}__{name}`` and routed back by that prefix (a tool that runs only
+as an MCP task is left out: the gateway relays no tasks). Resources keep their URIs: each is routed to the
+server that listed it (or whose resource template matches it).
 Lists ask every server at once and follow each one's pages; a server that is down, or slower than
 its ``timeouts.call``, is left out of the answer (logged, and its reason kept for :meth:`Hub.health`),
 never failing the whole list. A runtime owns one hub; a reload builds a new one, and the old one
@@ -43,7 +44,7 @@ class Hub:
 
     async def list_tools(self, allows: Allows | None = None) -> list[types.Tool]:
         listed = await self._list(types.ListToolsRequest, types.ListToolsResult, "tools")
-        return [_renamed(item, server) for server, item in _visible(listed, allows, _name)]
+        return [_renamed(item, server) for server, item in _visible(listed, allows, _name) if not _task_only(item)]
 
     async def list_prompts(self, allows: Allows | None = None) -> list[types.Prompt]:
         listed = await self._list(types.ListPromptsRequest, types.ListPromptsResult, "prompts")
@@ -155,6 +156,12 @@ class Hub:
 
 def _name(item: Any) -> str:
     return str(item.name)
+
+
+def _task_only(tool: types.Tool) -> bool:
+    """A tool that runs only as an MCP task (``taskSupport: required``): the gateway relays no tasks (it does
+    not offer the ``tasks`` capability), so a client could never call it through the gateway."""
+    return tool.execution is not None and tool.execution.task_support == "required"
 
 
 def _renamed(item: T, server: str) -> T:
