@@ -154,9 +154,10 @@ def db_upgrade(cfg: config.Config) -> int:
 
 def usage_table(rows: list[dict[str, Any]], by: str) -> str:
     columns = [by, "requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "unpriced", "errors"]
+    columns += ["cached", "saved_usd"]
 
-    def cost(row: dict[str, Any]) -> str:
-        return "-" if row["cost_usd"] is None else f"{row['cost_usd']:.6f}"
+    def usd(value: float | None) -> str:
+        return "-" if value is None else f"{value:.6f}"
 
     def key(row: dict[str, Any]) -> str:  # failed requests may have no model or provider
         return f"(no {by})" if row[by] is None else str(row[by])
@@ -168,9 +169,11 @@ def usage_table(rows: list[dict[str, Any]], by: str) -> str:
             str(r["prompt_tokens"]),
             str(r["completion_tokens"]),
             str(r["total_tokens"]),
-            cost(r),
+            usd(r["cost_usd"]),
             str(r["unpriced_requests"]),
             str(r["errors"]),
+            str(r["cached_requests"]),
+            usd(r["saved_usd"]),
         ]
         for r in rows
     ]
@@ -180,6 +183,8 @@ def usage_table(rows: list[dict[str, Any]], by: str) -> str:
         f"{sum(r['cost_usd'] or 0 for r in rows):.6f}",
         str(sum(r["unpriced_requests"] for r in rows)),
         str(sum(r["errors"] for r in rows)),
+        str(sum(r["cached_requests"] for r in rows)),
+        f"{sum(r['saved_usd'] or 0 for r in rows):.6f}",
     ]
     table = [columns, *body, totals]
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]

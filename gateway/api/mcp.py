@@ -27,7 +27,7 @@ from aiohttp_apigami import docs
 from gateway.api.answers import AUTH
 from gateway.auth import discovery
 from gateway.errors import NotFound, PermissionDenied, RateLimited, ServerShuttingDown
-from gateway.firewall import APPROVALS_PAGE, FirewallDenied
+from gateway.firewall import APPROVALS_PAGE, FirewallDenied, FirewallUnavailable
 from gateway.keys import EXCHANGE, FIREWALL, LIVE, OBSERVER, PRINCIPAL, RATE_HEADERS, RUNTIME, SHUTDOWN
 from gateway.mcp.sessions import Session, SharedUnavailable, Stream
 
@@ -63,8 +63,12 @@ _REFUSED = {
 }
 
 
-def _rpc_error(status: int, rid: Any, code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+def _rpc_error(
+    status: int, rid: Any, code: int, message: str, headers: dict[str, str] | None = None, data: Any = None
+) -> web.Response:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+    if data is not None:
+        body["error"]["data"] = data
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
 
 
@@ -250,6 +254,9 @@ async def _screen(request: web.Request, inbound: Inbound, rid: Any, parsed: Any,
         body = {"jsonrpc": "2.0", "id": rid, "error": {"code": FIREWALL_DENIED, "message": exc.message}}
         body["error"]["data"] = {"code": exc.code}
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+    except FirewallUnavailable as exc:  # a call a rule asks about, and the approvals store is down (Redis)
+        request[EXCHANGE].error_code = exc.code
+        return _rpc_error(503, rid, INTERNAL_ERROR, exc.message, exc.headers, data={"code": exc.code})
     return None
 
 

@@ -5,6 +5,6 @@ would reach (a model, an MCP item), and a scan of every prompt for secrets befor
 Redis), ``secrets`` (the detector, over detect-secrets), ``guard`` (the :class:`Firewall` a process runs)."""
 
 from gateway.firewall.approvals import DECISIONS, Approval, Decision
-from gateway.firewall.guard import APPROVALS_PAGE, Firewall, FirewallDenied
+from gateway.firewall.guard import APPROVALS_PAGE, Firewall, FirewallDenied, FirewallUnavailable
 
-__all__ = ["APPROVALS_PAGE", "DECISIONS", "Approval", "Decision", "Firewall", "FirewallDenied"]
+__all__ = ["APPROVALS_PAGE", "DECISIONS", "Approval", "Decision", "Firewall", "FirewallDenied", "FirewallUnavailable"]

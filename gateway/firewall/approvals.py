@@ -5,7 +5,8 @@ process can list it, and a decision goes to every process, which hands it to the
 any: in this process's memory (:class:`MemoryBoard`), or in Redis (:class:`RedisBoard`: the pending
 approvals in one hash, the decisions on one pub/sub channel, the grants ``allow_for`` and
 ``allow_always`` gave as keys), so a decision taken through any process or replica reaches the request
-wherever it is held.
+wherever it is held. A board that cannot be reached raises :class:`BoardUnavailable`: nobody could list or
+decide what would wait there, so the firewall refuses rather than holds (or allows).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -26,6 +27,13 @@ log = logging.getLogger("localrouter.firewall")
 
 DECISIONS = ("allow_once", "allow_for", "allow_always", "deny")
 ALLOWING = frozenset(DECISIONS[:3])
+#: seconds after a failed Redis call during which every call fails at once, instead of waiting on it again
+BACKOFF = 1.0
+T = TypeVar("T")
+
+
+class BoardUnavailable(Exception):
+    """The board (Redis) cannot be reached, or did not answer within ``state.timeout``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +146,43 @@ class RedisBoard(Board):
 
     def __init__(self, url: str, prefix: str, timeout: float) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        # one retry (a connection idle since a restart of Redis fails once), not redis-py's many with pauses:
+        # every call is bounded by ``timeout`` as a whole
+        once = Retry(NoBackoff(), 1)
+        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=once)
         self._listener = aioredis.Redis.from_url(url, socket_connect_timeout=timeout)
         self._prefix = f"{prefix}:firewall:"
+        self._timeout = timeout
+        self._down_until = 0.0
+        self._error: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
     def _key(self, name: str) -> str:
         return self._prefix + name
+
+    async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call`` within ``timeout``; a failure is :class:`BoardUnavailable`, and so is every call for
+        :data:`BACKOFF` seconds after one."""
+        from redis.exceptions import RedisError
+
+        if time.monotonic() < self._down_until:
+            raise BoardUnavailable(self._error)
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await call()
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self._error is None:
+                log.error("firewall: redis unreachable (%s); requests that ask are refused (503)", type(exc).__name__)
+            self._error, self._down_until = type(exc).__name__, time.monotonic() + BACKOFF
+            raise BoardUnavailable(self._error) from exc
+        if self._error is not None:
+            log.warning("firewall: redis reachable again")
+            self._error = None
+        return result
 
     async def start(self, deliver: Callable[[Decision], None]) -> None:
         await super().start(deliver)
@@ -178,41 +214,44 @@ class RedisBoard(Board):
             log.warning("firewall: a malformed decision on the channel was ignored")
 
     async def post(self, approval: Approval) -> None:
-        await self._redis.hset(self._key("waiting"), approval.id, orjson.dumps(asdict(approval)))
+        await self._run(lambda: self._redis.hset(self._key("waiting"), approval.id, orjson.dumps(asdict(approval))))
 
     async def take(self, approval_id: str) -> Approval | None:
+        raw, removed = await self._run(lambda: self._take(approval_id))
+        return Approval(**orjson.loads(raw)) if removed and raw else None
+
+    async def _take(self, approval_id: str) -> list[Any]:
         key = self._key("waiting")
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hget(key, approval_id)
             pipe.hdel(key, approval_id)
-            raw, removed = await pipe.execute()
-        return Approval(**orjson.loads(raw)) if removed and raw else None
+            return await pipe.execute()
 
     async def waiting(self) -> list[Approval]:
-        rows = await self._redis.hvals(self._key("waiting"))
+        rows = await self._run(lambda: self._redis.hvals(self._key("waiting")))
         now = time.time()
         out = [Approval(**orjson.loads(raw)) for raw in rows]
         stale = [a.id for a in out if a.expires + 5 < now]  # its process died holding it
         if stale:
-            await self._redis.hdel(self._key("waiting"), *stale)
+            await self._run(lambda: self._redis.hdel(self._key("waiting"), *stale))
         return [a for a in out if a.id not in stale]
 
     async def publish(self, decision: Decision) -> None:
-        await self._redis.publish(self._key("decisions"), orjson.dumps(asdict(decision)))
+        await self._run(lambda: self._redis.publish(self._key("decisions"), orjson.dumps(asdict(decision))))
 
     def _grant_key(self, kind: str, client: str, what: str) -> str:
         return self._key(f"{kind}:{client}:{what}")
 
     async def grant(self, client: str, what: str, seconds: float | None, generation: str) -> None:
         if seconds is None:
-            await self._redis.set(self._grant_key("always", client, what), generation)
+            await self._run(lambda: self._redis.set(self._grant_key("always", client, what), generation))
         else:
-            await self._redis.set(self._grant_key("for", client, what), b"1", px=max(1, int(seconds * 1000)))
+            key, ms = self._grant_key("for", client, what), max(1, int(seconds * 1000))
+            await self._run(lambda: self._redis.set(key, b"1", px=ms))
 
     async def granted(self, client: str, what: str, generation: str) -> bool:
-        always, for_ = await self._redis.mget(
-            self._grant_key("always", client, what), self._grant_key("for", client, what)
-        )
+        keys = self._grant_key("always", client, what), self._grant_key("for", client, what)
+        always, for_ = await self._run(lambda: self._redis.mget(*keys))
         return for_ is not None or always == generation.encode()
 
     async def close(self) -> None:

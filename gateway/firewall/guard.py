@@ -4,6 +4,7 @@ scans its prompts for secrets, and records every decision (audit record, metric)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -14,9 +15,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from gateway.config import Config, FirewallConfig, FirewallRule, StateConfig
-from gateway.errors import PermissionDenied
+from gateway.errors import GatewayError, PermissionDenied
 from gateway.firewall import rules as firewall_rules
-from gateway.firewall.approvals import Approval, Board, Decision, MemoryBoard, RedisBoard, new_id
+from gateway.firewall.approvals import Approval, Board, BoardUnavailable, Decision, MemoryBoard, RedisBoard, new_id
 from gateway.firewall.rules import Verdict
 from gateway.firewall.secrets import Detector, Found, Scan
 from gateway.observability.metrics import Metrics
@@ -38,6 +39,18 @@ class FirewallDenied(PermissionDenied):
     """403: a rule denied, an admin denied, nobody decided in time, or a secret was found (``block``)."""
 
     code = "firewall_denied"
+
+
+class FirewallUnavailable(GatewayError):
+    """503: where approvals wait and grants are kept (Redis) cannot be reached, so a request a rule asks
+    about can be neither held (no admin could see it) nor let through (it may not be)."""
+
+    status = 503
+    type = "server_error"
+    code = "firewall_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
 
 
 class Firewall:
@@ -110,12 +123,18 @@ class Firewall:
         if verdict.action == "deny":
             self._record(client, verdict, "deny", "rule")
             raise FirewallDenied(f"`{verdict.what}` is denied by the firewall rule `{verdict.rule}`.")
-        generation = config_generation(config)
-        if await self.board.granted(client, verdict.what, generation):
-            self._record(client, verdict, "granted", "grant")
-            return
         began = time.monotonic()
-        decision = await self._hold(client, verdict, config.firewall, link)
+        try:
+            if await self.board.granted(client, verdict.what, config_generation(config)):
+                self._record(client, verdict, "granted", "grant")
+                return
+            decision = await self._hold(client, verdict, config.firewall, link)
+        except BoardUnavailable as exc:
+            self._record(client, verdict, "unavailable", "state")
+            raise FirewallUnavailable(
+                f"`{verdict.what}` needs an admin's approval (firewall rule `{verdict.rule}`), and the approvals "
+                "store cannot be reached now; try again shortly."
+            ) from exc
         held_ms = round((time.monotonic() - began) * 1000, 3)
         if decision is None:
             self._record(client, verdict, "timeout", "timeout", held_ms)
@@ -150,7 +169,13 @@ class Firewall:
         finally:
             self._held.pop(approval.id, None)
             if future.cancelled() or not future.done():  # undecided: off every list (shielded: we may be cancelled)
-                await asyncio.shield(self.board.take(approval.id))
+                await asyncio.shield(self._withdraw(approval.id))
+
+    async def _withdraw(self, approval_id: str) -> None:
+        try:
+            await self.board.take(approval_id)
+        except BoardUnavailable:  # left listed until its ``expires`` is past (RedisBoard.waiting drops it then)
+            log.warning("firewall: approval %s could not be taken off the list (redis unreachable)", approval_id)
 
     def _deliver(self, decision: Decision) -> None:
         future = self._held.get(decision.id)
@@ -158,18 +183,34 @@ class Firewall:
             future.set_result(decision)
 
     async def waiting(self) -> list[Approval]:
-        """What waits for a decision, oldest first (every process's with Redis)."""
-        return sorted(await self.board.waiting(), key=lambda a: a.since)
+        """What waits for a decision, oldest first (every process's with Redis); :class:`FirewallUnavailable`
+        when the board cannot be reached."""
+        try:
+            return sorted(await self.board.waiting(), key=lambda a: a.since)
+        except BoardUnavailable as exc:
+            raise FirewallUnavailable("The approvals store cannot be reached now; try again shortly.") from exc
 
     async def decide(self, decision: Decision, config: Config) -> Approval | None:
-        """Apply an admin's decision; None if that approval is not waiting (decided already, or gone)."""
-        approval = await self.board.take(decision.id)
+        """Apply an admin's decision; None if that approval is not waiting (decided already, or gone);
+        :class:`FirewallUnavailable` when the board cannot be reached (the approval is put back, if it can
+        be, so the decision can be taken again)."""
+        try:
+            approval = await self.board.take(decision.id)
+        except BoardUnavailable as exc:
+            raise FirewallUnavailable("The approvals store cannot be reached now; try again shortly.") from exc
         if approval is None:
             return None
-        if decision.decision in ("allow_for", "allow_always"):
-            seconds = decision.seconds if decision.decision == "allow_for" else None
-            await self.board.grant(approval.client, approval.what, seconds, config_generation(config))
-        await self.board.publish(decision)
+        try:
+            if decision.decision in ("allow_for", "allow_always"):
+                seconds = decision.seconds if decision.decision == "allow_for" else None
+                await self.board.grant(approval.client, approval.what, seconds, config_generation(config))
+            await self.board.publish(decision)
+        except BoardUnavailable as exc:
+            with contextlib.suppress(BoardUnavailable):
+                await self.board.post(approval)
+            raise FirewallUnavailable(
+                "The approvals store cannot be reached now; the decision was not delivered, try again shortly."
+            ) from exc
         return approval
 
     # -- the webhook -------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.config import FirewallRule
+from gateway.config import POOL_PREFIX, FirewallRule
 from gateway.routing.router import Target
 
 STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
@@ -36,14 +36,29 @@ def _stricter(a: Verdict | None, b: Verdict | None) -> Verdict | None:
     return a
 
 
+def _judged(rules: Sequence[FirewallRule], target: Target) -> Verdict | None:
+    """A target of a chain, by its own id and, a pool's target, by the pool's id too (the stricter holding):
+    a pool in a chain (``fallbacks``, ``auto``) is no way round a rule on the pool."""
+    verdict = first(rules, target.id)
+    if target.member is not None:
+        verdict = _stricter(verdict, first(rules, POOL_PREFIX + target.member.pool))
+    return verdict
+
+
+def _covered(judged: Verdict, verdict: Verdict | None) -> bool:
+    """Whether the approval the request waits for covers ``judged`` (the rest of a pool asked for by its id)."""
+    return verdict is not None and verdict.action == judged.action == "ask" and verdict.what == judged.what
+
+
 def for_model(
     rules: Sequence[FirewallRule], requested: str, resolved: str, chain: tuple[Target, ...]
 ) -> tuple[Verdict | None, tuple[Target, ...]]:
     """The verdict on a model request and the chain it may use. The names asked for and resolved (an
     alias's target, ``localrouter/auto``) are judged, the stricter verdict holding, so an alias cannot get
-    round a rule. Each target of the chain is judged too: a denied one is left out (none left: denied);
-    the first one tried may ask; a fallback that would need a person's yes is left out, since a fallback
-    never waits."""
+    round a rule. Each target of the chain is judged too (a pool's by the pool's id as well): a denied one
+    is left out (none left: denied); the first one tried may ask; a fallback that would need a person's yes
+    is left out, since a fallback never waits, unless the yes the request waits for covers it (the rest of
+    a pool asked for by its id)."""
     verdict: Verdict | None = None
     for name in dict.fromkeys((requested, resolved)):
         verdict = _stricter(verdict, first(rules, name))
@@ -52,8 +67,8 @@ def for_model(
     kept: list[Target] = []
     denied: Verdict | None = None
     for target in chain:
-        judged = first(rules, target.id)
-        if judged is None or judged.action == "allow":
+        judged = _judged(rules, target)
+        if judged is None or judged.action == "allow" or _covered(judged, verdict):
             kept.append(target)
         elif judged.action == "deny":
             denied = denied or judged

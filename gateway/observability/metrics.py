@@ -127,7 +127,7 @@ FIREWALL = Family(
     "localrouter_firewall_decisions",
     "counter",
     "Firewall decisions: allow, deny, granted, an admin's (allow_once, allow_for, allow_always, deny), timeout, "
-    "abandoned, secrets_block, secrets_redact, secrets_log",
+    "abandoned, unavailable, secrets_block, secrets_redact, secrets_log",
     ("client", "action"),
 )
 #: a gauge read from the hub at scrape time, not kept in :attr:`Metrics.values` (nor in workers' snapshots)

@@ -274,7 +274,7 @@ class PostgresStore(UsageStore):
         rows = await pool.fetch(
             f"SELECT {_GROUPS[by]} AS k, count(*), sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint, "
             "sum(total_tokens)::bigint, sum(cost_usd), count(*) FILTER (WHERE cost_usd IS NULL AND total_tokens > 0), "
-            f"count(*) FILTER (WHERE {FAILED}) "
+            f"count(*) FILTER (WHERE {FAILED}), count(*) FILTER (WHERE cached), sum(saved_usd) "
             f"FROM usage WHERE ts >= $1 AND ts < $2{ONLY.get(by, '')} GROUP BY k ORDER BY {order}",
             since,
             until,

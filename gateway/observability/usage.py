@@ -251,7 +251,7 @@ class SQLiteStore(UsageStore):
         key, order = GROUPS[by], "k" if by == "day" else "SUM(total_tokens) DESC, k"
         sql = (
             f"SELECT {key} AS k, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens), "
-            f"SUM(cost_usd), SUM(cost_usd IS NULL AND total_tokens > 0), SUM{FAILED} "
+            f"SUM(cost_usd), SUM(cost_usd IS NULL AND total_tokens > 0), SUM{FAILED}, SUM(cached), SUM(saved_usd) "
             f"FROM usage WHERE ts >= ? AND ts < ?{ONLY.get(by, '')} GROUP BY k ORDER BY {order}"
         )
         with self._lock:
@@ -319,10 +319,25 @@ class SQLiteStore(UsageStore):
             self._db.close()
 
 
+#: a summary row's totals, after its key, in order (``localrouter usage``, the admin API's usage CSV)
+SUMMARY_COLUMNS = (
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "unpriced_requests",
+    "errors",
+    "cached_requests",
+    "saved_usd",
+)
+
+
 def summary_row(by: str, row: Iterable[Any]) -> dict[str, Any]:
     """One row of :meth:`UsageStore.summary` from the database's (key, requests, prompt, completion and total
-    tokens, cost, unpriced requests, errors), the same for every backend."""
-    k, n, p, c, t, cost, unpriced, errors = row
+    tokens, cost, unpriced requests, errors, requests answered from the response cache, the cost those saved),
+    the same for every backend."""
+    k, n, p, c, t, cost, unpriced, errors, cached, saved = row
     return {
         by: k,
         "requests": n,
@@ -332,6 +347,8 @@ def summary_row(by: str, row: Iterable[Any]) -> dict[str, Any]:
         "cost_usd": cost,
         "unpriced_requests": unpriced or 0,
         "errors": errors or 0,
+        "cached_requests": cached or 0,
+        "saved_usd": saved,  # None: no answer from the cache had a price
     }
 
 

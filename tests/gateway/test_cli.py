@@ -105,3 +105,30 @@ async def test_serve_on_embedded_defaults(tmp_path, chosen):
                 assert resp.status == 401
     finally:
         assert await stop(proc) == 0
+
+
+async def test_usage_shows_the_answers_from_the_cache_and_what_they_saved(tmp_path, upstreams, start_gateway, http):
+    """Three times the same request through a strategy with a cache: one miss, two hits; `localrouter usage`
+    shows the hits and the cost they saved, as JSON and in the table with its totals."""
+    import json
+
+    from gateway.keys import OBSERVER
+    from tests.cache.test_response_cache import CHAT, COST, cached_config
+    from tests.conftest import bearer
+
+    db = tmp_path / "usage.db"
+    gw = await start_gateway({**cached_config(upstreams), "usage": {"path": str(db)}})
+    for _ in range(3):
+        async with http.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer()) as resp:
+            assert resp.status == 200
+    writer = gw.app[OBSERVER].usage
+    assert writer is not None
+    await writer.flush(everything=True)
+    out = run("usage", "--db", str(db), "--since", "1h", "--json")
+    assert out.returncode == 0, out.stderr
+    [row] = json.loads(out.stdout)
+    assert (row["client"], row["requests"], row["cached_requests"]) == ("alice", 3, 2)
+    assert row["cost_usd"] == pytest.approx(COST) and row["saved_usd"] == pytest.approx(2 * COST)
+    table = run("usage", "--db", str(db), "--since", "1h").stdout.splitlines()
+    assert table[0].split()[-2:] == ["cached", "saved_usd"]
+    assert table[2].split()[-2:] == table[-1].split()[-2:] == ["2", f"{2 * COST:.6f}"]

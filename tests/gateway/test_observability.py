@@ -359,6 +359,8 @@ def test_usage_cli_summarises_a_seeded_store(tmp_path):
         "cost_usd",
         "unpriced",
         "errors",
+        "cached",
+        "saved_usd",
     ]
     assert table[2].split()[:5] == ["openai/gpt-4o-mini", "3", "1110", "1055", "2165"]
     assert table[-1].split()[:2] == ["total", "5"]

@@ -86,7 +86,23 @@ async def test_write_get_and_a_batch_written_twice_counts_once(store: UsageStore
         "cost_usd": 0.25,
         "unpriced_requests": 1,
         "errors": 1,
+        "cached_requests": 0,
+        "saved_usd": None,
     }
+
+
+async def test_summary_counts_answers_from_the_cache_and_what_they_saved(store: UsageStore) -> None:
+    hit = {"cached": True, "cost_usd": 0.0, "attempts": 0}
+    records = [record(1), record(2, **hit, saved_usd=0.25), record(3, **hit, saved_usd=0.5)]
+    records += [record(4, **hit, saved_usd=None, model="gpt-free")]  # its model has no price
+    records += [record(1, "bob")]
+    await call(store.write, records)
+    rows = {r["client"]: r for r in await call(store.summary, T0, "client")}
+    assert (rows["alice"]["requests"], rows["alice"]["cached_requests"]) == (4, 3)
+    assert rows["alice"]["saved_usd"] == pytest.approx(0.75) and rows["alice"]["cost_usd"] == pytest.approx(0.25)
+    assert (rows["bob"]["cached_requests"], rows["bob"]["saved_usd"]) == (0, None)
+    by_model = {r["model"]: r for r in await call(store.summary, T0, "model")}
+    assert (by_model["gpt-free"]["cached_requests"], by_model["gpt-free"]["saved_usd"]) == (1, None)
 
 
 async def test_summary_groups_and_since(store: UsageStore) -> None:

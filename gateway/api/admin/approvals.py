@@ -19,6 +19,10 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 _REFUSED = {
     401: {"description": "Missing or invalid secret", "content": {"application/json": {"schema": _ERROR}}},
     403: {"description": "Not an admin client", "content": {"application/json": {"schema": _ERROR}}},
+    503: {
+        "description": "The approvals store (Redis) cannot be reached (`firewall_unavailable`, see Retry-After)",
+        "content": {"application/json": {"schema": _ERROR}},
+    },
 }
 _APPROVAL = {
     "type": "object",

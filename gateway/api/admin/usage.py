@@ -13,18 +13,17 @@ from aiohttp_apigami import docs, response_schema
 from gateway.api.admin import params, records, schemas
 from gateway.api.answers import AUTH, json_answer
 from gateway.errors import InvalidRequest
-from gateway.observability.usage import GROUPS, UsageStore
+from gateway.observability.usage import GROUPS, SUMMARY_COLUMNS, UsageStore
 
 WEEK = 7 * 86400  # the default range, as the CLI's --since 7d
-COLUMNS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "unpriced_requests", "errors")
 
 
 def _csv(by: str, rows: list[dict]) -> web.Response:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow((by, *COLUMNS))
+    writer.writerow((by, *SUMMARY_COLUMNS))
     for row in rows:
-        writer.writerow(["" if row[k] is None else row[k] for k in (by, *COLUMNS)])
+        writer.writerow(["" if row[k] is None else row[k] for k in (by, *SUMMARY_COLUMNS)])
     return web.Response(
         text=out.getvalue(),
         content_type="text/csv",
