@@ -338,3 +338,49 @@ async def test_no_answer_holds_a_secret(agw: Gateway, http: aiohttp.ClientSessio
             texts.append(await resp.text())
     for secret in (ADMIN, ALICE, BOB, "sk-upstream-primary-key", "sk-upstream-backup-key", "secret_sha256"):
         assert not any(secret in t for t in texts), secret
+
+
+async def test_overview_cache_and_firewall_and_the_providers_pools(
+    upstreams: tuple[FakeOpenAI, FakeOpenAI],
+    start_gateway: Callable[..., Awaitable[Gateway]],
+    http: aiohttp.ClientSession,
+    agw: Gateway,
+) -> None:
+    doc = await get(http, agw, "/overview")
+    assert doc["cache"] is None  # no strategy has a cache
+    assert doc["firewall"] == {"total": 0, "by_action": {}}
+    assert (await get(http, agw, "/providers"))["pools"] == []
+
+    data = admin_config(*upstreams, pools=[{"name": "mini", "targets": ["openai/gpt-4o-mini", "backup/gpt-4o-mini"]}])
+    data["strategies"][0] |= {"cache": True, "firewall": [{"match": "openai/text-embedding-*", "action": "deny"}]}
+    data["strategies"][0]["allow"].append("pool/*")
+    gw = await start_gateway(data)
+    cache = (await get(http, gw, "/overview"))["cache"]
+    assert cache == {"lookups": 0, "hits": 0, "hit_ratio": None, "bytes": 0}  # no lookup yet
+    assert [(await chat(http, gw)).headers["x-localrouter-cache"] for _ in range(3)] == ["miss", "hit", "hit"]
+    pooled = [{"role": "user", "content": "pooled"}]
+    assert (await chat(http, gw, model="pool/mini", messages=pooled)).status == 200
+    async with http.post(gw.url + "/v1/embeddings", json={"model": "openai/text-embedding-3-small", "input": "x"},
+                         headers=bearer(ALICE)) as resp:  # fmt: skip
+        assert resp.status == 403
+    doc = await get(http, gw, "/overview")
+    async with http.get(gw.url + "/metrics") as resp:
+        metrics = await resp.text()
+    assert doc["cache"]["lookups"] == 4 and doc["cache"]["hits"] == 2 and doc["cache"]["hit_ratio"] == 0.5
+    assert f"localrouter_cache_bytes {float(doc['cache']['bytes'])}" in metrics and doc["cache"]["bytes"] > 0
+    assert doc["firewall"] == {"total": 1, "by_action": {"deny": 1}}
+    [pool] = (await get(http, gw, "/providers"))["pools"]
+    assert pool == {
+        "name": "mini",
+        "id": "pool/mini",
+        "balance": "round_robin",
+        "targets": [
+            {"id": "openai/gpt-4o-mini", "weight": None, "requests": 1},
+            {"id": "backup/gpt-4o-mini", "weight": None, "requests": 0},
+        ],
+    }
+
+    gw = await start_gateway({**data, "metrics": {"enabled": False}})
+    doc = await get(http, gw, "/overview")
+    assert doc["cache"] is None and doc["firewall"] is None and doc["streams_in_flight"] is None
+    assert {t["requests"] for t in (await get(http, gw, "/providers"))["pools"][0]["targets"]} == {None}

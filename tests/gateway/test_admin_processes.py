@@ -104,3 +104,25 @@ async def test_workers_without_redis(tmp_path, upstreams) -> None:
             async with http.get(urls[0] + API + "/overview", headers=bearer(ADMIN)) as resp:
                 doc = await resp.json()
         assert doc["workers"] == 2
+
+
+async def test_workers_overview_sums_every_workers_cache_lookups_and_firewall_decisions(tmp_path, upstreams) -> None:
+    data = _config(upstreams)
+    data["strategies"][0] |= {"cache": True, "firewall": [{"match": "openai/text-embedding-*", "action": "deny"}]}
+    async for urls in _serve(tmp_path, data, "--workers", "2", "--allow-per-process-limits"):
+        answers = [await _chat(urls[0]) for _ in range(12)]
+        while len({process for _, process, _ in answers}) < 2 and len(answers) < 60:
+            answers.append(await _chat(urls[0]))
+        assert len({process for _, process, _ in answers}) == 2 and {s for s, _, _ in answers} == {200}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            for _ in range(3):
+                body = {"model": "openai/text-embedding-3-small", "input": "x"}
+                async with http.post(urls[0] + "/v1/embeddings", json=body, headers=bearer(ALICE)) as resp:
+                    assert resp.status == 403
+            await asyncio.sleep(1.5)  # each worker's metrics snapshot is written every second
+            async with http.get(urls[0] + API + "/overview", headers=bearer(ADMIN)) as resp:
+                doc = await resp.json()
+        cache = doc["cache"]
+        assert cache["lookups"] == len(answers) and cache["hits"] == len(answers) - 2  # one miss per worker
+        assert cache["hit_ratio"] == cache["hits"] / cache["lookups"] and cache["bytes"] > 0
+        assert doc["firewall"] == {"total": 3, "by_action": {"deny": 3}}

@@ -25,7 +25,7 @@ from tests.ui.browser import Watched, chromium, watched_page
 ADMIN = "lr-admin-secret-0123456789abcdefgh"
 leakcheck.register(ADMIN)
 TOKENS = 12  # the fake upstream's usage: 7 prompt + 5 completion tokens per answer
-VIEWS = ("overview", "providers", "clients", "usage", "requests", "audit")
+VIEWS = ("overview", "providers", "clients", "usage", "requests", "approvals", "audit")
 WIDTHS = (1024, 1280, 1440)
 
 

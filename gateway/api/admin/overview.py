@@ -1,7 +1,8 @@
 """``GET /admin/api/overview``: the deployment at a glance. Requests, errors and their series come from
 the usage records (every worker's and replica's, in the shared store), and so do the percentiles (nearest
-rank over the records in the range: exact, unlike the metrics' histogram buckets); streams in flight are
-the metrics' gauge summed over every worker, as ``/metrics`` sums it."""
+rank over the records in the range: exact, unlike the metrics' histogram buckets); streams in flight, the
+response cache's hit ratio and size and the firewall's decisions are the metrics summed over every worker,
+as ``/metrics`` sums them (gateway.api.admin.counters)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from aiohttp_apigami import docs, response_schema
 
 from gateway import __version__
 from gateway.api import health
-from gateway.api.admin import params, records, schemas
+from gateway.api.admin import counters, params, records, schemas
 from gateway.api.answers import AUTH, json_answer
-from gateway.keys import OBSERVER, STARTED_AT
-from gateway.observability.metrics import STREAMS
+from gateway.keys import OBSERVER, RUNTIME, STARTED_AT
 from gateway.observability.usage import UsageStore
 
 #: range -> (its length, the width of a bucket of its series), in seconds
@@ -46,13 +46,18 @@ def today(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {**totals, "cost_usd": sum(costs) if costs else None}
 
 
-def _streams(request: web.Request) -> tuple[int | None, int]:
-    """Streams in flight and workers alive, over every worker (None: metrics are off)."""
+def _metered(request: web.Request) -> dict[str, Any]:
+    """What the metrics say, over every worker (each null when metrics are off)."""
     metrics = request.app[OBSERVER].metrics
     if metrics is None:
-        return None, 1
+        return {"streams_in_flight": None, "workers": 1, "cache": None, "firewall": None}
     values, workers = metrics.deployment()
-    return int(sum(cell[0] for cell in values[STREAMS.name].values())), workers
+    return {
+        "streams_in_flight": counters.streams(values),
+        "workers": workers,
+        "cache": counters.cache(values, request[RUNTIME].config),
+        "firewall": counters.firewall(values),
+    }
 
 
 @docs(
@@ -82,7 +87,6 @@ async def overview(request: web.Request) -> web.Response:
         )
 
     series, duration, ttfb, usage_today = await records.read(request, query) or ([], {}, {}, [])
-    streams, workers = _streams(request)
     buckets = _series(since, step, count, series)
     n, failed = sum(b["requests"] for b in buckets), sum(b["errors"] for b in buckets)
     doc = {
@@ -97,7 +101,6 @@ async def overview(request: web.Request) -> web.Response:
         "duration_ms": _percentiles(duration),
         "ttfb_ms": _percentiles(ttfb),
         "today": today(usage_today),
-        "streams_in_flight": streams,
-        "workers": workers,
+        **_metered(request),
     }
     return json_answer(doc)

@@ -1,6 +1,7 @@
 """``/admin/api/providers``: every provider and target as the answering process sees it (model
 discovery, breakers: each process keeps its own), with each target's median duration over the last hour
-from the usage records (every process's); resetting a target's cooldown, on every process
+from the usage records (every process's), and the pools with the requests each target answered (the
+metrics summed over every worker); resetting a target's cooldown, on every process
 (gateway.auth.overrides)."""
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 
-from gateway.api.admin import records, schemas
+from gateway.api.admin import counters, records, schemas
 from gateway.api.answers import AUTH, json_answer
 from gateway.auth.overrides import OverridesUnavailable
+from gateway.config import PoolConfig
 from gateway.errors import NotFound, StoreUnavailable
-from gateway.keys import LIVE, RUNTIME
+from gateway.keys import LIVE, OBSERVER, RUNTIME
 from gateway.observability.usage import UsageStore
 from gateway.routing.breaker import Breakers
 from gateway.routing.router import Target
@@ -46,9 +48,31 @@ def _target(
     }
 
 
+def _pools(request: web.Request, pools: tuple[PoolConfig, ...]) -> list[dict[str, Any]]:
+    """Each pool's balance and targets, with the requests each answered (null when metrics are off)."""
+    metrics = request.app[OBSERVER].metrics
+    served = counters.pool_requests(metrics.deployment()[0]) if metrics is not None and pools else None
+    return [
+        {
+            "name": pool.name,
+            "id": pool.id,
+            "balance": pool.balance,
+            "targets": [
+                {
+                    "id": t,
+                    "weight": pool.weights.get(t, 1) if pool.balance == "weighted" else None,
+                    "requests": served.get((pool.name, t), 0) if served is not None else None,
+                }
+                for t in pool.targets
+            ],
+        }
+        for pool in pools
+    ]
+
+
 @docs(
     tags=["admin"],
-    summary="Every provider and target: reachable, breaker state, last error, median latency; MCP servers",
+    summary="Every provider and target: reachable, breaker state, last error, median latency; MCP servers; pools",
     security=AUTH,
     responses=schemas.errors(503),
 )
@@ -69,7 +93,7 @@ async def providers(request: web.Request) -> web.Response:
         ]
         doc.append({"name": p.name, "type": p.type, "targets": targets})
     mcp = [dataclasses.asdict(h) for h in runtime.mcp.health()] if runtime.mcp is not None else []
-    return json_answer({"providers": doc, "mcp_servers": mcp})
+    return json_answer({"providers": doc, "mcp_servers": mcp, "pools": _pools(request, runtime.config.pools)})
 
 
 @docs(

@@ -46,6 +46,18 @@ class AdminTodaySchema(Schema):
     cost_usd = _nullable(_Num)
 
 
+class AdminCacheSchema(Schema):
+    lookups = _Int(required=True, metadata={"description": "`localrouter_cache_lookups_total`, every result"})
+    hits = _Int(required=True)
+    hit_ratio = _nullable(_Num, metadata={"description": "hits / lookups; null before the first lookup"})
+    bytes = _nullable(_Int, metadata={"description": "`localrouter_cache_bytes`; null with the Redis backend"})
+
+
+class AdminFirewallCountsSchema(Schema):
+    total = _Int(required=True)
+    by_action = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+
+
 class AdminOverviewSchema(Schema):
     status = fields.String(required=True, metadata={"enum": ["ok", "degraded", "draining"]})
     version = fields.String(required=True)
@@ -60,6 +72,18 @@ class AdminOverviewSchema(Schema):
     today = fields.Nested(AdminTodaySchema, required=True)
     streams_in_flight = _nullable(_Int)
     workers = _Int(required=True)
+    cache = fields.Nested(
+        AdminCacheSchema,
+        allow_none=True,
+        required=True,
+        metadata={"description": "The response cache; null when metrics are off or no strategy has `cache`"},
+    )
+    firewall = fields.Nested(
+        AdminFirewallCountsSchema,
+        allow_none=True,
+        required=True,
+        metadata={"description": "`localrouter_firewall_decisions_total` by action; null when metrics are off"},
+    )
 
 
 class AdminBreakerSchema(Schema):
@@ -93,9 +117,25 @@ class AdminMcpServerSchema(Schema):
     last_error = _nullable(fields.String)
 
 
+class AdminPoolTargetSchema(Schema):
+    id = fields.String(required=True)
+    weight = _nullable(_Num, metadata={"description": "`weighted` pools only"})
+    requests = _nullable(
+        _Int, metadata={"description": "`localrouter_pool_requests_total` of this pool and target; null: metrics off"}
+    )
+
+
+class AdminPoolSchema(Schema):
+    name = fields.String(required=True)
+    id = fields.String(required=True, metadata={"example": "pool/gpt-4o"})
+    balance = fields.String(required=True)
+    targets = fields.List(fields.Nested(AdminPoolTargetSchema), required=True)
+
+
 class AdminProvidersSchema(Schema):
     providers = fields.List(fields.Nested(AdminProviderSchema), required=True)
     mcp_servers = fields.List(fields.Nested(AdminMcpServerSchema), required=True)
+    pools = fields.List(fields.Nested(AdminPoolSchema), required=True)
 
 
 class AdminResetSchema(Schema):

@@ -26,6 +26,12 @@ export const fmt = {
   ms: (n) => (n === null || n === undefined ? "—" : `${decimal.format(n)} ms`),
   usd: (n) => (n === null || n === undefined ? "unpriced" : `$${Number(n).toFixed(n !== 0 && Math.abs(n) < 0.01 ? 6 : 4)}`),
   pct: (n) => (n === null || n === undefined ? "—" : `${(n * 100).toFixed(2)} %`),
+  bytes(n) {
+    if (n === null || n === undefined) return "—";
+    const units = ["B", "KiB", "MiB", "GiB"];
+    const i = Math.min(units.length - 1, n > 0 ? Math.floor(Math.log2(n) / 10) : 0);
+    return i ? `${decimal.format(n / 1024 ** i)} ${units[i]}` : `${integer.format(n)} B`;
+  },
   time: (t) => (t === null || t === undefined ? "—" : new Date(t * 1000).toLocaleString(undefined, WHEN)),
   duration(seconds) {
     const s = Math.floor(seconds);
@@ -47,8 +53,11 @@ export function table(headers, rows, emptyText = "Nothing yet.") {
   return h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, head), h("tbody", {}, rows)));
 }
 
-export function card(label, value, key) {
-  return h("div", { class: "card", "data-card": key }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
+// ``raw``: the exact number behind the shown value (data-v), ``note``: a line under it
+export function card(label, value, key, { raw, note } = {}) {
+  const exact = raw === null ? "" : raw === undefined ? undefined : String(raw);
+  return h("div", { class: "card", "data-card": key, "data-v": exact },
+    h("div", { class: "label" }, label), h("div", { class: "value" }, value), note ? h("div", { class: "note" }, note) : null);
 }
 
 export function pill(text, tone) {

@@ -1,5 +1,6 @@
 // The operator page: log in with an admin client's secret (the admin API sets an HttpOnly session
-// cookie), then one view per hash (#overview, #providers, #clients, #usage, #requests[/id], #audit).
+// cookie), then one view per hash (#overview, #providers, #clients, #usage, #requests[/id], #approvals,
+// #audit). The nav counts the requests waiting for an approval, asked every few seconds.
 
 import { Api, ApiError } from "./api.js";
 import * as overview from "./views/overview.js";
@@ -8,14 +9,42 @@ import * as clients from "./views/clients.js";
 import * as usage from "./views/usage.js";
 import * as requests from "./views/requests.js";
 import * as audit from "./views/audit.js";
+import * as approvals from "./views/approvals.js";
 
-const VIEWS = { overview, providers, clients, usage, requests, audit };
+const VIEWS = { overview, providers, clients, usage, requests, approvals, audit };
+const WAITING_MS = 5000;
 const $ = (id) => document.getElementById(id);
 
 // the API beside the page: /ui/ -> /admin/api (relative, so a proxy's path prefix holds)
 const api = new Api(new URL("../admin/api", document.baseURI).pathname, () => showLogin());
 
+// the nav's count of held requests (the webhook's link brings an admin to #approvals)
+function waiting(n) {
+  const el = $("approvals-count");
+  el.textContent = String(n);
+  el.hidden = !n;
+}
+
+let waitingTimer = null;
+
+function watchWaiting(on) {
+  clearInterval(waitingTimer);
+  waitingTimer = on ? setInterval(countWaiting, WAITING_MS) : null;
+  if (on) countWaiting();
+}
+
+async function countWaiting() {
+  if (!api.csrf || document.hidden) return;
+  try {
+    waiting((await api.get("/approvals")).approvals.length);
+  } catch (error) {
+    // a hint, asked again soon: the Approvals view shows why it failed (a TypeError: the network)
+    if (!(error instanceof ApiError || error instanceof TypeError)) throw error;
+  }
+}
+
 function showLogin(message = "") {
+  watchWaiting(false);
   for (const id of ["nav", "session", "view", "banner"]) $(id).hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = message;
@@ -27,6 +56,7 @@ function showApp(session) {
   $("who").textContent = `Signed in as ${session.client}`;
   $("login").hidden = true;
   for (const id of ["nav", "session", "view"]) $(id).hidden = false;
+  watchWaiting(true);
   route();
 }
 
@@ -49,7 +79,7 @@ async function route() {
   root.dataset.view = view;
   $("view").replaceChildren(root); // attached first: charts take their width from it; a later navigation replaces it
   try {
-    await VIEWS[view].render(root, api, rest.map(decodeURIComponent), { banner, refresh: route, params, go });
+    await VIEWS[view].render(root, api, rest.map(decodeURIComponent), { banner, refresh: route, params, go, waiting });
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     if (error.status === 401) return;
@@ -81,6 +111,7 @@ async function login(event) {
 }
 
 async function logout() {
+  watchWaiting(false);
   await api.post("/logout").catch(() => null);
   api.csrf = null;
   showLogin();

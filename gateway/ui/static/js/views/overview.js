@@ -1,5 +1,6 @@
 // Overview: status, version, uptime; requests per minute and error rate over the last hour and day;
-// latency percentiles; today's tokens and cost; streams in flight.
+// latency percentiles; today's tokens and cost; streams in flight; the response cache's hit ratio and size
+// and the firewall's decisions (the metrics, summed over every worker).
 
 import { h, card, fmt, table, cell, pill } from "../dom.js";
 import { timeChart } from "../charts.js";
@@ -39,6 +40,22 @@ function latencyTable(docs) {
   ]);
 }
 
+function cacheCards(cache) {
+  if (!cache) return [card("Response cache", "off", "cache", { note: "no strategy has cache: true (or metrics are off)" })];
+  return [
+    card("Cache hit ratio", fmt.pct(cache.hit_ratio), "cache.hit_ratio",
+      { raw: cache.hit_ratio, note: `${fmt.int(cache.hits)} ${cache.hits === 1 ? "hit" : "hits"} of ${fmt.int(cache.lookups)} lookups` }),
+    card("Cache size", fmt.bytes(cache.bytes), "cache.bytes",
+      { raw: cache.bytes, note: cache.bytes === null ? "kept in Redis" : `${fmt.int(cache.bytes)} bytes` }),
+  ];
+}
+
+function firewallCard(firewall) {
+  if (!firewall) return card("Firewall decisions", "—", "firewall.total", { note: "metrics are off" });
+  const actions = Object.entries(firewall.by_action).map(([action, n]) => `${action} ${fmt.int(n)}`).join(", ");
+  return card("Firewall decisions", fmt.int(firewall.total), "firewall.total", { raw: firewall.total, note: actions || "none yet" });
+}
+
 export async function render(root, api) {
   const docs = await Promise.all(RANGES.map(([range]) => api.get("/overview", { range }).then((doc) => [range, doc])));
   const now = docs[0][1];
@@ -60,6 +77,8 @@ export async function render(root, api) {
       card("Total tokens", fmt.int(today.total_tokens), "today.total_tokens"),
       card("Cost", fmt.usd(today.cost_usd), "today.cost_usd"),
     ),
+    h("h2", {}, "Response cache and firewall, since the gateway started"),
+    h("div", { class: "cards" }, cacheCards(now.cache), firewallCard(now.firewall)),
   );
   const charts = docs.map(([range, doc], i) => chartPanel(range, RANGES[i][1], doc, RANGES[i][2]));
   root.append(

@@ -1,5 +1,5 @@
 // Providers: every provider's targets (reachable, breaker, last error, latency) with a cooldown reset,
-// and the MCP servers.
+// the MCP servers, and the pools (each target's requests served, from the metrics).
 
 import { h, fmt, table, cell, pill } from "../dom.js";
 
@@ -45,6 +45,18 @@ function targetRow(api, target, ctx) {
 
 const TARGET_HEADERS = [["Target"], ["Reachable"], ["Last discovery"], ["Breaker"], ["Last error"], ["Latency p50", "num"], [""]];
 
+function pools(doc) {
+  if (!doc.pools || !doc.pools.length) return [];
+  return [h("h2", {}, "Pools"), ...doc.pools.flatMap((pool) => [
+    h("h3", { "data-pool": pool.id }, h("code", {}, pool.id), " ", pill(pool.balance.replaceAll("_", " "))),
+    table([["Target"], ["Weight", "num"], ["Requests served", "num"]], pool.targets.map((t) => h("tr", { "data-pool-target": `${pool.id} ${t.id}` },
+      cell("id", t.id, h("code", {}, t.id), "wrap"),
+      cell("weight", t.weight, t.weight === null ? "—" : String(t.weight), "num"),
+      cell("requests", t.requests, fmt.int(t.requests), "num"),
+    ))),
+  ])];
+}
+
 export async function render(root, api, args, ctx) {
   const doc = await api.get("/providers");
   root.append(h("h1", {}, "Providers"));
@@ -59,5 +71,5 @@ export async function render(root, api, args, ctx) {
       cell("name", s.name), cell("transport", s.transport),
       cell("state", s.state, pill(s.state, s.state === "up" || s.state === "ready" ? "good" : "warn")),
       cell("last_error", s.last_error, s.last_error || "—"))),
-    "No MCP servers configured."));
+    "No MCP servers configured."), ...pools(doc));
 }
