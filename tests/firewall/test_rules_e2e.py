@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import ALICE, bearer, sse_events
-from tests.firewall.conftest import ROOT, config, decide, waiting
+from tests.firewall.conftest import AWS_KEY, ROOT, config, decide, waiting
 from tests.firewall.conftest import audit as audit_records
 
 HI = [{"role": "user", "content": "hi"}]
@@ -234,6 +234,23 @@ async def test_the_webhook_is_told_and_retried_and_never_blocks(fake, start_gate
     finally:
         await hook.runner.cleanup()
     assert not any(WEBHOOK_TOKEN in r.getMessage() for r in caplog.records)
+
+
+async def test_a_secret_is_refused_before_any_admin_is_asked(fake, start_gateway, http):
+    """The scan comes first: a request a rule would hold and its secret refuses (``block``) is never held,
+    listed, nor told to the webhook; it gets its 403 for the secret at once."""
+    hook = Hook()
+    url = await hook.start()
+    try:
+        gw = await start_gateway(config(fake.base_url, webhook=url, secrets="block"))
+        body = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": f"key {AWS_KEY}"}]}
+        async with asyncio.timeout(5), http.post(f"{gw.url}/v1/chat/completions", json=body, headers=bearer()) as resp:
+            assert resp.status == 403
+            assert "AWS Access Key in messages[0].content" in (await resp.json())["error"]["message"]
+        assert await waiting(http, gw.url, count=0) == []
+        assert [r.actor for r in await audit_records(gw)] == ["secrets"] and hook.received == []
+    finally:
+        await hook.runner.cleanup()
 
 
 async def test_a_dead_webhook_does_not_hold_up_the_request(fake, start_gateway, http):
