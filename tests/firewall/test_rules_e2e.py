@@ -276,6 +276,18 @@ def test_rules_are_checked_in_the_config(tmp_path):
     problems = "\n".join(caught.value.problems)
     for path in ("strategies[0].firewall[0].action", "firewall.secrets", "firewall.webhook", "firewall.ask_timeout"):
         assert path in problems
+    for rules, timeout, why in (
+        ([{"match": 5, "action": "deny"}], 10, "strategies[0].firewall[0].match: expected a string"),
+        ([], float("inf"), "firewall.ask_timeout: expected a number, not inf"),
+        ([], float("nan"), "firewall.ask_timeout: expected a number, not nan"),
+        ([], "12", "firewall.ask_timeout: expected a number"),
+    ):
+        data = config("http://127.0.0.1:9/v1", rules=rules, ask_timeout=timeout)
+        with pytest.raises(gwconfig.ConfigError) as caught:
+            gwconfig.parse(data, {}, types=TYPES)
+        assert why in "\n".join(caught.value.problems)
+    data = config("http://127.0.0.1:9/v1", ask_timeout="${ASK_TIMEOUT}")
+    assert gwconfig.parse(data, {"ASK_TIMEOUT": "12"}, types=TYPES).firewall.ask_timeout == 12
     data = config("http://127.0.0.1:9/v1")
     data["firewall"] = {"secrets": False}  # YAML's reading of a bare `off`
     assert gwconfig.parse(data, {}, types=TYPES).firewall.secrets == "off"
