@@ -4,10 +4,10 @@ alone, once the body is read and the model's chain resolved; any other request c
 A request the cache may answer (gateway.cache.request) is looked up by its key: a hit is answered from
 the entry, as the first client got it, with no upstream call; a miss goes to the handler, and its answer
 is kept when it is whole: a 200 that no error ended (a stream's last event went out after its upstream's
-clean end, recorded by the relay, gateway.api.events). ``Cache-Control: no-cache`` skips the lookup but
-keeps the fresh answer (RFC 9111: the client wants the origin's answer, not the cache's); ``no-store``
-does neither. Every answer of such a strategy says ``x-localrouter-cache: hit`` or ``miss``
-(middlewares.security sets it from the exchange).
+clean end, recorded by the relay, gateway.api.events). ``Cache-Control: no-cache`` (or ``max-age=0``,
+or without a ``Cache-Control`` ``Pragma: no-cache``) skips the lookup but keeps the fresh answer (RFC 9111:
+the client wants the origin's answer, not the cache's); ``no-store`` does neither. Every answer of such a
+strategy says ``x-localrouter-cache: hit`` or ``miss`` (middlewares.security sets it from the exchange).
 
 A hit is accounted as served by the entry's target with the entry's usage (tokens shown), cost 0 and the
 cost it saved; it counted as a request against the client's rate limits (before the body was read) and
@@ -44,7 +44,7 @@ async def serve(request: web.Request, handler: Handler, ttl: int) -> web.StreamR
         return await handler(request)
     x = request[EXCHANGE]
     x.cache = "miss"
-    control = cache.directives(request.headers.get(hdrs.CACHE_CONTROL))
+    control = cache.directives(request.headers.get(hdrs.CACHE_CONTROL), request.headers.get(hdrs.PRAGMA))
     if control.no_store or not cache.cacheable(endpoint, body):
         _count(request, "miss")
         return await handler(request)

@@ -36,6 +36,6 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         if body is not None:
             model = body.get("model")
             x.model_requested = model if isinstance(model, str) else None
-            if observer.bodies:
+            if observer.bodies and x.request_body is None:  # else the firewall's copy, its secrets redacted
                 x.request_body = body
         observer.finish(x)

@@ -235,20 +235,24 @@ async def _admit(request: web.Request, rid: Any) -> web.Response | None:
 
 
 async def _screen(request: web.Request, inbound: Inbound, rid: Any, parsed: Any, call: _Call) -> web.Response | None:
-    """The firewall's rules on the item (one this client may call), which may hold the call for an admin's
-    decision; then its arguments scanned for secrets."""
+    """The call's arguments scanned for secrets (first: a call its secret refuses is never held); then the
+    firewall's rules on the item (one this client may call), which may hold the call for an admin's decision."""
     principal, config, firewall = request[PRINCIPAL], request[RUNTIME].config, request.app[FIREWALL]
     client, server = principal.client.name, call.target.server
     try:
+        arguments = getattr(parsed.params, "arguments", None)
+        if config.firewall.secrets != "off" and arguments:
+            try:
+                firewall.scan(client, config.firewall.secrets, {"arguments": arguments}, ("arguments",))
+            finally:  # the access log's copy of the call (logging.bodies), taken before the scan
+                if call.x.request_body is not None:
+                    call.x.request_body = firewall.redacted(call.x.request_body, ("arguments",))
         if principal.policy.firewall and server is not None:
             item = call.target.item if not call.resource else f"{server}__{call.target.item}"
             name = item.partition("__")[2]
             if inbound.allows(server, call.target.item if call.resource else name):
                 link = discovery.base_url(request, request.app[OBSERVER].trusted) + APPROVALS_PAGE
                 await firewall.judge_item(client, principal.policy.firewall, item, config, link)
-        arguments = getattr(parsed.params, "arguments", None)
-        if config.firewall.secrets != "off" and arguments:
-            firewall.scan(client, config.firewall.secrets, {"arguments": arguments}, ("arguments",))
     except FirewallDenied as exc:
         request[EXCHANGE].error_code = exc.code
         body = {"jsonrpc": "2.0", "id": rid, "error": {"code": FIREWALL_DENIED, "message": exc.message}}

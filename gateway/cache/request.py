@@ -29,11 +29,24 @@ class Directives(NamedTuple):
     no_store: bool  # neither answered from the cache nor kept in it
 
 
-def directives(header: str | None) -> Directives:
+def directives(header: str | None, pragma: str | None = None) -> Directives:
+    """``Cache-Control`` read; without one, ``Pragma: no-cache`` means ``no-cache`` (RFC 9111, 5.4). An entry
+    no older than ``max-age=0`` is one made now: the client asks for a fresh answer, as with ``no-cache``."""
     if not header:
-        return Directives(False, False)
-    names = {part.split("=", 1)[0].strip().lower() for part in header.split(",")}
-    return Directives("no-cache" in names, "no-store" in names)
+        return Directives(_holds(pragma, "no-cache"), False)
+    parts = [part.partition("=") for part in header.lower().split(",")]
+    names = {name.strip() for name, _, _ in parts}
+    stale = any(name.strip() == "max-age" and _zero(value) for name, _, value in parts)
+    return Directives("no-cache" in names or stale, "no-store" in names)
+
+
+def _zero(value: str) -> bool:
+    digits = value.strip().strip('"')
+    return digits.isdigit() and int(digits) == 0
+
+
+def _holds(header: str | None, directive: str) -> bool:
+    return header is not None and directive in (part.strip().lower() for part in header.split(","))
 
 
 def cacheable(endpoint: str, body: Mapping[str, Any]) -> bool:

@@ -43,6 +43,9 @@ def read_rules(r: Reader, raw: Any, path: str) -> tuple[FirewallRule, ...]:
         m = r.mapping(item, p, {"match": True, "action": True})
         if m is None or "match" not in m or "action" not in m:
             continue
+        if not isinstance(m["match"], str):  # a number would be read as a glob matching nothing
+            r.problem(f"{p}.match", "expected a string (a glob over model ids and MCP items)")
+            continue
         glob, action = r.string(m["match"], f"{p}.match"), r.string(m["action"], f"{p}.action")
         if action is not None and action not in ACTIONS:
             r.problem(f"{p}.action", f"expected one of {', '.join(ACTIONS)}")

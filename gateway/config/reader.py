@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -66,15 +67,22 @@ class Reader:
         return text
 
     def number(self, value: Any, path: str, *, integer: bool = False, minimum: float | None = None) -> Any:
-        """A number; positive unless ``minimum`` says otherwise."""
+        """A number, finite; positive unless ``minimum`` says otherwise. A string only as an environment
+        reference (``${VAR}``) holding one: a quoted number is taken for a mistake, not guessed at."""
         kind = "an integer" if integer else "a number"
         if isinstance(value, str):
+            if not _ENV_RE.search(value):
+                self.problem(path, f"expected {kind}")
+                return None
             try:
                 value = (int if integer else float)(self.expand(value, path) or "")
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
             self.problem(path, f"expected {kind}")
+            return None
+        if not math.isfinite(value):
+            self.problem(path, f"expected {kind}, not {value}")
             return None
         if minimum is None and value <= 0:
             self.problem(path, "must be positive")

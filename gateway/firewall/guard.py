@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import logging
 import time
@@ -19,7 +20,7 @@ from gateway.errors import GatewayError, PermissionDenied
 from gateway.firewall import rules as firewall_rules
 from gateway.firewall.approvals import Approval, Board, BoardUnavailable, Decision, MemoryBoard, RedisBoard, new_id
 from gateway.firewall.rules import Verdict
-from gateway.firewall.secrets import Detector, Found, Scan
+from gateway.firewall.secrets import PROMPT_KEYS, Detector, Found, Scan
 from gateway.observability.metrics import Metrics
 from gateway.observability.usage import AuditRecord, UsageWriter
 from gateway.routing.router import Target
@@ -241,19 +242,27 @@ class Firewall:
 
     # -- secrets -----------------------------------------------------------------------------------------
 
-    def scan(self, client: str, mode: str, body: dict[str, Any], keys: tuple[str, ...] | None = None) -> None:
+    def scan(self, client: str, mode: str, body: dict[str, Any], keys: tuple[str, ...] = PROMPT_KEYS) -> bool:
         """Scan ``body``'s prompts (its ``keys``: by default those of every inference endpoint) for secrets,
         as ``mode`` says: ``block`` raises :class:`FirewallDenied` naming the kind and where (never the
-        value), ``redact`` rewrites them in place, ``log`` records them and lets them through."""
-        scan = Scan(self.detector, redact=mode == "redact")
-        found = scan.body(body) if keys is None else scan.body(body, keys)
+        value), ``redact`` rewrites them in place, ``log`` records them and lets them through. Whether one
+        was found. A refused body is redacted too: the access log may show it (``logging.bodies``); under
+        ``log`` the caller shows :meth:`redacted` there instead of the body forwarded as sent."""
+        found = Scan(self.detector, redact=mode != "log").body(body, keys)
         if not found:
-            return
+            return False
         for item in found[:MAX_SECRET_RECORDS]:
             self._audit(client, item.where, mode, "secrets", rule=item.kind)
         self._count(client, f"secrets_{mode}")
         if mode == "block":
             raise FirewallDenied(f"The request holds a secret: {_listed(found)}. Remove it and send again.")
+        return True
+
+    def redacted(self, body: dict[str, Any], keys: tuple[str, ...] = PROMPT_KEYS) -> dict[str, Any]:
+        """A copy of ``body`` with every secret in its ``keys`` replaced, as ``redact`` would."""
+        shown = copy.deepcopy(body)
+        Scan(self.detector, redact=True).body(shown, keys)
+        return shown
 
     # -- records -----------------------------------------------------------------------------------------
 

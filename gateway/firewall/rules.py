@@ -50,15 +50,20 @@ def _covered(judged: Verdict, verdict: Verdict | None) -> bool:
     return verdict is not None and verdict.action == judged.action == "ask" and verdict.what == judged.what
 
 
+def _free(judged: Verdict | None) -> bool:
+    return judged is None or judged.action == "allow"
+
+
 def for_model(
     rules: Sequence[FirewallRule], requested: str, resolved: str, chain: tuple[Target, ...]
 ) -> tuple[Verdict | None, tuple[Target, ...]]:
     """The verdict on a model request and the chain it may use. The names asked for and resolved (an
     alias's target, ``localrouter/auto``) are judged, the stricter verdict holding, so an alias cannot get
     round a rule. Each target of the chain is judged too (a pool's by the pool's id as well): a denied one
-    is left out (none left: denied); the first one tried may ask; a fallback that would need a person's yes
-    is left out, since a fallback never waits, unless the yes the request waits for covers it (the rest of
-    a pool asked for by its id)."""
+    is left out (none left: denied); the first one tried may ask, unless it is a pool's target and another
+    target of that pool may serve unasked (a pool is one model: the request is held only when every target
+    would ask); a fallback that would need a person's yes is left out, since a fallback never waits, unless
+    the yes the request waits for covers it (the rest of a pool asked for by its id)."""
     verdict: Verdict | None = None
     for name in dict.fromkeys((requested, resolved)):
         verdict = _stricter(verdict, first(rules, name))
@@ -66,13 +71,15 @@ def for_model(
         return verdict, ()
     kept: list[Target] = []
     denied: Verdict | None = None
-    for target in chain:
-        judged = _judged(rules, target)
+    judged_chain = [(target, _judged(rules, target)) for target in chain]
+    # the pools with a target that may serve unasked: their targets that would ask are left out
+    free = {t.member.pool for t, judged in judged_chain if t.member is not None and _free(judged)}
+    for target, judged in judged_chain:
         if judged is None or judged.action == "allow" or _covered(judged, verdict):
             kept.append(target)
         elif judged.action == "deny":
             denied = denied or judged
-        elif not kept:
+        elif not kept and (target.member is None or target.member.pool not in free):
             kept.append(target)
             verdict = _stricter(verdict, judged)
     if not kept:

@@ -38,6 +38,8 @@ from detect_secrets.plugins.stripe import StripeDetector
 from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 from detect_secrets.plugins.twilio import TwilioKeyDetector
 
+from gateway import jsonx
+
 #: the detectors of tokens with a recognisable shape (a prefix, a length, a header line), each with the
 #: lowercase text one of whose matches must contain (a gate: most text holds none, and a substring test
 #: costs far less than the detector's patterns; an empty gate always runs the detector)
@@ -69,6 +71,9 @@ KEYWORD_GATE = ("key", "pass", "pwd", "secret", "contras")
 KEYWORD = KeywordDetector.secret_type
 #: the parts of a request body that hold prompts (chat, completions, embeddings, Messages, Responses)
 PROMPT_KEYS = ("messages", "input", "prompt", "system", "instructions")
+#: a tool call's arguments: JSON text (chat ``function.arguments``, a Responses ``function_call``), or an
+#: object (MCP, an Anthropic ``tool_use``'s ``input``) whose keys are the caller's own, so scanned too
+ARGUMENTS = ("arguments", "input")
 #: shorter strings hold no credential any detector knows
 MIN_LENGTH = 8
 #: a keyword's value is a secret only when it looks random: bits per character over its characters
@@ -79,12 +84,14 @@ CLEAN_MIN_LENGTH = 512
 CLEAN_REMEMBERED = 4096
 #: characters of a keyword's line looked at before and after it
 KEYWORD_BEFORE, KEYWORD_AFTER = 64, 256
-#: a name holding one of the keyword detector's words, assigned a value (``API_KEY=...``, ``"password":
-#: "..."``, ``secret := ...``). detect-secrets' own keyword patterns backtrack: over a prompt's long lines
-#: they cost milliseconds, so its word list is used in one linear pattern of this module's
+#: a name holding one of the keyword detector's words
+_NAME = re.compile("|".join(DENYLIST))
+#: such a name assigned a value (``API_KEY=...``, ``"password": "..."``, ``secret := ...``): its opening
+#: quote, the value, and the character after it. detect-secrets' own keyword patterns backtrack: over a
+#: prompt's long lines they cost milliseconds, so its word list is used in one linear pattern of this module's
 _ASSIGNMENT = re.compile(
-    "(?:" + "|".join(DENYLIST) + r")[\w.-]*['\"\]]{0,2}\s*(?::=|=>|==?|:)\s*['\"`]?"
-    r"([^\s'\"`,;()\[\]{}<>]{" + str(MIN_KEYWORD_VALUE) + ",})"
+    "(?:" + _NAME.pattern + r")[\w.-]*['\"\]]{0,2}\s*(?::=|=>|==?|:)\s*(['\"`]?)"
+    r"([^\s'\"`,;()\[\]{}<>]{" + str(MIN_KEYWORD_VALUE) + r",})(.?)"
 )
 #: a private key is redacted from its header to its footer (the detector names only the header)
 _PEM = re.compile(
@@ -134,19 +141,25 @@ class Detector:
             for regex in plugin.denylist:
                 # the whole match: a pattern's group may be a token's prefix alone (GitHub's ``ghp``)
                 for match in regex.finditer(text):
-                    yield plugin.secret_type, self._extent(plugin, text, match.group(0))
+                    yield plugin.secret_type, self._extent(plugin, text, match)
         for window, low in _keyword_windows(text, lowered):
             for match in _ASSIGNMENT.finditer(low):
-                value = window[match.start(1) : match.end(1)]
-                if _random_looking(value, window):
+                value = window[match.start(2) : match.end(2)]
+                if _literal(match, value) and _random_looking(value, window):
                     yield KEYWORD, value
 
     @staticmethod
-    def _extent(plugin: RegexBasedDetector, text: str, value: str) -> str:
-        if isinstance(plugin, PrivateKeyDetector):
-            block = _PEM.search(text)
-            return block.group(0) if block else value
-        return value
+    def named(name: str, value: str) -> bool:
+        """Whether ``value``, a JSON object's string under the key ``name`` (``{"password": "..."}``), is a
+        secret by its name: a name of the keyword detector's, and a value that looks random."""
+        return _NAME.search(name.lower()) is not None and _random_looking(value, f"{name}: {value}")
+
+    @staticmethod
+    def _extent(plugin: RegexBasedDetector, text: str, match: re.Match[str]) -> str:
+        if isinstance(plugin, PrivateKeyDetector):  # the block whose header this is (a text may hold several)
+            block = _PEM.search(text, text.rfind("\n", 0, match.start()) + 1)
+            return block.group(0) if block else match.group(0)
+        return match.group(0)
 
 
 def _keyword_windows(text: str, lowered: str) -> Iterator[tuple[str, str]]:
@@ -172,6 +185,18 @@ def _positions(text: str, word: str) -> Iterator[int]:
         pos = text.find(word, pos + 1)
 
 
+def _literal(match: re.Match[str], value: str) -> bool:
+    """Whether an assignment's value is written out: quoted, or a bare token that is no expression (an
+    attribute, a call, a subscript: ``settings.SECRET_KEY``, ``hashlib.sha256(...)``) and, a bare name,
+    holds more than letters (``apiKey = userApiKey`` names a variable; ``PASSWORD=Zx9kq2LmP0vT`` in an env file
+    is a value)."""
+    if match.group(1):
+        return True
+    if "." in value or match.group(3) in ("(", "["):
+        return False
+    return not value.replace("_", "").isalpha()
+
+
 def _random_looking(value: str, line: str) -> bool:
     if len(value) < MIN_KEYWORD_VALUE or any(c.isspace() for c in value):
         return False
@@ -191,7 +216,8 @@ def _entropy(text: str) -> float:
 
 class Scan:
     """One request's scan: what was found, and (with ``redact``) the prompts rewritten in place, each secret
-    replaced by ``[REDACTED:<kind>]``."""
+    replaced by ``[REDACTED:<kind>]``. A tool call's arguments given as JSON text are scanned as the JSON they
+    hold (its strings, and its keys), and rewritten as JSON: a secret ends where its string does."""
 
     def __init__(self, detector: Detector, redact: bool) -> None:
         self.detector, self.redact = detector, redact
@@ -200,29 +226,63 @@ class Scan:
     def body(self, body: dict[str, Any], keys: tuple[str, ...] = PROMPT_KEYS) -> list[Found]:
         for key in keys:
             if key in body:
-                body[key] = self.value(body[key], key)
+                body[key] = self._entry(key, body[key], key, False)
         return self.found
 
-    def value(self, node: Any, where: str) -> Any:
-        """``node`` scanned (strings, and the strings in lists and objects, at any depth); its redacted copy
-        when redacting and something was found, else itself."""
+    def value(self, node: Any, where: str, keys: bool = False) -> Any:
+        """``node`` scanned (strings, and the strings in lists and objects, at any depth; with ``keys`` the
+        objects' keys too); its redacted copy when redacting and something was found, else itself."""
         if isinstance(node, str):
             return self._text(node, where) if len(node) >= MIN_LENGTH else node
         if isinstance(node, list):
             for i, item in enumerate(node):
-                node[i] = self.value(item, f"{where}[{i}]")
+                node[i] = self.value(item, f"{where}[{i}]", keys)
         elif isinstance(node, dict):
-            for key, item in node.items():
-                node[key] = self.value(item, f"{where}.{key}")
+            return self._object(node, where, keys)
         return node
 
-    def _text(self, text: str, where: str) -> str:
+    def _object(self, node: dict[str, Any], where: str, keys: bool) -> dict[str, Any]:
+        renamed: dict[str, str] = {}
+        for key, item in node.items():
+            name = self._text(key, where, always=True) if keys and len(key) >= MIN_LENGTH else key
+            if name != key:
+                renamed[key] = name
+            node[key] = self._entry(key, item, f"{where}.{name}", keys)
+        if renamed and self.redact:
+            return {renamed.get(key, key): item for key, item in node.items()}
+        return node
+
+    def _entry(self, key: str, item: Any, where: str, keys: bool) -> Any:
+        if key in ARGUMENTS and isinstance(item, dict):
+            return self.value(item, where, keys=True)
+        if not isinstance(item, str) or len(item) < MIN_LENGTH:
+            return self.value(item, where, keys)
+        if key == "arguments":
+            return self._json_text(item, where)
+        return self._text(item, where, named=self.detector.named(key, item))
+
+    def _json_text(self, text: str, where: str) -> str:
+        try:
+            doc = jsonx.loads_exact(text.encode())
+        except (ValueError, UnicodeEncodeError):  # not JSON (a lone surrogate cannot even be encoded)
+            return self._text(text, where)
+        before = len(self.found)
+        doc = self.value(doc, where, keys=True)
+        if self.redact and len(self.found) > before:
+            return jsonx.dumps(doc).decode()
+        return text
+
+    def _text(self, text: str, where: str, named: bool = False, always: bool = False) -> str:
+        """``text`` with its secrets replaced when redacting (or ``always``: a key's name, which also names
+        where the values under it are); ``named``: the whole text is a secret by the name it is given."""
         hits = self.detector.find(text)
+        if named:
+            hits.append((KEYWORD, text))
         if not hits:
             return text
         for kind in dict.fromkeys(kind for kind, _ in hits):
             self.found.append(Found(kind, where))
-        if self.redact:
+        if self.redact or always:
             for kind, value in sorted(hits, key=lambda hit: -len(hit[1])):  # a longer secret first: it may hold one
                 text = text.replace(value, f"[REDACTED:{kind}]")
         return text

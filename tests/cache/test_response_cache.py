@@ -225,6 +225,23 @@ async def test_no_cache_asks_the_upstream_and_keeps_its_answer_no_store_does_nei
     assert calls(primary) == 3
 
 
+async def test_pragma_no_cache_and_max_age_0_ask_the_upstream_as_no_cache_does(
+    upstreams: Upstreams, start_gateway: Start, http
+) -> None:
+    """RFC 9111: ``max-age=0`` accepts no stored answer, and ``Pragma: no-cache`` is ``no-cache`` for a request
+    without ``Cache-Control`` (with one, ``Cache-Control`` alone counts)."""
+    gw = await start_gateway(cached_config(upstreams))
+    primary = upstreams[0]
+    primary.queue(fresh("one"), fresh("two"), fresh("three"))
+    assert await text_of(http, gw) == ("miss", "one")
+    assert await text_of(http, gw, Pragma="no-cache") == ("miss", "two")
+    assert await text_of(http, gw) == ("hit", "two")  # the fresh answer replaced the entry
+    assert await text_of(http, gw, **{"Cache-Control": "max-age=0"}) == ("miss", "three")
+    assert await text_of(http, gw, **{"Cache-Control": "max-age=60"}, Pragma="no-cache") == ("hit", "three")
+    assert await text_of(http, gw, **{"Cache-Control": 'max-age="0"'}) == ("miss", "Hello from primary")
+    assert calls(primary) == 4
+
+
 async def test_an_entry_expires_after_its_strategys_ttl(upstreams: Upstreams, start_gateway: Start, http) -> None:
     gw = await start_gateway(cached_config(upstreams, strategy_cache={"ttl": 1}))
     path = "/v1/chat/completions"

@@ -111,24 +111,36 @@ async def test_a_deny_on_one_target_of_a_pool_leaves_it_out(fakes, start_gateway
     assert [served(f) for f in fakes] == [0, 4]
 
 
-async def test_an_ask_on_one_target_of_a_pool_never_serves_it_unasked(fakes, start_gateway, http):
-    """The pick is asked about when it is the asked target, and the asked target is left out as a fallback."""
-    gw = await start_gateway(config(fakes, [{"match": "east/gpt-4o", "action": "ask"}]))
+async def test_an_ask_on_one_target_of_a_pool_leaves_it_out_while_another_serves_unasked(fakes, start_gateway, http):
+    """A pool is one model: its target that would ask is left out while another may serve without asking,
+    so no request is held (concurrent ones included), whichever target the rule picks."""
+    data = config(fakes, [{"match": "east/gpt-4o", "action": "ask"}])
+    data["firewall"]["ask_timeout"] = 1  # a request held would get its 403 soon
+    gw = await start_gateway(data)
+    answers = await asyncio.wait_for(asyncio.gather(*(chat(http, gw.url, "pool/gpt") for _ in range(6))), 5)
+    assert [(status, headers["x-localrouter-model"]) for status, _, headers in answers] == [(200, "west/gpt-4o")] * 6
+    assert [served(f) for f in fakes] == [0, 6]
+    assert await waiting(http, gw.url, count=0) == []
+
+
+async def test_an_ask_on_every_target_of_a_pool_holds_the_request(fakes, start_gateway, http):
+    """Only when every target would ask is the request held, and then about its pick alone."""
+    gw = await start_gateway(config(fakes, [{"match": "*/gpt-4o", "action": "ask"}]))
 
     async def deny_all() -> None:
         while True:
             for approval in await waiting(http, gw.url):
-                assert approval["what"] == "east/gpt-4o"
+                assert approval["what"] in POOL_TARGETS
                 await decide(http, gw.url, approval["id"], "deny")
 
     denier = asyncio.create_task(deny_all())
     try:
-        statuses = [(await chat(http, gw.url, "pool/gpt"))[0] for _ in range(4)]
+        statuses = [(await chat(http, gw.url, "pool/gpt"))[0] for _ in range(2)]
     finally:
         denier.cancel()
         await asyncio.gather(denier, return_exceptions=True)
-    assert sorted(statuses) == [200, 200, 403, 403]  # round robin: east's turns were held, then denied
-    assert [served(f) for f in fakes] == [0, 2]
+    assert statuses == [403, 403]
+    assert [served(f) for f in fakes] == [0, 0]
 
 
 async def test_a_cached_answer_never_answers_a_request_that_would_be_held(fakes, start_gateway, http):

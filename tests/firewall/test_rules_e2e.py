@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import ALICE, bearer, sse_events
-from tests.firewall.conftest import ROOT, config, decide, waiting
+from tests.firewall.conftest import AWS_KEY, ROOT, config, decide, waiting
 from tests.firewall.conftest import audit as audit_records
 
 HI = [{"role": "user", "content": "hi"}]
@@ -236,6 +236,23 @@ async def test_the_webhook_is_told_and_retried_and_never_blocks(fake, start_gate
     assert not any(WEBHOOK_TOKEN in r.getMessage() for r in caplog.records)
 
 
+async def test_a_secret_is_refused_before_any_admin_is_asked(fake, start_gateway, http):
+    """The scan comes first: a request a rule would hold and its secret refuses (``block``) is never held,
+    listed, nor told to the webhook; it gets its 403 for the secret at once."""
+    hook = Hook()
+    url = await hook.start()
+    try:
+        gw = await start_gateway(config(fake.base_url, webhook=url, secrets="block"))
+        body = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": f"key {AWS_KEY}"}]}
+        async with asyncio.timeout(5), http.post(f"{gw.url}/v1/chat/completions", json=body, headers=bearer()) as resp:
+            assert resp.status == 403
+            assert "AWS Access Key in messages[0].content" in (await resp.json())["error"]["message"]
+        assert await waiting(http, gw.url, count=0) == []
+        assert [r.actor for r in await audit_records(gw)] == ["secrets"] and hook.received == []
+    finally:
+        await hook.runner.cleanup()
+
+
 async def test_a_dead_webhook_does_not_hold_up_the_request(fake, start_gateway, http):
     from tests.redisserver import free_port
 
@@ -259,6 +276,18 @@ def test_rules_are_checked_in_the_config(tmp_path):
     problems = "\n".join(caught.value.problems)
     for path in ("strategies[0].firewall[0].action", "firewall.secrets", "firewall.webhook", "firewall.ask_timeout"):
         assert path in problems
+    for rules, timeout, why in (
+        ([{"match": 5, "action": "deny"}], 10, "strategies[0].firewall[0].match: expected a string"),
+        ([], float("inf"), "firewall.ask_timeout: expected a number, not inf"),
+        ([], float("nan"), "firewall.ask_timeout: expected a number, not nan"),
+        ([], "12", "firewall.ask_timeout: expected a number"),
+    ):
+        data = config("http://127.0.0.1:9/v1", rules=rules, ask_timeout=timeout)
+        with pytest.raises(gwconfig.ConfigError) as caught:
+            gwconfig.parse(data, {}, types=TYPES)
+        assert why in "\n".join(caught.value.problems)
+    data = config("http://127.0.0.1:9/v1", ask_timeout="${ASK_TIMEOUT}")
+    assert gwconfig.parse(data, {"ASK_TIMEOUT": "12"}, types=TYPES).firewall.ask_timeout == 12
     data = config("http://127.0.0.1:9/v1")
     data["firewall"] = {"secrets": False}  # YAML's reading of a bare `off`
     assert gwconfig.parse(data, {}, types=TYPES).firewall.secrets == "off"

@@ -115,6 +115,23 @@ async def test_log_forwards_and_records(fake, start_gateway, http):
     _no_secret([r.public() for r in await audit_records(gw)], gw.access.lines)
 
 
+#: a keyword assigned an expression (an attribute, a call, a subscript, a variable), not a literal
+EXPRESSIONS = (
+    "self.secret_key = settings.SECRET_KEY",
+    "const apiKey = process.env.NEXT_PUBLIC_API_KEY;",
+    "secret = hashlib.sha256(token.encode()).hexdigest()",
+)
+
+
+async def test_ordinary_code_passes_under_block(fake, start_gateway, http):
+    gw = await start_gateway(config(fake.base_url, rules=[], secrets="block"))
+    for line in EXPRESSIONS:
+        body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": f"why does\n{line}\nfail?"}]}
+        async with http.post(f"{gw.url}/v1/chat/completions", json=body, headers=bearer()) as resp:
+            assert resp.status == 200, (line, await resp.text())
+    assert len(fake.received) == len(EXPRESSIONS)
+
+
 def test_ordinary_code_and_prose_are_left_alone():
     """The gateway's own source and README (code, YAML, prose about keys and secrets) hold no credential."""
     corpus = [ROOT / "README.md", *sorted((ROOT / "gateway" / "routing").glob("*.py"))]
@@ -127,6 +144,16 @@ def test_ordinary_code_and_prose_are_left_alone():
         "token = create_token(user_id=42)  # see docs/keys.md",
         "commit 3f2a9c1e7b4d5a6f8e9d0c1b2a3f4e5d6c7b8a9f  Merge branch 'main' of github.com:org/repo",
         "uuid 123e4567-e89b-12d3-a456-426614174000 and sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c",
+        *EXPRESSIONS,
+        "api_key = os.getenv('OPENAI_API_KEY')\nself.api_key = api_key or os.environ.get('API_KEY')",
+        "password = getPasswordFromVault(userId)\nconst secretKey = useSecretKey();",
+        "apiKey: config.apiKey,\nsecretKey: process.env.SECRET_KEY!,\npassword: passwordInput.value,",
+        "apiKey = userApiKey\nclient_secret = credentials.client_secret",
+        "private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)",
+        "let secretKey = crypto.randomBytes(32).toString('hex');\npasswordHash = bcrypt.hashSync(password, 10)",
+        "api_key=request.headers['X-Api-Key']\nsecretValue = secrets[secretName]",
+        'String apiKey = System.getenv("API_KEY");\napi_key := os.Getenv("API_KEY")',
+        "token_secret = base64.b64decode(raw_secret)\nsecret_arn = aws_secretsmanager_secret.db.arn",
     ]
     detector = Detector()
     for path in corpus:

@@ -329,3 +329,20 @@ def test_a_pool_is_a_model_id_for_auto_fallbacks_and_aliases(fakes):
     ]
     cfg = gwconfig.parse(base, ENV, types=TYPES)
     assert cfg.pools[0].id == POOL and cfg.strategies[0].auto == (POOL,)
+
+
+def test_weights_are_finite_numbers_as_written_in_yaml(fakes, tmp_path):
+    """NaN, infinity and a quoted number are config problems named by path (a ``${VAR}`` may hold one)."""
+    data = config(fakes, {"balance": "weighted"})
+    path = tmp_path / "config.yaml"
+    weights = "{east/gpt-4o: .nan, west/gpt-4o: .inf, oa/gpt-4o: '3'}"
+    path.write_text(yaml.safe_dump(data).replace("balance: weighted", f"balance: weighted\n  weights: {weights}"))
+    with pytest.raises(gwconfig.ConfigError) as caught:
+        gwconfig.load(path, ENV, types=TYPES)
+    found = "\n".join(caught.value.problems)
+    assert "pools[0].weights.east/gpt-4o: expected a number, not nan" in found
+    assert "pools[0].weights.west/gpt-4o: expected a number, not inf" in found
+    assert "pools[0].weights.oa/gpt-4o: expected a number" in found
+    path.write_text(path.read_text().replace("'3'", "'${WEIGHT}'").replace(".nan", "1").replace(".inf", "2"))
+    pool = gwconfig.load(path, {**ENV, "WEIGHT": "3"}, types=TYPES).pools[0]
+    assert dict(pool.weights) == {"east/gpt-4o": 1.0, "west/gpt-4o": 2.0, "oa/gpt-4o": 3.0}
