@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--since", default="7d", help="how far back: 30m, 12h, 7d, 4w (default 7d)")
     usage.add_argument("--by", default="client", choices=["client", "model", "provider", "day", "tool"])
     usage.add_argument("--json", action="store_true", help="JSON rows instead of a table")
+    clients = sub.add_parser("clients", help="operator actions on a client, in the state the running gateway shares")
+    clients.add_argument("action", choices=["resume"], help="resume: end the client's suspension")
+    clients.add_argument("name", help="the client's name in the config")
+    clients.add_argument("-c", "--config", help="YAML config whose state.backend to use (default as for serve)")
     db = sub.add_parser("db", help="the PostgreSQL store (usage.backend: postgres)")
     db.add_argument("action", choices=["upgrade"], help="upgrade: apply the schema's missing migrations")
     db.add_argument("-c", "--config", help="YAML config whose usage.url to use (default as for serve)")
@@ -87,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "db":
         return db_upgrade(cfg)
+    if args.command == "clients":
+        return client_resume(cfg, args.name)
     if args.command == "usage" and cfg.usage.backend == "postgres":
         print(f"usage records from PostgreSQL (usage.url of {_source(cfg)})", file=sys.stderr)
         return usage_report(None, args, cfg.usage)
@@ -149,6 +155,39 @@ def db_upgrade(cfg: config.Config) -> int:
         print(f"schema not upgraded: {exc}", file=sys.stderr)
         return 1
     print(f"schema at version {version}")
+    return 0
+
+
+def client_resume(cfg: config.Config, name: str) -> int:
+    """End a suspension where the running gateway reads it: the way back for an operator locked out (the
+    admin API needs an admin client that is not suspended)."""
+    from gateway.auth.overrides import OverridesUnavailable, RedisStore
+
+    if not any(c.name == name for c in cfg.clients):
+        print(f"no client named {name!r} in {_source(cfg)}", file=sys.stderr)
+        return 2
+    if cfg.state.backend != "redis":
+        print(
+            f"state.backend is {cfg.state.backend}: suspensions live only in the running gateway's processes and "
+            "end when it stops. Restart it, or resume the client with another admin's secret (POST "
+            f"/admin/api/clients/{name}/resume).",
+            file=sys.stderr,
+        )
+        return 2
+    store = RedisStore(cfg.state.redis_url, cfg.state.key_prefix, cfg.state.timeout)
+
+    async def resume() -> None:
+        try:
+            await store.suspend(name, False)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(resume())
+    except OverridesUnavailable as exc:
+        print(f"not resumed: the shared state cannot be reached ({exc})", file=sys.stderr)
+        return 1
+    print(f"client {name!r} resumed in Redis (state.redis_url): every gateway process serves it again within a second")
     return 0
 
 

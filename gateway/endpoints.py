@@ -18,7 +18,8 @@ class Route:
     limited, its JSON body read and its model's chain of targets resolved (middlewares.gate);
     ``dialect``: the shape of its error answers (``openai``, or ``anthropic`` for Anthropic's Messages
     API: middlewares.errors); ``admin``: only clients with ``admin: true`` may call it (the operator's
-    API: anyone else gets 403)."""
+    API: anyone else gets 403); ``anonymous``: its handler also runs for a request without a credential
+    (no principal stored; one that is sent must hold)."""
 
     method: str
     path: str
@@ -28,6 +29,7 @@ class Route:
     inference: bool = False
     dialect: str = "openai"
     admin: bool = False
+    anonymous: bool = False
 
 
 async def _unmatched(request: web.Request) -> web.StreamResponse:

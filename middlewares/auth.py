@@ -3,7 +3,6 @@ of the runtime the gate pinned the request to."""
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 
 from aiohttp import hdrs, web
@@ -66,23 +65,26 @@ def _session(request: web.Request, runtime: Runtime) -> Principal | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie or hdrs.AUTHORIZATION in request.headers or _API_KEY in request.headers:
         return None
-    found = runtime.clients.session(cookie)
+    found = runtime.clients.session(cookie, request.app[LIVE].overrides.revoked)
     if found is None:
-        raise AuthenticationFailed("The session has expired; log in again.", code="session_expired")
-    if request.method not in _SAFE:
-        given = request.headers.get(_CSRF, "")
-        if not hmac.compare_digest(given.encode(), runtime.clients.signer.csrf(cookie).encode()):
-            raise PermissionDenied("Missing or wrong X-CSRF-Token header.", code="csrf_failed")
+        if request[ROUTE].anonymous:
+            return None
+        raise AuthenticationFailed("The session has expired or was logged out; log in again.", code="session_expired")
+    if request.method not in _SAFE and not runtime.clients.signer.csrf_matches(cookie, request.headers.get(_CSRF, "")):
+        raise PermissionDenied("Missing or wrong X-CSRF-Token header.", code="csrf_failed")
     return found[0]
 
 
 def identify(request: web.Request) -> None:
     """Store who is calling (unless the endpoint is public, or the request matched none)."""
-    if request[ROUTE].public:
+    route = request[ROUTE]
+    if route.public:
         return
     runtime = request[RUNTIME]
-    found = _session(request, runtime) if request[ROUTE].admin else None
+    found = _session(request, runtime) if route.admin else None
     if found is None:
+        if route.anonymous and hdrs.AUTHORIZATION not in request.headers and _API_KEY not in request.headers:
+            return  # its handler answers a caller who sent no credential (and no live session) too
         token = _token(request)
         if token == INTERNAL_TEST_TOKEN:
             request[PRINCIPAL] = _internal_test(request, runtime)
@@ -95,6 +97,8 @@ def identify(request: web.Request) -> None:
 
 
 def require_admin(request: web.Request) -> None:
-    """An operator's endpoint: only a client with ``admin: true`` may call it."""
-    if not request[PRINCIPAL].client.admin:
+    """An operator's endpoint: only a client with ``admin: true`` may call it (an ``anonymous`` endpoint
+    called without a credential has no principal: its handler shows nothing of an admin's)."""
+    principal = request.get(PRINCIPAL)
+    if principal is not None and not principal.client.admin:
         raise PermissionDenied("This endpoint is for admin clients only.", code="admin_required")

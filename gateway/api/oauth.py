@@ -143,6 +143,8 @@ async def _grant(request: web.Request) -> web.Response:
         reason = "Client authentication failed." if principal is None else "This client is disabled."
         raise OAuthError(401, "invalid_client", reason, challenge)
     await throttle.succeeded()
+    if principal.client.name in request.app[LIVE].overrides.suspended:  # the right secret: no failure to count
+        raise OAuthError(401, "client_suspended", "This client is suspended by an operator.")
     token = clients.signer.issue(principal.client.name, principal.client.secret_sha256)
     body = {"access_token": token, "token_type": "Bearer", "expires_in": clients.signer.ttl}
     return web.Response(body=jsonx.dumps(body), content_type="application/json", headers=_NO_STORE)
@@ -191,7 +193,7 @@ def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     responses={
         200: _answer("The access token", _TOKEN),
         400: _answer("invalid_request / unsupported_grant_type", _ERROR),
-        401: _answer("invalid_client", _ERROR),
+        401: _answer("invalid_client; client_suspended (suspended by an operator)", _ERROR),
         429: _answer("slow_down: too many failures for this client_id (see Retry-After)", _ERROR),
     },
 )

@@ -47,12 +47,21 @@ PAGE_HEADERS = {
 }
 
 
+def _found(relative: str) -> Path | None:
+    """The file under ``STATIC`` that ``relative`` names, if it is one of the known types."""
+    try:
+        path = (STATIC / relative).resolve()
+        found = path.suffix in CONTENT_TYPES and path.is_relative_to(STATIC) and path.is_file()
+    except (ValueError, OSError):  # a NUL byte, a name too long for the file system: no such file
+        return None
+    return path if found else None
+
+
 def _file(relative: str) -> web.FileResponse:
-    path = (STATIC / relative).resolve()
-    content_type = CONTENT_TYPES.get(path.suffix)
-    if content_type is None or not path.is_relative_to(STATIC) or not path.is_file():
+    path = _found(relative)
+    if path is None:
         raise NotFound(f"No such file on the operator page: {relative[:200]}")
-    return web.FileResponse(path, headers={**PAGE_HEADERS, hdrs.CONTENT_TYPE: content_type})
+    return web.FileResponse(path, headers={**PAGE_HEADERS, hdrs.CONTENT_TYPE: CONTENT_TYPES[path.suffix]})
 
 
 async def redirect(request: web.Request) -> web.Response:

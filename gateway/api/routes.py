@@ -49,11 +49,15 @@ ROUTES = (
     ),
 )
 
-ROOT_ROUTES = (
+ROOT_ROUTES = tuple(
     # the operator page: its files are public, its data comes from the admin API (admin clients only)
-    Route("GET", "/ui", operator_page.redirect, "ui", public=True),
-    Route("GET", "/ui/", operator_page.index, "ui", public=True),
-    Route("GET", "/ui/{path:.+}", operator_page.asset, "ui", public=True),
-    Route("GET", "/favicon.ico", operator_page.favicon, "ui", public=True),
+    Route(method, path, handler, "ui", public=True)
+    for path, handler in (
+        ("/ui", operator_page.redirect),
+        ("/ui/", operator_page.index),
+        ("/ui/{path:.+}", operator_page.asset),
+        ("/favicon.ico", operator_page.favicon),
+    )
+    for method in ("GET", "HEAD")  # HEAD as GET without the body (aiohttp leaves the body out)
 )
 """Served at the root only: a browser's paths, not an SDK's (no ``/v1`` twin)."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 
-from gateway.auth.tokens import PREFIX, TokenSigner, fingerprint
+from gateway.auth.tokens import PREFIX, SessionClaims, TokenSigner, fingerprint
 from gateway.config import ClientConfig, Config, hash_secret
 from gateway.routing.router import Policy, Principal
 
@@ -45,16 +45,17 @@ class ClientRegistry:
             return None
         return principal
 
-    def session(self, cookie: str) -> tuple[Principal, int] | None:
-        """The client an admin session cookie belongs to, and when the session ends; None when the cookie
-        is not genuine, has expired, or its client's secret changed since."""
+    def session(self, cookie: str, revoked: Container[str]) -> tuple[Principal, SessionClaims] | None:
+        """The client an admin session cookie belongs to, and what the cookie says; None when the cookie
+        is not genuine, has expired, was logged out (its id is in ``revoked``), or its client's secret
+        changed since."""
         found = self.signer.verify_session(cookie)
-        if found is None:
+        if found is None or found.id in revoked:
             return None
-        principal = self._by_name.get(found[0])
-        if principal is None or not hmac.compare_digest(fingerprint(principal.client.secret_sha256), found[2]):
+        principal = self._by_name.get(found.client)
+        if principal is None or not hmac.compare_digest(fingerprint(principal.client.secret_sha256), found.fingerprint):
             return None
-        return principal, found[1]
+        return principal, found
 
     def check_credentials(self, name: str, secret: str) -> Principal | None:
         """The client named ``name`` if ``secret`` is its secret (same work whether or not it exists)."""

@@ -1,8 +1,10 @@
 """What an operator changes at run time without a config edit: clients suspended (refused with 401 until
-resumed) and targets whose cooldown was reset. Every process must act on them, so they are shared:
+resumed), targets whose cooldown was reset, and operator page sessions logged out (their cookie refused
+until it would have expired). Every process must act on them, so they are shared:
 
 - ``state.backend: redis``: in Redis, beside the rate limits (a set of suspended clients, a hash of
-  target -> the id of its last reset), which every process and replica reads every ``POLL`` seconds;
+  target -> the id of its last reset, a sorted set of logged-out session ids scored by their expiry),
+  which every process and replica reads every ``POLL`` seconds;
 - ``serve --workers N`` without Redis: in a small file in the directory the workers share their metrics
   through, read every ``POLL`` seconds when it changed (its stat, no read otherwise);
 - one process without Redis: in memory.
@@ -22,6 +24,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -49,10 +52,12 @@ class OverridesUnavailable(Exception):
 
 @dataclass
 class Shared:
-    """What every process must agree on: the clients suspended, and each reset target's last reset id."""
+    """What every process must agree on: the clients suspended, each reset target's last reset id, and the
+    session ids logged out (each with its cookie's expiry: after it, the cookie is refused anyway)."""
 
     suspended: set[str] = field(default_factory=set)
     resets: dict[str, str] = field(default_factory=dict)
+    revoked: dict[str, float] = field(default_factory=dict)
 
 
 class Store(abc.ABC):
@@ -66,6 +71,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def reset(self, target: str, reset_id: str) -> None: ...
 
+    @abc.abstractmethod
+    async def revoke(self, session_id: str, until: float) -> None: ...
+
     async def close(self) -> None:
         return None
 
@@ -78,6 +86,7 @@ class RedisStore(Store):
             url, max_connections=4, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         self._suspended, self._resets = f"{prefix}:admin:suspended", f"{prefix}:admin:resets"
+        self._revoked = f"{prefix}:admin:revoked-sessions"
 
     async def _run(self, call: Callable[[], Awaitable[Any]]) -> Any:
         from redis.exceptions import RedisError
@@ -88,14 +97,19 @@ class RedisStore(Store):
             raise OverridesUnavailable(f"redis: {type(exc).__name__}") from exc
 
     async def read(self) -> Shared | None:
-        async def both() -> list[Any]:
+        async def everything() -> list[Any]:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.smembers(self._suspended)
                 pipe.hgetall(self._resets)
+                pipe.zrangebyscore(self._revoked, time.time(), "+inf", withscores=True)
                 return await pipe.execute()
 
-        members, resets = await self._run(both)
-        return Shared({m.decode() for m in members}, {k.decode(): v.decode() for k, v in resets.items()})
+        members, resets, revoked = await self._run(everything)
+        return Shared(
+            {m.decode() for m in members},
+            {k.decode(): v.decode() for k, v in resets.items()},
+            {sid.decode(): until for sid, until in revoked},
+        )
 
     async def suspend(self, client: str, suspended: bool) -> None:
         change = self._redis.sadd if suspended else self._redis.srem
@@ -103,6 +117,15 @@ class RedisStore(Store):
 
     async def reset(self, target: str, reset_id: str) -> None:
         await self._run(lambda: self._redis.hset(self._resets, target, reset_id))
+
+    async def revoke(self, session_id: str, until: float) -> None:
+        async def revoke_and_prune() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(self._revoked, {session_id: until})
+                pipe.zremrangebyscore(self._revoked, "-inf", time.time())  # expired cookies need no revocation
+                await pipe.execute()
+
+        await self._run(revoke_and_prune)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -124,7 +147,7 @@ class FileStore(Store):
             return Shared()
         except (OSError, orjson.JSONDecodeError) as exc:
             raise OverridesUnavailable(f"{self._path.name}: {exc}") from exc
-        return Shared(set(doc.get("suspended", [])), dict(doc.get("resets", {})))
+        return Shared(set(doc.get("suspended", [])), dict(doc.get("resets", {})), dict(doc.get("revoked", {})))
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -147,7 +170,8 @@ class FileStore(Store):
                 shared = self._load()
                 change(shared)
                 tmp = self._path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(orjson.dumps({"suspended": sorted(shared.suspended), "resets": shared.resets}))
+                doc = {"suspended": sorted(shared.suspended), "resets": shared.resets, "revoked": shared.revoked}
+                tmp.write_bytes(orjson.dumps(doc))
                 os.replace(tmp, self._path)
         except OSError as exc:
             raise OverridesUnavailable(f"{self._path.name}: {exc}") from exc
@@ -158,12 +182,22 @@ class FileStore(Store):
     async def reset(self, target: str, reset_id: str) -> None:
         self._change(lambda s: s.resets.__setitem__(target, reset_id))
 
+    async def revoke(self, session_id: str, until: float) -> None:
+        def revoke_and_prune(shared: Shared) -> None:
+            now = time.time()
+            shared.revoked = {sid: t for sid, t in shared.revoked.items() if t > now}
+            shared.revoked[session_id] = until
+
+        self._change(revoke_and_prune)
+
 
 class Overrides:
     """This process's view of the shared overrides, kept fresh by a task that polls them."""
 
     def __init__(self, store: Store | None, breakers: Breakers) -> None:
         self.suspended: frozenset[str] = frozenset()  # read on every request: a set lookup, nothing more
+        self.revoked: frozenset[str] = frozenset()  # session ids logged out; read on every request with a cookie
+        self._revoked_until: dict[str, float] = {}
         self._store = store
         self._breakers = breakers
         self._resets: dict[str, str] | None = None  # None until the first read: older resets are not news
@@ -189,6 +223,20 @@ class Overrides:
         self._changes += 1
         self.suspended = self.suspended | {client} if suspended else self.suspended - {client}
 
+    async def revoke(self, session_id: str, until: float) -> None:
+        """Refuse the session ``session_id`` from now until ``until`` (its cookie's expiry): here at once,
+        elsewhere within ``POLL`` seconds."""
+        if self._store is not None:
+            await self._store.revoke(session_id, until)
+        self._remember_revoked({session_id: until})
+
+    def _remember_revoked(self, revoked: dict[str, float]) -> None:
+        """A revocation is never undone, only forgotten once its cookie has expired: merging is always right."""
+        now = time.time()
+        merged = {**self._revoked_until, **revoked}
+        self._revoked_until = {sid: until for sid, until in merged.items() if until > now}
+        self.revoked = frozenset(self._revoked_until)
+
     async def reset(self, target: str) -> None:
         """End ``target``'s cooldown (and its count of failures): here at once, elsewhere within ``POLL``."""
         reset_id = uuid.uuid4().hex
@@ -207,6 +255,7 @@ class Overrides:
             return
         if changes == self._changes:
             self.suspended = frozenset(shared.suspended)
+        self._remember_revoked(shared.revoked)
         if self._resets is not None:
             for target, reset_id in shared.resets.items():
                 if self._resets.get(target) != reset_id:

@@ -6,8 +6,9 @@ A token therefore stops working when it expires, when the signing key changes, w
 secret changes, and (checked by the registry on every use) when its client is disabled or removed.
 
 The operator page's session cookie (``lras.<payload>.<mac>``) is made the same way, under a context of its
-own so that neither passes for the other; its CSRF token is a MAC of the cookie, so nothing is stored and
-every worker and replica sharing the key checks both.
+own so that neither passes for the other, and carries a random session id: two logins never share a cookie,
+and a logout revokes that one id (gateway.auth.overrides keeps the revoked ids until the cookie would expire).
+Its CSRF token is a MAC of the cookie, so every worker and replica sharing the key checks both.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import binascii
 import hashlib
 import hmac
 import re
+import secrets
 import time
+from typing import NamedTuple
 
 PREFIX = "lrat."
 SESSION_PREFIX = "lras."
@@ -25,7 +28,7 @@ SESSION_COOKIE = "lr_admin"  # the operator page's session cookie (gateway.api.a
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_TTL = 8 * 3600
 _CONTEXT = b"localrouter access token v1|"
-_SESSION_CONTEXT = b"localrouter admin session v1|"
+_SESSION_CONTEXT = b"localrouter admin session v2|"  # v2: with a session id
 _CSRF_CONTEXT = b"localrouter admin csrf v1|"
 _FINGERPRINT = 16  # hex characters of the client's secret hash carried in the token
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -85,18 +88,27 @@ class Seal:
         return _b64(self._mac(data))
 
 
-def _opened(seal: Seal, token: str, now: float | None) -> tuple[str, int, str] | None:
-    """``(client, expiry, fingerprint)`` of a genuine unexpired ``client|expiry|fingerprint`` seal, else None."""
+class SessionClaims(NamedTuple):
+    """What an admin session cookie says: whose it is, until when, for which secret, and its own id."""
+
+    client: str
+    expires: int
+    fingerprint: str
+    id: str
+
+
+def _opened(seal: Seal, token: str, now: float | None, parts: int) -> list[str] | None:
+    """The ``parts`` fields of a genuine unexpired ``client|expiry|...`` seal, else None."""
     payload = seal.open(token)
     if payload is None:
         return None
     try:
-        client, expires, fp = payload.decode().split("|")
-        if int(expires) <= (now if now is not None else time.time()):
+        found = payload.decode().split("|")
+        if len(found) != parts or int(found[1]) <= (now if now is not None else time.time()):
             return None
     except ValueError:
         return None
-    return client, int(expires), fp
+    return found
 
 
 class TokenSigner:
@@ -117,19 +129,24 @@ class TokenSigner:
 
     def verify(self, token: str, now: float | None = None) -> tuple[str, str] | None:
         """``(client name, secret fingerprint)`` of a genuine unexpired token, else None."""
-        found = _opened(self._seal, token, now)
+        found = _opened(self._seal, token, now, 3)
         return (found[0], found[2]) if found is not None else None
 
     def issue_session(self, client: str, secret_sha256: str, ttl: int, now: float | None = None) -> tuple[str, int]:
-        """An admin's session cookie value, and when it expires (Unix seconds)."""
+        """An admin's session cookie value (with a fresh session id), and when it expires (Unix seconds)."""
         expires = int(now if now is not None else time.time()) + ttl
-        return self._session.seal(f"{client}|{expires}|{fingerprint(secret_sha256)}".encode()), expires
+        sid = secrets.token_urlsafe(16)
+        return self._session.seal(f"{client}|{expires}|{fingerprint(secret_sha256)}|{sid}".encode()), expires
 
-    def verify_session(self, cookie: str, now: float | None = None) -> tuple[str, int, str] | None:
-        """``(client name, expiry, secret fingerprint)`` of a genuine unexpired session cookie, else None."""
-        return _opened(self._session, cookie, now)
+    def verify_session(self, cookie: str, now: float | None = None) -> SessionClaims | None:
+        """What a genuine unexpired session cookie says, else None (revocation is the caller's check)."""
+        found = _opened(self._session, cookie, now, 4)
+        return SessionClaims(found[0], int(found[1]), found[2], found[3]) if found is not None else None
 
     def csrf(self, cookie: str) -> str:
         """The CSRF token that goes with a session cookie: only who holds the key can make it, and only a
         page that was given it at login (the cookie itself is HttpOnly) can send it."""
         return self._csrf.mac(cookie.encode())
+
+    def csrf_matches(self, cookie: str, given: str) -> bool:
+        return hmac.compare_digest(given.encode(), self.csrf(cookie).encode())

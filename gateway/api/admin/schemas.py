@@ -27,6 +27,12 @@ class AdminSessionSchema(Schema):
     expires_at = _Int(required=True)
 
 
+class AdminSessionStateSchema(Schema):
+    client = _nullable(fields.String, metadata={"description": "null: no live session (log in)"})
+    csrf = fields.String(metadata={"description": "With a session: send as `X-CSRF-Token` with the cookie"})
+    expires_at = _Int(metadata={"description": "With a session: when it ends"})
+
+
 class AdminPercentilesSchema(Schema):
     p50 = _nullable(_Num)
     p95 = _nullable(_Num)
@@ -229,6 +235,7 @@ _ERRORS = {
     401: "Missing or invalid credential (secret, access token or session cookie), or the client is suspended",
     403: "The client is not an admin, or a request made with the session cookie lacks its `X-CSRF-Token`",
     404: "No such client, target or request",
+    409: "An admin may not suspend their own client (`cannot_suspend_self`)",
     503: "The usage records (or the shared state) cannot be reached now",
 }
 

@@ -16,6 +16,18 @@ from gateway.errors import InvalidRequest
 from gateway.observability.usage import GROUPS, SUMMARY_COLUMNS, UsageStore
 
 WEEK = 7 * 86400  # the default range, as the CLI's --since 7d
+# a spreadsheet reads a cell starting with one of these as a formula; any client names tools and models
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A cell as a spreadsheet shows it: text that would start a formula gets a leading ``'`` (OWASP's
+    advice against CSV injection); null is an empty cell; numbers are left alone."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _csv(by: str, rows: list[dict]) -> web.Response:
@@ -23,7 +35,7 @@ def _csv(by: str, rows: list[dict]) -> web.Response:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow((by, *SUMMARY_COLUMNS))
     for row in rows:
-        writer.writerow(["" if row[k] is None else row[k] for k in (by, *SUMMARY_COLUMNS)])
+        writer.writerow([_cell(row[k]) for k in (by, *SUMMARY_COLUMNS)])
     return web.Response(
         text=out.getvalue(),
         content_type="text/csv",

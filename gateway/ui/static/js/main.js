@@ -122,7 +122,10 @@ async function start() {
   $("logout").addEventListener("click", logout);
   window.addEventListener("hashchange", route);
   try {
-    showApp(await api.call("GET", "/session", { quiet401: true }));
+    // {"client": null} when nobody is logged in (a 200, so a fresh page logs no error)
+    const session = await api.call("GET", "/session", { quiet401: true });
+    if (session.client) showApp(session);
+    else showLogin();
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     showLogin();
