@@ -46,7 +46,7 @@ async def authorize(request: web.Request) -> web.Response:
     # no redirect to the client's redirect_uri: nothing here knows which redirect URIs a client may use
     body = {
         "error": "unsupported_response_type",
-        "error_description": "This server grants only client_credentials, at /oauth/token; it has no authorization flow.",
+        "error_description": "Only client_credentials is granted, at /oauth/token: there is no authorization flow.",
     }
     return web.Response(
         body=jsonx.dumps(body), status=400, content_type="application/json", headers={"Cache-Control": "no-store"}

@@ -44,9 +44,10 @@ async def gw(tmp_path, shared_tracker, start_gateway):
     return await start_gateway(data)
 
 
-@pytest.mark.parametrize(
-    ("path", "method"), [("/mcp", "client_secret_basic"), ("/", "client_secret_post"), ("/v1/mcp", "client_secret_basic")]
-)
+BASIC, POST = "client_secret_basic", "client_secret_post"
+
+
+@pytest.mark.parametrize(("path", "method"), [("/mcp", BASIC), ("/", POST), ("/v1/mcp", BASIC)])
 async def test_the_sdk_oauth_client_gets_a_token_and_lists_tools(gw, path, method):
     storage = Memory()
     auth = ClientCredentialsOAuthProvider(gw.url + path, storage, "alice", ALICE, method, issuer=gw.url)
