@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
 # JSON-RPC's reserved codes, as the SDK names them (not imported: the SDK is loaded only with mcp_servers)
-PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR = -32700, -32600, -32603
+PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32602, -32603
 #: a call the firewall refused (a rule, an admin, no decision in time, a secret in its arguments): one of the
 #: codes JSON-RPC leaves to servers
 FIREWALL_DENIED = -32003
@@ -195,6 +195,8 @@ async def _request(
     try:
         parsed = parse(method, params if isinstance(params, dict) else None)
     except McpUpstreamError as exc:
+        x = request[EXCHANGE]  # recorded as what it is; the answer stays a JSON-RPC error
+        x.status, x.error_code = (400, "invalid_params") if exc.code == INVALID_PARAMS else (404, "method_not_found")
         return _rpc_error(200, rid, exc.code, exc.message)
     call = _Call(request, inbound, parsed) if method in CALLS else None
     if method == "tools/call":
@@ -332,14 +334,14 @@ class _Call:
             self.span = self.x.tracing.mcp_call(self.x, self.method, self.target.server, self.target.item)
 
     def done(self, outcome: Any) -> None:
-        from gateway.mcp.inbound import call_status
+        from gateway.mcp.inbound import call_status, reached
 
-        status = call_status(outcome)
-        server = self.target.server or "none"
+        self.x.status, status = call_status(outcome)  # recorded; the HTTP answer stays a JSON-RPC one
+        server = self.target.server if reached(outcome) else None
         # a name is a label only once its server answered it with a result: a client cannot mint new series
         # by calling made-up names (a server may answer those with isError), and a resource's URI (a
         # template's, say) is never one
-        known = status == "ok" and self.target.server is not None and not self.resource
+        known = status == "ok" and server is not None and not self.resource
         self.x.mcp = (server, self.target.item if known else "other", status)
         if status != "ok":
             self.x.error_code = status

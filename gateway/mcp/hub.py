@@ -119,7 +119,7 @@ class Hub:
             await asyncio.gather(self.list_resources(), self.list_resource_templates())
             server = self._resource_server(uri)
         if server is None or (allows is not None and not allows(server, uri)):
-            raise McpUpstreamError(types.INVALID_PARAMS, f"unknown resource: {uri}")
+            raise McpUpstreamError(types.INVALID_PARAMS, f"unknown resource: {uri}", kind="unknown")
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
         return await self.upstreams[server].request(request, types.ReadResourceResult)
 
@@ -141,9 +141,9 @@ class Hub:
         parts = split(name)
         if parts is not None and allows is not None and not allows(*parts):
             message = f"{kind} {name!r} is not allowed by this client's strategy"
-            raise McpUpstreamError(types.INVALID_PARAMS, message)
+            raise McpUpstreamError(types.INVALID_PARAMS, message, kind="refused")
         if parts is None or parts[0] not in self.upstreams:
-            raise McpUpstreamError(types.INVALID_PARAMS, f"unknown {kind}: {name}")
+            raise McpUpstreamError(types.INVALID_PARAMS, f"unknown {kind}: {name}", kind="unknown")
         return self.upstreams[parts[0]], parts[1]
 
     def _resource_server(self, uri: str) -> str | None:

@@ -151,11 +151,29 @@ def progress_note(token: str | int, progress: float, total: float | None, messag
     return {"jsonrpc": "2.0", "method": "notifications/progress", "params": _dumped(params)}
 
 
-def call_status(outcome: dict[str, Any] | McpUpstreamError) -> str:
-    """One of a few words for how a call ended: ok, tool_error (the tool's own ``isError``), timeout,
-    cancelled, error."""
+#: how a call ended, by the gateway's own refusals (:attr:`McpUpstreamError.kind`) and then by JSON-RPC code:
+#: the status recorded for it (an HTTP status's meaning; the answer itself is a JSON-RPC error) and its word
+_BY_KIND = {"refused": (403, "refused"), "unknown": (404, "not_found")}
+_BY_CODE = {
+    types.INVALID_PARAMS: (400, "invalid_params"),  # the upstream's verdict on the arguments
+    types.REQUEST_TIMEOUT: (504, "timeout"),
+    types.CONNECTION_CLOSED: (502, "unavailable"),  # down, not started, or died during the call
+    REQUEST_CANCELLED: (499, "cancelled"),
+}
+UPSTREAM_ERROR = (502, "upstream_error")  # any other JSON-RPC error of the upstream, or an invalid answer
+
+
+def call_status(outcome: dict[str, Any] | McpUpstreamError) -> tuple[int, str]:
+    """``(status, word)`` for how a call ended; the words are few (metrics' labels): ok, tool_error (the
+    tool's own ``isError``, answered with 200), refused, not_found, invalid_params, timeout, unavailable,
+    cancelled, upstream_error."""
     if isinstance(outcome, dict):
-        return "tool_error" if outcome.get("isError") else "ok"
-    if outcome.code == types.REQUEST_TIMEOUT:
-        return "timeout"
-    return "cancelled" if outcome.code == REQUEST_CANCELLED else "error"
+        return (200, "tool_error") if outcome.get("isError") else (200, "ok")
+    if outcome.kind is not None:
+        return _BY_KIND[outcome.kind]
+    return _BY_CODE.get(outcome.code, UPSTREAM_ERROR)
+
+
+def reached(outcome: dict[str, Any] | McpUpstreamError) -> bool:
+    """Whether the call went to an upstream server (not refused by the gateway first)."""
+    return not isinstance(outcome, McpUpstreamError) or outcome.kind is None

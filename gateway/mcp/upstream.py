@@ -59,14 +59,19 @@ class McpUpstreamError(Exception):
     """A request the upstream side did not answer with a result: the upstream's own JSON-RPC error, passed
     on, or the gateway's (``CONNECTION_CLOSED``: the server is down or died; ``REQUEST_TIMEOUT``: past
     ``timeouts.call``, cancelled upstream; ``INVALID_PARAMS``: no such tool, prompt or resource).
-    ``reason``: the failure underneath, without the words wrapped around it for the caller (for /health)."""
+    ``reason``: the failure underneath, without the words wrapped around it for the caller (for /health).
+    ``kind``: set when the gateway refused the call itself, reaching no server: ``refused`` (by the client's
+    strategy) or ``unknown`` (no such item)."""
 
-    def __init__(self, code: int, message: str, data: Any = None, reason: str | None = None) -> None:
+    def __init__(
+        self, code: int, message: str, data: Any = None, reason: str | None = None, kind: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.data = data
         self.reason = reason or message
+        self.kind = kind
 
     def error_data(self) -> types.ErrorData:
         """The ``error`` member of a JSON-RPC error answer."""
