@@ -25,8 +25,8 @@ from aiohttp import hdrs, web
 from aiohttp_apigami import docs
 
 from gateway.api.answers import AUTH
-from gateway.auth import discovery
-from gateway.errors import NotFound, PermissionDenied, RateLimited, ServerShuttingDown
+from gateway.auth import discovery, overrides
+from gateway.errors import AuthenticationFailed, NotFound, PermissionDenied, RateLimited, ServerShuttingDown
 from gateway.firewall import APPROVALS_PAGE, FirewallDenied, FirewallUnavailable
 from gateway.keys import EXCHANGE, FIREWALL, LIVE, OBSERVER, PRINCIPAL, RATE_HEADERS, RUNTIME, SHUTDOWN
 from gateway.mcp.sessions import Session, SharedUnavailable, Stream
@@ -399,10 +399,10 @@ async def _stream(request: web.Request, session: Session, stream: Stream) -> web
         while (methods := await stream.next(KEEPALIVE)) is not None:
             if methods:
                 await response.write(b"".join(_event({"jsonrpc": "2.0", "method": m}) for m in methods))
-            elif await sessions.alive(session):
-                await response.write(b": keep-alive\n\n")
-            else:
+            elif _barred(request) or not await sessions.alive(session):
                 break
+            else:
+                await response.write(b": keep-alive\n\n")
     except SharedUnavailable:
         pass  # refused (state.fail_closed): the client's next GET gets the 503
     except asyncio.CancelledError:
@@ -410,6 +410,15 @@ async def _stream(request: web.Request, session: Session, stream: Stream) -> web
             raise
     await response.write_eof()
     return response
+
+
+def _barred(request: web.Request) -> bool:
+    """Whether the stream's client was suspended (on any process) or disabled since the stream opened."""
+    try:
+        overrides.check(request[PRINCIPAL].client, request.app[LIVE].overrides)
+    except AuthenticationFailed:
+        return True
+    return False
 
 
 @docs(
