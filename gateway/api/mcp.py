@@ -116,7 +116,10 @@ async def _session(request: web.Request, rid: Any) -> Session | web.Response:
         return _rpc_error(404, rid, INVALID_REQUEST, "Session not found: initialize a new one")
     version = request.headers.get(VERSION_HEADER)
     if version is not None and version != session.version:
-        return _rpc_error(400, rid, INVALID_REQUEST, f"Bad Request: unsupported {VERSION_HEADER}: {version[:40]}")
+        message = (
+            f"Bad Request: {VERSION_HEADER} {version[:40]} does not match the negotiated version {session.version}"
+        )
+        return _rpc_error(400, rid, INVALID_REQUEST, message)
     return session
 
 
@@ -138,6 +141,9 @@ async def _session(request: web.Request, rid: Any) -> Session | web.Response:
 )
 async def post(request: web.Request) -> web.StreamResponse:
     inbound = _inbound(request)
+    if request.content_type != "application/json":
+        refused = "Unsupported Media Type: send the JSON-RPC message as Content-Type: application/json"
+        return _rpc_error(415, None, INVALID_REQUEST, refused)
     try:
         message = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
@@ -149,6 +155,8 @@ async def post(request: web.Request) -> web.StreamResponse:
     rid, method = message.get("id"), message.get("method")
     if rid is not None and (not isinstance(rid, str | int) or isinstance(rid, bool)):
         return _rpc_error(400, None, INVALID_REQUEST, "Invalid Request: an id is a string or an integer")
+    if rid is None and "id" in message and isinstance(method, str):  # a notification has no id at all
+        return _rpc_error(400, None, INVALID_REQUEST, "Invalid Request: a request's id is never null (MCP)")
     if not isinstance(method, str):  # a response to a request the gateway never sends
         return web.Response(status=202)
     if method == "initialize" and rid is not None:

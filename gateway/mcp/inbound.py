@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import mcp.types as types
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway import __version__
 from gateway.mcp.access import split
@@ -30,11 +30,17 @@ REQUEST_CANCELLED = -32800
 #: the requests that reach one upstream item: each is logged, counted and recorded
 CALLS = frozenset({"tools/call", "prompts/get", "resources/read"})
 
-_REQUEST: TypeAdapter[Any] = TypeAdapter(types.ClientRequest)
 _ANSWERED = frozenset(
     {"initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list"}
     | {"resources/read", "resources/templates/list"}
 )
+#: the SDK's request type of each method answered: params are checked against the one their method names
+#: (against the union of all, a mistake would be reported once per type it fails to be)
+_REQUESTS: dict[str, type[BaseModel]] = {
+    r.model_fields["method"].default: r
+    for r in get_args(types.ClientRequest)
+    if r.model_fields["method"].default in _ANSWERED
+}
 
 
 def negotiate(requested: str) -> str:
@@ -55,11 +61,12 @@ class Target:
 def parse(method: str, params: dict[str, Any] | None) -> Any:
     """The SDK's typed request for ``method``; METHOD_NOT_FOUND for one the gateway does not answer,
     INVALID_PARAMS for malformed params."""
-    if method not in _ANSWERED:
+    request_type = _REQUESTS.get(method)
+    if request_type is None:
         raise McpUpstreamError(types.METHOD_NOT_FOUND, f"Method not found: {method}")
     raw: dict[str, Any] = {"method": method} if params is None else {"method": method, "params": params}
     try:
-        return _REQUEST.validate_python(raw)
+        return request_type.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'params'}: {e['msg']}" for e in exc.errors()[:3])
         raise McpUpstreamError(types.INVALID_PARAMS, f"Invalid params for {method}: {problems}") from exc
@@ -136,7 +143,7 @@ class Inbound:
 def _offset(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not cursor.isdigit() or len(cursor) > 9:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 9:  # int() reads other scripts' digits too
         raise McpUpstreamError(types.INVALID_PARAMS, "Invalid cursor: pass back a nextCursor as it was given")
     return int(cursor)
 
