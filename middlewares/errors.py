@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from gateway import jsonx
@@ -53,7 +53,8 @@ def _answer(request: web.Request, err: GatewayError) -> web.Response:
     route = request.get(ROUTE)
     if err.status == 401 and route is not None and route.endpoint == "mcp":  # MCP clients discover OAuth so
         base = discovery.base_url(request, request.app[OBSERVER].trusted)
-        err.headers["WWW-Authenticate"] = discovery.challenge(base)
+        sent = hdrs.AUTHORIZATION in request.headers or "x-api-key" in request.headers
+        err.headers["WWW-Authenticate"] = discovery.challenge(base, request.path, sent)
     return render(err, route.dialect if route is not None else "openai", x.id if x is not None else None)
 
 

@@ -23,7 +23,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         observer.tracing.begin(request, x, ex.is_trusted(request, observer.trusted))
     try:
         response = await handler(request)  # its X-Request-ID header is set as it is sent (security)
-        x.status = response.status
+        x.status = x.status or response.status  # an MCP call's is its outcome's (gateway.api.mcp)
         return response
     except asyncio.CancelledError:  # the client went away and aiohttp cancelled the handler
         x.status = CLIENT_CLOSED

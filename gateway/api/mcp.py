@@ -25,8 +25,8 @@ from aiohttp import hdrs, web
 from aiohttp_apigami import docs
 
 from gateway.api.answers import AUTH
-from gateway.auth import discovery
-from gateway.errors import NotFound, PermissionDenied, RateLimited, ServerShuttingDown
+from gateway.auth import discovery, overrides
+from gateway.errors import AuthenticationFailed, NotFound, PermissionDenied, RateLimited, ServerShuttingDown
 from gateway.firewall import APPROVALS_PAGE, FirewallDenied, FirewallUnavailable
 from gateway.keys import EXCHANGE, FIREWALL, LIVE, OBSERVER, PRINCIPAL, RATE_HEADERS, RUNTIME, SHUTDOWN
 from gateway.mcp.sessions import Session, SharedUnavailable, Stream
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
 # JSON-RPC's reserved codes, as the SDK names them (not imported: the SDK is loaded only with mcp_servers)
-PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR = -32700, -32600, -32603
+PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32602, -32603
 #: a call the firewall refused (a rule, an admin, no decision in time, a secret in its arguments): one of the
 #: codes JSON-RPC leaves to servers
 FIREWALL_DENIED = -32003
@@ -116,7 +116,10 @@ async def _session(request: web.Request, rid: Any) -> Session | web.Response:
         return _rpc_error(404, rid, INVALID_REQUEST, "Session not found: initialize a new one")
     version = request.headers.get(VERSION_HEADER)
     if version is not None and version != session.version:
-        return _rpc_error(400, rid, INVALID_REQUEST, f"Bad Request: unsupported {VERSION_HEADER}: {version[:40]}")
+        message = (
+            f"Bad Request: {VERSION_HEADER} {version[:40]} does not match the negotiated version {session.version}"
+        )
+        return _rpc_error(400, rid, INVALID_REQUEST, message)
     return session
 
 
@@ -138,6 +141,9 @@ async def _session(request: web.Request, rid: Any) -> Session | web.Response:
 )
 async def post(request: web.Request) -> web.StreamResponse:
     inbound = _inbound(request)
+    if request.content_type != "application/json":
+        refused = "Unsupported Media Type: send the JSON-RPC message as Content-Type: application/json"
+        return _rpc_error(415, None, INVALID_REQUEST, refused)
     try:
         message = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
@@ -149,6 +155,8 @@ async def post(request: web.Request) -> web.StreamResponse:
     rid, method = message.get("id"), message.get("method")
     if rid is not None and (not isinstance(rid, str | int) or isinstance(rid, bool)):
         return _rpc_error(400, None, INVALID_REQUEST, "Invalid Request: an id is a string or an integer")
+    if rid is None and "id" in message and isinstance(method, str):  # a notification has no id at all
+        return _rpc_error(400, None, INVALID_REQUEST, "Invalid Request: a request's id is never null (MCP)")
     if not isinstance(method, str):  # a response to a request the gateway never sends
         return web.Response(status=202)
     if method == "initialize" and rid is not None:
@@ -195,6 +203,8 @@ async def _request(
     try:
         parsed = parse(method, params if isinstance(params, dict) else None)
     except McpUpstreamError as exc:
+        x = request[EXCHANGE]  # recorded as what it is; the answer stays a JSON-RPC error
+        x.status, x.error_code = (400, "invalid_params") if exc.code == INVALID_PARAMS else (404, "method_not_found")
         return _rpc_error(200, rid, exc.code, exc.message)
     call = _Call(request, inbound, parsed) if method in CALLS else None
     if method == "tools/call":
@@ -336,14 +346,14 @@ class _Call:
             self.span = self.x.tracing.mcp_call(self.x, self.method, self.target.server, self.target.item)
 
     def done(self, outcome: Any) -> None:
-        from gateway.mcp.inbound import call_status
+        from gateway.mcp.inbound import call_status, reached
 
-        status = call_status(outcome)
-        server = self.target.server or "none"
+        self.x.status, status = call_status(outcome)  # recorded; the HTTP answer stays a JSON-RPC one
+        server = self.target.server if reached(outcome) else None
         # a name is a label only once its server answered it with a result: a client cannot mint new series
         # by calling made-up names (a server may answer those with isError), and a resource's URI (a
         # template's, say) is never one
-        known = status == "ok" and self.target.server is not None and not self.resource
+        known = status == "ok" and server is not None and not self.resource
         self.x.mcp = (server, self.target.item if known else "other", status)
         if status != "ok":
             self.x.error_code = status
@@ -401,10 +411,10 @@ async def _stream(request: web.Request, session: Session, stream: Stream) -> web
         while (methods := await stream.next(KEEPALIVE)) is not None:
             if methods:
                 await response.write(b"".join(_event({"jsonrpc": "2.0", "method": m}) for m in methods))
-            elif await sessions.alive(session):
-                await response.write(b": keep-alive\n\n")
-            else:
+            elif _barred(request) or not await sessions.alive(session):
                 break
+            else:
+                await response.write(b": keep-alive\n\n")
     except SharedUnavailable:
         pass  # refused (state.fail_closed): the client's next GET gets the 503
     except asyncio.CancelledError:
@@ -412,6 +422,15 @@ async def _stream(request: web.Request, session: Session, stream: Stream) -> web
             raise
     await response.write_eof()
     return response
+
+
+def _barred(request: web.Request) -> bool:
+    """Whether the stream's client was suspended (on any process) or disabled since the stream opened."""
+    try:
+        overrides.check(request[PRINCIPAL].client, request.app[LIVE].overrides)
+    except AuthenticationFailed:
+        return True
+    return False
 
 
 @docs(

@@ -20,6 +20,7 @@ from gateway.api import (
     operator_page,
     responses,
 )
+from gateway.auth import discovery as auth_discovery
 from gateway.endpoints import Route
 
 ROUTES = (
@@ -38,7 +39,11 @@ ROUTES = (
     Route("GET", "/metrics", metrics.metrics, "metrics", public=True),  # its own token, if any (metrics.token)
     Route("GET", "/generation", generation.generation, "generation"),
     Route("POST", "/oauth/token", oauth.token, "oauth", public=True),  # the client authenticates in the body
-    Route("GET", "/.well-known/oauth-protected-resource", discovery.protected_resource, "oauth", public=True),
+    *(
+        Route("GET", auth_discovery.metadata_path(p), discovery.protected_resource, "oauth", public=True)
+        for p in auth_discovery.MCP_PATHS  # one document per path of the MCP endpoint (RFC 9728 section 3.1)
+    ),
+    *(Route(m, auth_discovery.AUTHORIZE, discovery.authorize, "oauth", public=True) for m in ("GET", "POST")),
     Route("GET", "/.well-known/oauth-authorization-server", discovery.authorization_server, "oauth", public=True),
     *admin.ROUTES,
     # MCP's Streamable HTTP transport, on its own path and on the root (no other route is at "/")

@@ -2,6 +2,11 @@
 by a 401's ``WWW-Authenticate``) names this gateway as its own authorization server, and RFC 8414's
 metadata names its token endpoint and the one grant it offers, ``client_credentials``.
 
+Each path of the MCP endpoint is a resource of its own, with its own document: the well-known path
+followed by the resource's path (RFC 9728 section 3.1), naming that resource's URL exactly (section 3.3),
+as a client checks it; the root's document is the bare well-known path. RFC 8414 requires an
+``authorization_endpoint``: it exists, and answers every request with ``unsupported_response_type``.
+
 The documents name the gateway by the address the request used (scheme and Host). A trusted proxy
 (``server.trusted_proxies``) may say otherwise with ``X-Forwarded-Proto`` and ``X-Forwarded-Host``.
 """
@@ -17,6 +22,9 @@ from aiohttp import hdrs, web
 Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 PROTECTED_RESOURCE = "/.well-known/oauth-protected-resource"
 AUTHORIZATION_SERVER = "/.well-known/oauth-authorization-server"
+AUTHORIZE = "/oauth/authorize"
+#: the MCP endpoint's paths (gateway.api.routes), with their ``/v1`` twins
+MCP_PATHS = ("/mcp", "/", "/v1/mcp", "/v1/")
 
 
 def base_url(request: web.Request, trusted: Networks) -> str:
@@ -27,14 +35,29 @@ def base_url(request: web.Request, trusted: Networks) -> str:
     return f"{scheme}://{host}"
 
 
-def challenge(base: str) -> str:
-    """The ``WWW-Authenticate`` of a 401 on the MCP endpoint."""
-    return f'Bearer resource_metadata="{base}{PROTECTED_RESOURCE}"'
+def metadata_path(resource_path: str) -> str:
+    """Where the protected-resource document of the MCP endpoint at ``resource_path`` is."""
+    return PROTECTED_RESOURCE + resource_path.rstrip("/")
 
 
-def protected_resource(base: str) -> dict[str, Any]:
+def resource_path(document_path: str) -> str | None:
+    """The MCP endpoint's path a protected-resource document (at ``document_path``, perhaps under ``/v1``)
+    is for; None for a document of nothing."""
+    suffix = document_path.partition(PROTECTED_RESOURCE)[2]
+    return next((p for p in MCP_PATHS if metadata_path(p) == PROTECTED_RESOURCE + suffix), None)
+
+
+def challenge(base: str, path: str, credentials: bool) -> str:
+    """The ``WWW-Authenticate`` of a 401 on the MCP endpoint at ``path``: the document of that resource;
+    ``invalid_token`` when credentials were sent (RFC 6750 section 3.1: none sent, no error)."""
+    document = metadata_path(path if path in MCP_PATHS else "/")
+    error = 'error="invalid_token", ' if credentials else ""
+    return f'Bearer {error}resource_metadata="{base}{document}"'
+
+
+def protected_resource(base: str, path: str) -> dict[str, Any]:
     return {
-        "resource": f"{base}/mcp",
+        "resource": base + path,
         "authorization_servers": [base],
         "bearer_methods_supported": ["header"],
         "resource_name": "LocalRouter Gateway",
@@ -44,6 +67,7 @@ def protected_resource(base: str) -> dict[str, Any]:
 def authorization_server(base: str) -> dict[str, Any]:
     return {
         "issuer": base,
+        "authorization_endpoint": base + AUTHORIZE,
         "token_endpoint": f"{base}/oauth/token",
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

@@ -5,7 +5,10 @@ as an MCP task is left out: the gateway relays no tasks). Resources keep their U
 server that listed it (or whose resource template matches it).
 Lists ask every server at once and follow each one's pages; a server that is down, or slower than
 its ``timeouts.call``, is left out of the answer (logged, and its reason kept for :meth:`Hub.health`),
-never failing the whole list. A runtime owns one hub; a reload builds a new one, and the old one
+never failing the whole list. Once a server has failed a list it is left out of every list at once,
+without being waited for: one list at a time is sent to it in the background (no sooner than a backoff
+that grows while it keeps failing, as its restarts do), and the lists take it in again once one of those
+is answered. A runtime owns one hub; a reload builds a new one, and the old one
 closes with its runtime, once the requests pinned to that runtime have finished.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import mcp.types as types
@@ -21,7 +25,15 @@ from mcp import InvalidUriTemplate, UriTemplate
 
 from gateway.config import McpServerConfig
 from gateway.mcp.access import qualified, split
-from gateway.mcp.upstream import Changed, McpUpstreamError, Progress, Upstream, UpstreamHealth
+from gateway.mcp.upstream import (
+    BACKOFF_FIRST,
+    BACKOFF_MAX,
+    Changed,
+    McpUpstreamError,
+    Progress,
+    Upstream,
+    UpstreamHealth,
+)
 
 log = logging.getLogger("localrouter.mcp")
 
@@ -33,6 +45,15 @@ MAX_PAGES = 1000
 T = TypeVar("T")
 
 
+@dataclass
+class _Benched:
+    """A server left out of lists since one failed, until a list sent in the background is answered."""
+
+    failures: int = 0
+    retry_at: float = 0.0  # loop time from which the next background list may go
+    task: asyncio.Task[Any] | None = None
+
+
 class Hub:
     """Built from ``mcp_servers`` without starting anything: a server starts when first used. ``changed``:
     called with ``(server, method)`` when a server announces that one of its lists changed."""
@@ -41,6 +62,7 @@ class Hub:
         self.upstreams: dict[str, Upstream] = {s.name: Upstream(s, changed) for s in servers}
         self._resources: dict[str, str] = {}  # URI -> the server that listed it
         self._templates: list[tuple[UriTemplate, str]] = []  # (template, server), in config order
+        self._benched: dict[str, _Benched] = {}  # by server name
 
     async def list_tools(self, allows: Allows | None = None) -> list[types.Tool]:
         listed = await self._list(types.ListToolsRequest, types.ListToolsResult, "tools")
@@ -97,7 +119,7 @@ class Hub:
             await asyncio.gather(self.list_resources(), self.list_resource_templates())
             server = self._resource_server(uri)
         if server is None or (allows is not None and not allows(server, uri)):
-            raise McpUpstreamError(types.INVALID_PARAMS, f"unknown resource: {uri}")
+            raise McpUpstreamError(types.INVALID_PARAMS, f"unknown resource: {uri}", kind="unknown")
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
         return await self.upstreams[server].request(request, types.ReadResourceResult)
 
@@ -110,15 +132,18 @@ class Hub:
 
     async def close(self) -> None:
         """Stop every server; calls still running get an error."""
+        for benched in self._benched.values():
+            if benched.task is not None:
+                benched.task.cancel()
         await asyncio.gather(*(u.close() for u in self.upstreams.values()))
 
     def _route(self, name: str, kind: str, allows: Allows | None) -> tuple[Upstream, str]:
         parts = split(name)
         if parts is not None and allows is not None and not allows(*parts):
             message = f"{kind} {name!r} is not allowed by this client's strategy"
-            raise McpUpstreamError(types.INVALID_PARAMS, message)
+            raise McpUpstreamError(types.INVALID_PARAMS, message, kind="refused")
         if parts is None or parts[0] not in self.upstreams:
-            raise McpUpstreamError(types.INVALID_PARAMS, f"unknown {kind}: {name}")
+            raise McpUpstreamError(types.INVALID_PARAMS, f"unknown {kind}: {name}", kind="unknown")
         return self.upstreams[parts[0]], parts[1]
 
     def _resource_server(self, uri: str) -> str | None:
@@ -133,6 +158,17 @@ class Hub:
         return dict(zip(self.upstreams, await asyncio.gather(*pages), strict=True))
 
     async def _pages(self, upstream: Upstream, request: Any, result: Any, field: str) -> list[Any] | None:
+        benched = self._benched.get(upstream.name)
+        if benched is None:
+            return await self._fetch(upstream, request, result, field)
+        loop = asyncio.get_running_loop()
+        if benched.task is None and loop.time() >= benched.retry_at:
+            benched.task = loop.create_task(self._fetch(upstream, request, result, field))
+            benched.task.add_done_callback(lambda _: setattr(benched, "task", None))
+        return None
+
+    async def _fetch(self, upstream: Upstream, request: Any, result: Any, field: str) -> list[Any] | None:
+        """All of a server's pages, or None when it failed (then benched: left out of the next lists)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + upstream.config.timeouts.call
         items: list[Any] = []
@@ -144,13 +180,18 @@ class Hub:
                 page = await upstream.request(request(params=params), result, timeout=timeout)
                 items.extend(getattr(page, field))
                 if page.next_cursor is None:
+                    self._benched.pop(upstream.name, None)
                     return items
                 cursor = page.next_cursor
             log.warning("mcp server %s: more than %d pages of %s; the rest left out", upstream.name, MAX_PAGES, field)
+            self._benched.pop(upstream.name, None)
             return items
         except McpUpstreamError as exc:
             log.warning("mcp server %s: left out of the %s list: %s", upstream.name, field, exc.message)
-            upstream.note(exc.message)
+            upstream.note(exc)
+            benched = self._benched.setdefault(upstream.name, _Benched())
+            benched.failures += 1
+            benched.retry_at = loop.time() + min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (benched.failures - 1))
             return None
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import mcp.types as types
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway import __version__
 from gateway.mcp.access import split
@@ -30,11 +30,17 @@ REQUEST_CANCELLED = -32800
 #: the requests that reach one upstream item: each is logged, counted and recorded
 CALLS = frozenset({"tools/call", "prompts/get", "resources/read"})
 
-_REQUEST: TypeAdapter[Any] = TypeAdapter(types.ClientRequest)
 _ANSWERED = frozenset(
     {"initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list"}
     | {"resources/read", "resources/templates/list"}
 )
+#: the SDK's request type of each method answered: params are checked against the one their method names
+#: (against the union of all, a mistake would be reported once per type it fails to be)
+_REQUESTS: dict[str, type[BaseModel]] = {
+    r.model_fields["method"].default: r
+    for r in get_args(types.ClientRequest)
+    if r.model_fields["method"].default in _ANSWERED
+}
 
 
 def negotiate(requested: str) -> str:
@@ -55,11 +61,12 @@ class Target:
 def parse(method: str, params: dict[str, Any] | None) -> Any:
     """The SDK's typed request for ``method``; METHOD_NOT_FOUND for one the gateway does not answer,
     INVALID_PARAMS for malformed params."""
-    if method not in _ANSWERED:
+    request_type = _REQUESTS.get(method)
+    if request_type is None:
         raise McpUpstreamError(types.METHOD_NOT_FOUND, f"Method not found: {method}")
     raw: dict[str, Any] = {"method": method} if params is None else {"method": method, "params": params}
     try:
-        return _REQUEST.validate_python(raw)
+        return request_type.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'params'}: {e['msg']}" for e in exc.errors()[:3])
         raise McpUpstreamError(types.INVALID_PARAMS, f"Invalid params for {method}: {problems}") from exc
@@ -136,7 +143,7 @@ class Inbound:
 def _offset(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not cursor.isdigit() or len(cursor) > 9:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 9:  # int() reads other scripts' digits too
         raise McpUpstreamError(types.INVALID_PARAMS, "Invalid cursor: pass back a nextCursor as it was given")
     return int(cursor)
 
@@ -151,11 +158,29 @@ def progress_note(token: str | int, progress: float, total: float | None, messag
     return {"jsonrpc": "2.0", "method": "notifications/progress", "params": _dumped(params)}
 
 
-def call_status(outcome: dict[str, Any] | McpUpstreamError) -> str:
-    """One of a few words for how a call ended: ok, tool_error (the tool's own ``isError``), timeout,
-    cancelled, error."""
+#: how a call ended, by the gateway's own refusals (:attr:`McpUpstreamError.kind`) and then by JSON-RPC code:
+#: the status recorded for it (an HTTP status's meaning; the answer itself is a JSON-RPC error) and its word
+_BY_KIND = {"refused": (403, "refused"), "unknown": (404, "not_found")}
+_BY_CODE = {
+    types.INVALID_PARAMS: (400, "invalid_params"),  # the upstream's verdict on the arguments
+    types.REQUEST_TIMEOUT: (504, "timeout"),
+    types.CONNECTION_CLOSED: (502, "unavailable"),  # down, not started, or died during the call
+    REQUEST_CANCELLED: (499, "cancelled"),
+}
+UPSTREAM_ERROR = (502, "upstream_error")  # any other JSON-RPC error of the upstream, or an invalid answer
+
+
+def call_status(outcome: dict[str, Any] | McpUpstreamError) -> tuple[int, str]:
+    """``(status, word)`` for how a call ended; the words are few (metrics' labels): ok, tool_error (the
+    tool's own ``isError``, answered with 200), refused, not_found, invalid_params, timeout, unavailable,
+    cancelled, upstream_error."""
     if isinstance(outcome, dict):
-        return "tool_error" if outcome.get("isError") else "ok"
-    if outcome.code == types.REQUEST_TIMEOUT:
-        return "timeout"
-    return "cancelled" if outcome.code == REQUEST_CANCELLED else "error"
+        return (200, "tool_error") if outcome.get("isError") else (200, "ok")
+    if outcome.kind is not None:
+        return _BY_KIND[outcome.kind]
+    return _BY_CODE.get(outcome.code, UPSTREAM_ERROR)
+
+
+def reached(outcome: dict[str, Any] | McpUpstreamError) -> bool:
+    """Whether the call went to an upstream server (not refused by the gateway first)."""
+    return not isinstance(outcome, McpUpstreamError) or outcome.kind is None

@@ -48,6 +48,8 @@ _LIST_CHANGED = (
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
+#: characters of a failure's reason kept for /health (an upstream's own error message may be long)
+REASON_MAX = 300
 #: how long an HTTP server may hold a response stream silent, unless a call may take longer
 SSE_READ_TIMEOUT = 300.0
 CLIENT_INFO = types.Implementation(name="localrouter-gateway", version=__version__)
@@ -56,13 +58,20 @@ CLIENT_INFO = types.Implementation(name="localrouter-gateway", version=__version
 class McpUpstreamError(Exception):
     """A request the upstream side did not answer with a result: the upstream's own JSON-RPC error, passed
     on, or the gateway's (``CONNECTION_CLOSED``: the server is down or died; ``REQUEST_TIMEOUT``: past
-    ``timeouts.call``, cancelled upstream; ``INVALID_PARAMS``: no such tool, prompt or resource)."""
+    ``timeouts.call``, cancelled upstream; ``INVALID_PARAMS``: no such tool, prompt or resource).
+    ``reason``: the failure underneath, without the words wrapped around it for the caller (for /health).
+    ``kind``: set when the gateway refused the call itself, reaching no server: ``refused`` (by the client's
+    strategy) or ``unknown`` (no such item)."""
 
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
+    def __init__(
+        self, code: int, message: str, data: Any = None, reason: str | None = None, kind: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.data = data
+        self.reason = reason or message
+        self.kind = kind
 
     def error_data(self) -> types.ErrorData:
         """The ``error`` member of a JSON-RPC error answer."""
@@ -130,9 +139,13 @@ class Upstream:
     def health(self) -> UpstreamHealth:
         return UpstreamHealth(self.name, self.config.transport, self._state, self._last_error)
 
-    def note(self, error: str) -> None:
-        """Record a failure the caller saw (a list that timed out) for :meth:`health`."""
-        self._last_error = error
+    def note(self, error: McpUpstreamError) -> None:
+        """Record a failure the caller saw (a list that timed out) for :meth:`health`: its reason, never the
+        message around it (which names the last error already: kept, it would nest a little more each time)."""
+        self._failed(error.reason)
+
+    def _failed(self, reason: str) -> None:
+        self._last_error = reason if len(reason) <= REASON_MAX else reason[: REASON_MAX - 3] + "..."
 
     async def request(
         self,
@@ -185,7 +198,7 @@ class Upstream:
         connect = self.config.timeouts.connect
         if wait > connect:
             message = f"upstream MCP server {self.name!r} is down ({self._last_error}); next start in {wait:.0f}s"
-            raise McpUpstreamError(types.CONNECTION_CLOSED, message)
+            raise McpUpstreamError(types.CONNECTION_CLOSED, message, reason=self._last_error)
         attempt = self._attempt
         self._want()
         try:
@@ -196,7 +209,7 @@ class Upstream:
         if attempt.session is None:
             assert attempt.error is not None
             error = attempt.error  # one exception for every waiter: each gets its own copy to raise
-            raise McpUpstreamError(error.code, error.message, error.data)
+            raise McpUpstreamError(error.code, error.message, error.data, error.reason)
         return attempt.session
 
     async def _verify(self, session: ClientSession) -> None:
@@ -210,7 +223,8 @@ class Upstream:
     def _drop(self, session: ClientSession, reason: str) -> None:
         """Stop offering ``session`` now, not once the supervisor has noticed: the next call waits for a new one."""
         if session is self._session:
-            self._session, self._state, self._last_error, self._dropped = None, "down", reason, reason
+            self._session, self._state, self._dropped = None, "down", reason
+            self._failed(reason)
             self._end.set()
 
     def _want(self) -> None:
@@ -231,7 +245,8 @@ class Upstream:
                 break
             self._failures += 1
             self._retry_at = loop.time() + min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
-            self._state, self._last_error = "down", reason
+            self._state = "down"
+            self._failed(reason)
         self._state = "closed"
         self._attempt.settle(None, self._closed_error())
 
@@ -270,7 +285,7 @@ class Upstream:
         if not attempt.done.is_set():
             self._attempt = _Attempt()
             message = f"upstream MCP server {self.name!r} cannot start: {reason}"
-            attempt.settle(None, McpUpstreamError(types.CONNECTION_CLOSED, message))
+            attempt.settle(None, McpUpstreamError(types.CONNECTION_CLOSED, message, reason=reason))
         return reason
 
     def _client(self, streams: tuple[Any, Any], ended: asyncio.Event) -> ClientSession:

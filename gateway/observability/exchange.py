@@ -65,7 +65,7 @@ class Exchange:
     cache: str | None = None  # the response cache's verdict, ``hit`` or ``miss``; None: a strategy without one
     saved_usd: float | None = None  # a cache hit: what the answer cost when it was first served
     duration: float = 0.0  # seconds, set once when the answer is done (gateway.observability.observer)
-    mcp: tuple[str, str, str] | None = None  # an MCP call's (server, item, status) labels, bounded
+    mcp: tuple[str | None, str, str] | None = None  # an MCP call's (server, item, status), bounded; None: none reached
     request_body: Any = None  # only kept when logging.bodies is on
     response_body: Any = None
     tracing: Tracing | None = None  # set with ``span`` when tracing is on: the attempts' spans come from it

@@ -244,10 +244,12 @@ class Metrics:
         if x.status == 429 and x.error_code == "rate_limit_exceeded":
             self.cell(RATE_LIMITED, x.client or "none")[0] += 1
 
-    def observe_mcp(self, client: str, labels: tuple[str, str, str], elapsed: float) -> None:
-        """One MCP call: ``labels`` are its (server, item, status), bounded by the endpoint."""
-        self.cell(MCP_CALLS, client, *labels)[0] += 1
-        observe_into(self.cell(MCP_DURATION, labels[0]), LATENCY_BUCKETS, elapsed)
+    def observe_mcp(self, client: str, labels: tuple[str | None, str, str], elapsed: float) -> None:
+        """One MCP call: ``labels`` are its (server, item, status), bounded by the endpoint (server None:
+        refused before reaching one, labelled ``none``)."""
+        server = labels[0] or "none"
+        self.cell(MCP_CALLS, client, server, *labels[1:])[0] += 1
+        observe_into(self.cell(MCP_DURATION, server), LATENCY_BUCKETS, elapsed)
 
     def firewall(self, client: str, action: str) -> None:
         """One firewall decision (``action`` from a fixed set, ``client`` a configured one)."""

@@ -167,8 +167,8 @@ def attempt_attributes(x: Exchange, provider: Provider, target: Target) -> dict[
 
 
 def mcp_done(span: Span, status: str, began: float) -> None:
-    """``status``: the call's word (ok, tool_error, timeout, cancelled, error); a tool's own error is the
-    tool's answer, not a failed call."""
+    """``status``: the call's word (gateway.mcp.inbound.call_status); a tool's own error is the tool's
+    answer, not a failed call."""
     span.set_attribute("localrouter.mcp.status", status)
     span.set_attribute("localrouter.mcp.duration_ms", round((time.perf_counter() - began) * 1000, 3))
     if status not in ("ok", "tool_error"):

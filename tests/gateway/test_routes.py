@@ -16,7 +16,11 @@ ORIGIN = "https://app.example.com"
 PUBLIC = {"/health", "/openapi.json", "/metrics", "/oauth/token", "/admin/api/login", "/admin/api/logout"}
 PUBLIC |= {
     "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-protected-resource/mcp",
+    "/.well-known/oauth-protected-resource/v1/mcp",
+    "/.well-known/oauth-protected-resource/v1",
     "/.well-known/oauth-authorization-server",
+    "/oauth/authorize",
 }  # as the README's table of endpoints says
 
 

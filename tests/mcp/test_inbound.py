@@ -155,8 +155,8 @@ async def test_401_points_to_the_oauth_metadata(gw, http):
     async with http.post(f"{gw.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}) as resp:
         assert resp.status == 401
         challenge = resp.headers["WWW-Authenticate"]
-    assert challenge == f'Bearer resource_metadata="{gw.url}/.well-known/oauth-protected-resource"'
-    async with http.get(f"{gw.url}/.well-known/oauth-protected-resource") as resp:
+    assert challenge == f'Bearer resource_metadata="{gw.url}/.well-known/oauth-protected-resource/mcp"'
+    async with http.get(f"{gw.url}/.well-known/oauth-protected-resource/mcp") as resp:
         resource = await resp.json()
     assert resource["authorization_servers"] == [gw.url]
     async with http.get(f"{gw.url}/.well-known/oauth-authorization-server") as resp:

@@ -12,7 +12,7 @@ import pytest
 from mcp import MCPError
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.conftest import ALICE, bearer
+from tests.conftest import ALICE, BOB, bearer
 from tests.gateway.test_tracing import Receiver, attrs, run_gateway, url
 from tests.mcp.test_inbound import connected, gateway_config
 from tests.procs import run
@@ -99,3 +99,62 @@ async def test_each_mcp_call_is_a_child_span_of_its_request(tmp_path, shared_tra
         assert attrs(span)["localrouter.mcp.duration_ms"] > 0
     assert calls[0].status.code != calls[0].status.STATUS_CODE_ERROR
     assert calls[-1].status.code == calls[-1].status.STATUS_CODE_ERROR and attrs(calls[-1])["error.type"] == "timeout"
+
+
+async def test_each_outcome_is_recorded_with_its_own_status_and_no_server_when_none_was_reached(
+    tmp_path, shared_tracker, start_gateway, http
+):
+    gw = await start_gateway(gateway_config(tmp_path, shared_tracker, call_timeout=0.5))
+    async with connected(f"{gw.url}/mcp", BOB) as session:
+        with pytest.raises(MCPError):
+            await session.call_tool("files__sleep", {"seconds": 1})  # hidden from bob's strategy
+    async with connected(f"{gw.url}/mcp", ALICE) as session:
+        with pytest.raises(MCPError):
+            await session.call_tool("nowhere__tool", {})
+        with pytest.raises(MCPError):
+            await session.read_resource("note://nothing/here")
+        with pytest.raises(MCPError):
+            await session.call_tool("files__sleep", {"seconds": 30})
+        with pytest.raises(MCPError):
+            await session.call_tool("files__crash", {})
+        assert (await session.call_tool("files__nothing", {})).is_error
+    expected = {
+        ("bob", "files__sleep"): (403, "refused", None),
+        ("alice", "nowhere__tool"): (404, "not_found", None),
+        ("alice", "note://nothing/here"): (404, "not_found", None),
+        ("alice", "files__sleep"): (504, "timeout", "files"),
+        ("alice", "files__crash"): (502, "unavailable", "files"),
+        ("alice", "files__nothing"): (200, "tool_error", "files"),
+    }
+    rows: dict[tuple[str, str], tuple[int, str, str | None]] = {}
+    async with asyncio.timeout(10):  # usage records are written in batches
+        while len(rows) < len(expected):
+            await asyncio.sleep(0.1)
+            with contextlib.closing(sqlite3.connect(tmp_path / "usage.db")) as db:
+                query = "SELECT client, model_requested, status, error_code, provider FROM usage WHERE endpoint = 'mcp'"
+                rows = {(r[0], r[1]): r[2:] for r in db.execute(query)}
+    assert rows == expected
+    lines = {line["model_requested"]: line for line in gw.access.lines if line.get("endpoint") == "mcp"}
+    assert lines["nowhere__tool"]["status"] == 404 and lines["nowhere__tool"]["mcp_server"] is None
+    async with http.get(f"{gw.url}/metrics") as resp:
+        metrics = await resp.text()
+    assert 'localrouter_mcp_calls_total{client="bob",item="other",server="none",status="refused"} 1.0' in metrics
+    assert 'localrouter_mcp_calls_total{client="alice",item="other",server="files",status="timeout"} 1.0' in metrics
+
+
+async def test_invalid_params_of_a_call_are_recorded_as_400(tmp_path, shared_tracker, start_gateway, http):
+    gw = await start_gateway(gateway_config(tmp_path, shared_tracker))
+    headers = {**bearer(), "Accept": "application/json, text/event-stream"}
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    async with http.post(
+        f"{gw.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}, headers=headers
+    ) as resp:
+        headers["Mcp-Session-Id"] = resp.headers["Mcp-Session-Id"]
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"arguments": {}}}  # no name
+    async with http.post(f"{gw.url}/mcp", json=call, headers=headers) as resp:
+        assert resp.status == 200 and (await resp.json())["error"]["code"] == -32602
+    async with asyncio.timeout(10):  # the access log is written out in batches
+        while not [line for line in gw.access.lines if line.get("error_code") == "invalid_params"]:
+            await asyncio.sleep(0.05)
+    line = next(line for line in gw.access.lines if line.get("error_code") == "invalid_params")
+    assert line["status"] == 400 and line["endpoint"] == "mcp"

@@ -175,6 +175,25 @@ async def test_the_get_stream_one_per_session_and_ended_by_delete(tmp_path, star
         assert resp.status == 404  # a plain GET of the root is still no endpoint
 
 
+async def test_a_suspended_clients_get_stream_ends_at_its_next_keep_alive(tmp_path, start_gateway, http):
+    ops = "lr-ops-secret-0123456789abcdefgh"
+    data = mcp_config(tmp_path)
+    data["clients"].append({"name": "ops", "secret": ops, "strategy": "all", "admin": True})
+    gw = await start_gateway(data)
+    alice, bob = await initialize(http, gw.url), await initialize(http, gw.url, BOB)
+    async with (
+        http.get(f"{gw.url}/mcp", headers={**bearer(), "Accept": SSE, "Mcp-Session-Id": alice}) as stream,
+        http.get(f"{gw.url}/mcp", headers={**bearer(BOB), "Accept": SSE, "Mcp-Session-Id": bob}) as other,
+    ):
+        assert stream.status == 200 and other.status == 200
+        async with http.post(f"{gw.url}/admin/api/clients/alice/suspend", headers=bearer(ops)) as resp:
+            assert resp.status == 200, await resp.text()
+        async with asyncio.timeout(30):  # a keep-alive comes every 15 s: the check goes with it
+            await stream.content.read()
+        await streams_open(gw, 1)
+        assert not other.content.at_eof()  # Bob's stays open
+
+
 class Heard:
     """What an SDK client's message handler was told."""
 
