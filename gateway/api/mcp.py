@@ -210,10 +210,13 @@ async def _request(
     if method == "tools/call":
         refused = await _admit(request, rid)
         if refused is not None:
+            if call is not None:
+                call.refused(429, "rate_limited")
             return refused
     if call is not None and request[PRINCIPAL].policy.screened:
         refused = await _screen(request, inbound, rid, parsed, call)
         if refused is not None:
+            call.refused(refused.status if refused.status != 200 else 403, "refused")
             return refused
     if call is not None:
         call.start()
@@ -344,6 +347,16 @@ class _Call:
         if self.x.tracing is not None:
             self.began = time.perf_counter()
             self.span = self.x.tracing.mcp_call(self.x, self.method, self.target.server, self.target.item)
+
+    def refused(self, status: int, word: str) -> None:
+        """Refused before any upstream was asked (a rate limit, the firewall): recorded with that status, its
+        error code as the refusal set it, and no server."""
+        self.x.status = status
+        self.x.mcp = (None, "other", word)
+        if self.span is not None:
+            from gateway.observability.tracing import mcp_done
+
+            mcp_done(self.span, word, self.began)
 
     def done(self, outcome: Any) -> None:
         from gateway.mcp.inbound import call_status, reached

@@ -78,3 +78,32 @@ async def test_a_secret_in_a_tool_call_blocks_it(tmp_path, start_gateway):
     assert caught.value.error.code == FIREWALL_DENIED
     assert "AWS Access Key in arguments.text" in caught.value.error.message
     assert AWS_KEY not in caught.value.error.message
+
+
+async def test_calls_refused_before_any_server_are_recorded_as_refused(tmp_path, start_gateway, http):
+    """A call the firewall denies, and one over the client's rate limit: each a request record of its own
+    (the operator page lists them under 4xx), with no server, never a 200."""
+    data = mcp_config(tmp_path)
+    data["strategies"][0]["rate_limits"] = [{"requests": 2, "per": "minute"}]
+    gw = await start_gateway(data)
+    async with connected(f"{gw.url}/mcp") as session:
+        with pytest.raises(MCPError):
+            await session.call_tool("files__crash", {})  # the firewall: 1 of 2
+        await session.call_tool("files__echo", {"text": "hi"})  # 2 of 2
+        with pytest.raises(MCPError):
+            await session.call_tool("files__echo", {"text": "again"})  # over the limit
+    admin = {"Authorization": f"Bearer {ROOT_SECRET}"}
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        async with http.get(f"{gw.url}/admin/api/requests?status=4xx", headers=admin) as resp:
+            assert resp.status == 200
+            rows = (await resp.json())["requests"]
+        if len(rows) >= 2 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    seen = sorted((r["status"], r["error_code"], r["provider"], r["model_requested"]) for r in rows)
+    assert seen == [(403, "firewall_denied", None, "files__crash"), (429, "rate_limit_exceeded", None, "files__echo")]
+    async with http.get(f"{gw.url}/metrics") as resp:
+        metrics = await resp.text()
+    assert 'localrouter_mcp_calls_total{client="alice",item="other",server="none",status="refused"} 1.0' in metrics
+    assert 'localrouter_mcp_calls_total{client="alice",item="other",server="none",status="rate_limited"} 1.0' in metrics
