@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,11 +63,37 @@ SERVICES: dict[type[RegexBasedDetector], tuple[str, ...]] = {
     TelegramBotTokenDetector: tuple(f"{digit}:" for digit in range(10)),
     TwilioKeyDetector: (),
 }
-#: every gate's words in one pattern, so that one pass over the text says which are present (no word holds
-#: another, so none hides another: tests/firewall/test_secrets_e2e.py holds that)
-_GATES = re.compile("|".join(re.escape(word) for gate in SERVICES.values() for word in gate))
 #: the keyword detector's words, the text of one of which its line must contain
 KEYWORD_GATE = ("key", "pass", "pwd", "secret", "contras")
+
+
+def _trie(words: Iterable[str]) -> str:
+    """One pattern matching any of ``words``, as a trie: at each position of a text the regex engine tries
+    one branch per next character, where a plain alternation tries every word (several times slower, and this
+    runs on every string of every prompt)."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        group = branches[0] if len(branches) == 1 and "" not in node else f"(?:{'|'.join(branches)})"
+        return group + "?" if "" in node else group
+
+    return emit(root)
+
+
+#: every gate's word and the keyword detector's in one pattern, so that one search of the (lowercase) text
+#: says whether any is present (most prose: none), and a few more where each is (:func:`_words`)
+_WORDS = re.compile(_trie({word for gate in SERVICES.values() for word in gate} | set(KEYWORD_GATE)))
+#: the detectors without a gate word (Discord's and Twilio's tokens) look only at a text holding a run of
+#: token characters as long as their shortest token
+_TOKEN_RUN = re.compile(r"[a-z0-9_.\-]{34}")
 KEYWORD = KeywordDetector.secret_type
 #: the parts of a request body that hold prompts (chat, completions, embeddings, Messages, Responses)
 PROMPT_KEYS = ("messages", "input", "prompt", "system", "instructions")
@@ -134,15 +160,19 @@ class Detector:
 
     def _find(self, text: str) -> Iterator[tuple[str, str]]:
         lowered = text.lower()
-        present = set(_GATES.findall(lowered))
+        words = _words(lowered)
+        tokens = _TOKEN_RUN.search(lowered) is not None
+        if not words and not tokens:  # most prose: no word any detector needs, no token-like run
+            return
+        present = {word for _, word in words}
         for plugin, gate in self._services:
-            if gate and present.isdisjoint(gate):
+            if (gate and present.isdisjoint(gate)) or (not gate and not tokens):
                 continue
             for regex in plugin.denylist:
                 # the whole match: a pattern's group may be a token's prefix alone (GitHub's ``ghp``)
                 for match in regex.finditer(text):
                     yield plugin.secret_type, self._extent(plugin, text, match)
-        for window, low in _keyword_windows(text, lowered):
+        for window, low in _keyword_windows(text, lowered, words):
             for match in _ASSIGNMENT.finditer(low):
                 value = window[match.start(2) : match.end(2)]
                 if _literal(match, value) and _random_looking(value, window):
@@ -162,12 +192,25 @@ class Detector:
         return match.group(0)
 
 
-def _keyword_windows(text: str, lowered: str) -> Iterator[tuple[str, str]]:
+def _words(lowered: str) -> list[tuple[int, str]]:
+    """(position, word) of every gate and keyword word in ``lowered``, overlapping ones included (each search
+    starts one character after the last match: ``keyJ...`` holds ``key`` and a JWT's ``eyj``)."""
+    found, search, pos = [], _WORDS.search, 0
+    while (match := search(lowered, pos)) is not None:
+        found.append((match.start(), match.group()))
+        pos = match.start() + 1
+    return found
+
+
+def _keyword_windows(text: str, lowered: str, words: list[tuple[int, str]]) -> Iterator[tuple[str, str]]:
     """The stretch of its line around each keyword (and its lowercase): an assignment's value lies right
-    after its name, and a pattern run over a whole long line costs with its length."""
+    after its name, and a pattern run over a whole long line costs with its length. ``words``: where the
+    gate and keyword words are in ``lowered``."""
     if len(lowered) != len(text):  # a character whose lowercase is longer: positions would not line up
         lowered = text
-    hits = sorted(pos for word in KEYWORD_GATE for pos in _positions(lowered, word))
+        hits = sorted(pos for word in KEYWORD_GATE for pos in _positions(lowered, word))
+    else:
+        hits = [at for at, word in words if word in KEYWORD_GATE]
     end = -1
     for pos in hits:
         if pos < end:

@@ -165,9 +165,12 @@ def test_ordinary_code_and_prose_are_left_alone():
         assert scan.found == [], text
 
 
-def test_no_gate_word_holds_another():
-    """One pass of ``_GATES`` finds every gate word present only if none is part of another."""
-    from gateway.firewall.secrets import SERVICES
+def test_overlapping_gate_words_are_all_found():
+    """The one pass over a text finds every gate word, those overlapping another included: a JWT right
+    after ``k`` (``keyJ...``) is still a JWT, an AWS key right after ``pass`` still an AWS key."""
+    from gateway.firewall.secrets import Detector
 
-    words = {word for gate in SERVICES.values() for word in gate}
-    assert not [(a, b) for a in words for b in words if a != b and a in b]
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+    detector = Detector()
+    assert [kind for kind, _ in detector.find(f"token k{jwt}")] == ["JSON Web Token"]
+    assert "AWS Access Key" in [kind for kind, _ in detector.find("passAKIAZ3MXQ7R2LPT4KD6W here")]
