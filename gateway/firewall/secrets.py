@@ -108,6 +108,8 @@ MIN_KEYWORD_VALUE = 8
 #: texts at least this long are remembered when clean (shorter ones cost less to scan than to remember)
 CLEAN_MIN_LENGTH = 512
 CLEAN_REMEMBERED = 4096
+#: key names remembered as naming a secret or not (past it, each is looked at anew)
+NAMES_REMEMBERED = 1024
 #: characters of a keyword's line looked at before and after it
 KEYWORD_BEFORE, KEYWORD_AFTER = 64, 256
 #: a name holding one of the keyword detector's words
@@ -141,6 +143,7 @@ class Detector:
     def __init__(self, remember: int = CLEAN_REMEMBERED) -> None:
         self._services = tuple((cls(), gate) for cls, gate in SERVICES.items())
         self._clean: OrderedDict[int, None] = OrderedDict()
+        self._names: dict[str, bool] = {}  # a key's name: whether it names a secret
         self._remember = remember
 
     def find(self, text: str) -> list[tuple[str, str]]:
@@ -178,11 +181,15 @@ class Detector:
                 if _literal(match, value) and _random_looking(value, window):
                     yield KEYWORD, value
 
-    @staticmethod
-    def named(name: str, value: str) -> bool:
+    def named(self, name: str, value: str) -> bool:
         """Whether ``value``, a JSON object's string under the key ``name`` (``{"password": "..."}``), is a
         secret by its name: a name of the keyword detector's, and a value that looks random."""
-        return _NAME.search(name.lower()) is not None and _random_looking(value, f"{name}: {value}")
+        secretly = self._names.get(name)
+        if secretly is None:
+            secretly = _NAME.search(name.lower()) is not None
+            if len(self._names) < NAMES_REMEMBERED:  # the keys of requests are few (role, content, ...)
+                self._names[name] = secretly
+        return secretly and _random_looking(value, f"{name}: {value}")
 
     @staticmethod
     def _extent(plugin: RegexBasedDetector, text: str, match: re.Match[str]) -> str:
@@ -257,6 +264,18 @@ def _entropy(text: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
 
 
+#: a place in a request body: its keys and list indexes from the top (``("messages", 2, "content")``)
+Where = tuple[str | int, ...]
+
+
+def _joined(where: Where) -> str:
+    """``messages[2].content``: a place as the refusal and the audit name it."""
+    out = str(where[0]) if where else ""
+    for part in where[1:]:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
 class Scan:
     """One request's scan: what was found, and (with ``redact``) the prompts rewritten in place, each secret
     replaced by ``[REDACTED:<kind>]``. A tool call's arguments given as JSON text are scanned as the JSON they
@@ -269,33 +288,42 @@ class Scan:
     def body(self, body: dict[str, Any], keys: tuple[str, ...] = PROMPT_KEYS) -> list[Found]:
         for key in keys:
             if key in body:
-                body[key] = self._entry(key, body[key], key, False)
+                item = body[key]
+                scanned = self._entry(key, item, (key,), False)
+                if scanned is not item:
+                    body[key] = scanned
         return self.found
 
-    def value(self, node: Any, where: str, keys: bool = False) -> Any:
+    def value(self, node: Any, where: str | Where, keys: bool = False) -> Any:
         """``node`` scanned (strings, and the strings in lists and objects, at any depth; with ``keys`` the
-        objects' keys too); its redacted copy when redacting and something was found, else itself."""
+        objects' keys too); its redacted copy when redacting and something was found, else itself. ``where``:
+        its place, as a path (its parts are joined only for a secret found there)."""
+        path = (where,) if isinstance(where, str) else where
         if isinstance(node, str):
-            return self._text(node, where) if len(node) >= MIN_LENGTH else node
+            return self._text(node, path) if len(node) >= MIN_LENGTH else node
         if isinstance(node, list):
             for i, item in enumerate(node):
-                node[i] = self.value(item, f"{where}[{i}]", keys)
+                scanned = self.value(item, (*path, i), keys)
+                if scanned is not item:
+                    node[i] = scanned
         elif isinstance(node, dict):
-            return self._object(node, where, keys)
+            return self._object(node, path, keys)
         return node
 
-    def _object(self, node: dict[str, Any], where: str, keys: bool) -> dict[str, Any]:
+    def _object(self, node: dict[str, Any], where: Where, keys: bool) -> dict[str, Any]:
         renamed: dict[str, str] = {}
         for key, item in node.items():
             name = self._text(key, where, always=True) if keys and len(key) >= MIN_LENGTH else key
             if name != key:
                 renamed[key] = name
-            node[key] = self._entry(key, item, f"{where}.{name}", keys)
+            scanned = self._entry(key, item, (*where, name), keys)
+            if scanned is not item:
+                node[key] = scanned
         if renamed and self.redact:
             return {renamed.get(key, key): item for key, item in node.items()}
         return node
 
-    def _entry(self, key: str, item: Any, where: str, keys: bool) -> Any:
+    def _entry(self, key: str, item: Any, where: Where, keys: bool) -> Any:
         if key in ARGUMENTS and isinstance(item, dict):
             return self.value(item, where, keys=True)
         if not isinstance(item, str) or len(item) < MIN_LENGTH:
@@ -304,7 +332,7 @@ class Scan:
             return self._json_text(item, where)
         return self._text(item, where, named=self.detector.named(key, item))
 
-    def _json_text(self, text: str, where: str) -> str:
+    def _json_text(self, text: str, where: Where) -> str:
         try:
             doc = jsonx.loads_exact(text.encode())
         except (ValueError, UnicodeEncodeError):  # not JSON (a lone surrogate cannot even be encoded)
@@ -315,7 +343,7 @@ class Scan:
             return jsonx.dumps(doc).decode()
         return text
 
-    def _text(self, text: str, where: str, named: bool = False, always: bool = False) -> str:
+    def _text(self, text: str, where: Where, named: bool = False, always: bool = False) -> str:
         """``text`` with its secrets replaced when redacting (or ``always``: a key's name, which also names
         where the values under it are); ``named``: the whole text is a secret by the name it is given."""
         hits = self.detector.find(text)
@@ -323,8 +351,9 @@ class Scan:
             hits.append((KEYWORD, text))
         if not hits:
             return text
+        place = _joined(where)
         for kind in dict.fromkeys(kind for kind, _ in hits):
-            self.found.append(Found(kind, where))
+            self.found.append(Found(kind, place))
         if self.redact or always:
             for kind, value in sorted(hits, key=lambda hit: -len(hit[1])):  # a longer secret first: it may hold one
                 text = text.replace(value, f"[REDACTED:{kind}]")
