@@ -20,7 +20,7 @@ from collections.abc import Callable
 from gateway import __version__, connection
 from gateway.app import create_app
 from gateway.config import Config
-from gateway.keys import LIVE, SHUTDOWN
+from gateway.keys import FIREWALL, LIVE, SHUTDOWN
 from gateway.listen import ListenError
 
 log = logging.getLogger("localrouter")
@@ -70,6 +70,7 @@ async def serve(cfg: Config, host: str, port: int, *, reuse_port: bool = False, 
             os.close(ready_fd)
         await stop.wait()
         shutdown.draining = True
+        await app[FIREWALL].shut()  # held requests wait for no admin now: they end with 503 at once
         log.info(
             "draining: /health answers 503 for %gs, then in-flight requests get %gs to finish",
             cfg.server.drain_seconds,

@@ -17,8 +17,11 @@ error shape, before any MCP. Errors inside the protocol are JSON-RPC errors.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from aiohttp import hdrs, web
@@ -27,13 +30,13 @@ from aiohttp_apigami import docs
 from gateway.api.answers import AUTH
 from gateway.auth import discovery, overrides
 from gateway.errors import AuthenticationFailed, NotFound, PermissionDenied, RateLimited, ServerShuttingDown
-from gateway.firewall import APPROVALS_PAGE, FirewallDenied, FirewallUnavailable
+from gateway.firewall import APPROVALS_PAGE, Firewall, FirewallDenied, FirewallUnavailable
 from gateway.keys import EXCHANGE, FIREWALL, LIVE, OBSERVER, PRINCIPAL, RATE_HEADERS, RUNTIME, SHUTDOWN
 from gateway.mcp.sessions import Session, SharedUnavailable, Stream
 
 if TYPE_CHECKING:
     from gateway.mcp.access import McpAccess
-    from gateway.mcp.inbound import Inbound
+    from gateway.mcp.inbound import Inbound, Target
 
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
@@ -45,6 +48,8 @@ FIREWALL_DENIED = -32003
 _SSE = "text/event-stream"
 #: seconds between keep-alive comments on a quiet GET stream (proxies close connections silent for long)
 KEEPALIVE = 15.0
+
+T = TypeVar("T")
 
 _RPC = {"type": "object", "description": "A JSON-RPC 2.0 message"}
 _OPENAI_ERROR = {"$ref": "#/components/schemas/Error"}
@@ -165,7 +170,7 @@ async def post(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     if rid is None:
-        _notified(found, method, message.get("params"))
+        await _notified(request, found, method, message.get("params"))
         return web.Response(status=202)
     return await _request(request, inbound, found, rid, method, message.get("params"))
 
@@ -187,12 +192,23 @@ async def _initialize(request: web.Request, rid: Any, params: Any) -> web.Respon
     return _answer(rid, initialized(version), {SESSION_HEADER: session.id})
 
 
-def _notified(session: Session, method: str, params: Any) -> None:
-    """A notification: only a cancellation asks for anything (of the call it names, if still running)."""
-    if method == "notifications/cancelled" and isinstance(params, dict):
-        rid = params.get("requestId")
-        if isinstance(rid, str | int):
-            session.cancel(rid)
+async def _notified(request: web.Request, session: Session, method: str, params: Any) -> None:
+    """A notification: only a cancellation asks for anything (of the call it names, if still running or
+    held: held on another process, with Redis, it is cancelled through the approvals store)."""
+    if method != "notifications/cancelled" or not isinstance(params, dict):
+        return
+    rid = params.get("requestId")
+    if not isinstance(rid, str | int) or session.cancel(rid):
+        return
+    principal = request[PRINCIPAL]
+    if principal.policy.firewall:
+        await request.app[FIREWALL].cancel(principal.client.name, _held_call(session, rid))
+
+
+def _held_call(session: Session, rid: str | int) -> str:
+    """What names a call held for an admin, for its cancellation on any process: a digest (the store need not
+    keep the session's id)."""
+    return hashlib.sha256(f"{session.id}|{rid!r}".encode()).hexdigest()[:32]
 
 
 async def _request(
@@ -206,7 +222,7 @@ async def _request(
         x = request[EXCHANGE]  # recorded as what it is; the answer stays a JSON-RPC error
         x.status, x.error_code = (400, "invalid_params") if exc.code == INVALID_PARAMS else (404, "method_not_found")
         return _rpc_error(200, rid, exc.code, exc.message)
-    call = _Call(request, inbound, parsed) if method in CALLS else None
+    call = _Call(request, inbound, parsed, await inbound.target(parsed)) if method in CALLS else None
     if method == "tools/call":
         refused = await _admit(request, rid)
         if refused is not None:
@@ -214,7 +230,12 @@ async def _request(
                 call.refused(429, "rate_limited")
             return refused
     if call is not None and request[PRINCIPAL].policy.screened:
-        refused = await _screen(request, inbound, rid, parsed, call)
+        try:  # a call held for an admin is cancellable as a running one is (notifications/cancelled)
+            refused = await _run(session, rid, _screen(request, inbound, session, rid, parsed, call))
+        except McpUpstreamError as exc:  # cancelled while held: it never reaches a server
+            call.refused(499, "cancelled")
+            request[EXCHANGE].error_code = "cancelled"
+            return _rpc_error(200, rid, exc.code, exc.message)
         if refused is not None:
             call.refused(refused.status if refused.status != 200 else 403, "refused")
             return refused
@@ -247,25 +268,23 @@ async def _admit(request: web.Request, rid: Any) -> web.Response | None:
     return None
 
 
-async def _screen(request: web.Request, inbound: Inbound, rid: Any, parsed: Any, call: _Call) -> web.Response | None:
-    """The call's arguments scanned for secrets (first: a call its secret refuses is never held); then the
-    firewall's rules on the item (one this client may call), which may hold the call for an admin's decision."""
+async def _screen(
+    request: web.Request, inbound: Inbound, session: Session, rid: Any, parsed: Any, call: _Call
+) -> web.Response | None:
+    """The call scanned for secrets (first: a call its secret refuses is never held); then the firewall's
+    rules on the item (one this client may call), which may hold the call for an admin's decision."""
     principal, config, firewall = request[PRINCIPAL], request[RUNTIME].config, request.app[FIREWALL]
     client, server = principal.client.name, call.target.server
     try:
-        arguments = getattr(parsed.params, "arguments", None)
-        if config.firewall.secrets != "off" and arguments:
-            try:
-                firewall.scan(client, config.firewall.secrets, {"arguments": arguments}, ("arguments",))
-            finally:  # the access log's copy of the call (logging.bodies), taken before the scan
-                if call.x.request_body is not None:
-                    call.x.request_body = firewall.redacted(call.x.request_body, ("arguments",))
+        if config.firewall.secrets != "off":
+            _scan(firewall, client, config.firewall.secrets, parsed, call)
         if principal.policy.firewall and server is not None:
             item = call.target.item if not call.resource else f"{server}__{call.target.item}"
             name = item.partition("__")[2]
             if inbound.allows(server, call.target.item if call.resource else name):
                 link = discovery.base_url(request, request.app[OBSERVER].trusted) + APPROVALS_PAGE
-                await firewall.judge_item(client, principal.policy.firewall, item, config, link)
+                held = _held_call(session, rid)
+                await firewall.judge_item(client, principal.policy.firewall, item, config, link, held)
     except FirewallDenied as exc:
         request[EXCHANGE].error_code = exc.code
         body = {"jsonrpc": "2.0", "id": rid, "error": {"code": FIREWALL_DENIED, "message": exc.message}}
@@ -274,14 +293,38 @@ async def _screen(request: web.Request, inbound: Inbound, rid: Any, parsed: Any,
     except FirewallUnavailable as exc:  # a call a rule asks about, and the approvals store is down (Redis)
         request[EXCHANGE].error_code = exc.code
         return _rpc_error(503, rid, INTERNAL_ERROR, exc.message, exc.headers, data={"code": exc.code})
+    except ServerShuttingDown as exc:  # held when the shutdown began
+        request[EXCHANGE].error_code = exc.code
+        return _rpc_error(503, rid, INTERNAL_ERROR, exc.message, data={"code": exc.code})
     return None
 
 
-async def _run(session: Session, rid: Any, work: Any) -> dict[str, Any]:
-    """Run a request as a task a ``notifications/cancelled`` can cancel; cancelled so, it is an error."""
+def _scan(firewall: Firewall, client: str, mode: str, parsed: Any, call: _Call) -> None:
+    """The call's name (a resource's URI) and arguments scanned for secrets. A secret in the name or URI is
+    refused under ``redact`` as under ``block`` (rewritten, it would name another item); under ``log`` the
+    call goes on, and the logs, records and spans name it without the secret."""
+    key = "uri" if call.resource else "name"
+    named = {key: call.target.item}
+    try:
+        try:
+            if firewall.scan(client, "block" if mode == "redact" else mode, named, (key,)):
+                named = firewall.redacted(named, (key,))
+        finally:  # refused, the name was redacted in place
+            call.named(named[key])
+        arguments = getattr(parsed.params, "arguments", None)
+        if arguments:
+            firewall.scan(client, mode, {"arguments": arguments}, ("arguments",))
+    finally:  # the access log's copy of the call (logging.bodies), taken before the scan
+        if call.x.request_body is not None:
+            call.x.request_body = firewall.redacted(call.x.request_body, ("arguments", key))
+
+
+async def _run(session: Session, rid: Any, work: Awaitable[T]) -> T:
+    """Run a request (or its wait for an admin) as a task a ``notifications/cancelled`` can cancel;
+    cancelled so, it is an error."""
     from gateway.mcp.inbound import REQUEST_CANCELLED, McpUpstreamError
 
-    task: asyncio.Task[Any] = asyncio.ensure_future(work)
+    task: asyncio.Task[T] = asyncio.ensure_future(work)
     session.calls[rid] = task
     try:
         return await task
@@ -331,9 +374,9 @@ def _event(doc: dict[str, Any]) -> bytes:
 class _Call:
     """What the logs, metrics and usage records say of one call to an upstream item (on the exchange)."""
 
-    def __init__(self, request: web.Request, inbound: Inbound, parsed: Any) -> None:
+    def __init__(self, request: web.Request, inbound: Inbound, parsed: Any, target: Target) -> None:
         self.x = request[EXCHANGE]
-        self.target = inbound.target(parsed)
+        self.inbound, self.target = inbound, target
         self.resource = parsed.method == "resources/read"
         self.x.model_requested = self.target.item
         self.method = parsed.method
@@ -341,6 +384,12 @@ class _Call:
         self.began = 0.0
         if request.app[OBSERVER].bodies:
             self.x.request_body = parsed.params.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    def named(self, shown: str) -> None:
+        """The name (or URI) the records show: without a secret it held."""
+        if shown != self.target.item:
+            self.target = replace(self.target, item=shown)
+            self.x.model_requested = shown
 
     def start(self) -> None:
         """The call's own span, when tracing is on: from here (admitted) to its answer."""
@@ -363,10 +412,10 @@ class _Call:
 
         self.x.status, status = call_status(outcome)  # recorded; the HTTP answer stays a JSON-RPC one
         server = self.target.server if reached(outcome) else None
-        # a name is a label only once its server answered it with a result: a client cannot mint new series
-        # by calling made-up names (a server may answer those with isError), and a resource's URI (a
+        # a name is a label only once its server listed it and answered it with a result: a client cannot
+        # mint new series by calling made-up names (a server may answer any name), and a resource's URI (a
         # template's, say) is never one
-        known = status == "ok" and server is not None and not self.resource
+        known = status == "ok" and server is not None and not self.resource and self.inbound.listed(self.target)
         self.x.mcp = (server, self.target.item if known else "other", status)
         if status != "ok":
             self.x.error_code = status

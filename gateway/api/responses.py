@@ -30,7 +30,7 @@ from gateway.api.answers import AUTH, account, error_docs, json_answer, served_a
 from gateway.config import AUTO_MODEL
 from gateway.dialects import openai_responses as rs
 from gateway.errors import GatewayError, InvalidRequest, NotFound, StoreUnavailable
-from gateway.keys import BODY, CHAIN, EXCHANGE, LIVE, OBSERVER, PRINCIPAL, RESPONSES, RUNTIME
+from gateway.keys import BODY, CHAIN, EXCHANGE, FIREWALL, LIVE, OBSERVER, PRINCIPAL, RESPONSES, RUNTIME
 from gateway.observability.usage import StoreError
 from gateway.routing import fallback
 from gateway.routing.router import Target, same_pool
@@ -41,6 +41,8 @@ log = logging.getLogger("localrouter.responses")
 
 ENDPOINT = "responses"
 _STREAMS = ["application/json", "text/event-stream"]
+#: where a secret in the stored conversation is said to be
+PREVIOUS = "previous_response"
 _FINAL = frozenset({"completed", "incomplete", "failed"})  # a response in any other status is not kept
 
 
@@ -187,7 +189,19 @@ async def _previous(request: web.Request, body: dict[str, Any]) -> list[dict[str
             param="previous_response_id",
             code="previous_response_not_found",
         )
-    return stored.items
+    return _screened(request, stored.items)
+
+
+def _screened(request: web.Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored conversation scanned for secrets as the request's own prompts were (the gate saw only the
+    id): the upstream sees it again. ``block`` refuses naming where (``previous_response[2].content[0].text``),
+    ``redact`` forwards it redacted (and stores the new turn so), ``log`` records it."""
+    mode = request[RUNTIME].config.firewall.secrets
+    if mode == "off" or not items or not request[PRINCIPAL].policy.screened:
+        return items
+    body = {PREVIOUS: items}
+    request.app[FIREWALL].scan(_client(request), mode, body, (PREVIOUS,))
+    return list(body[PREVIOUS])
 
 
 @contextlib.contextmanager

@@ -27,6 +27,9 @@ log = logging.getLogger("localrouter.firewall")
 
 DECISIONS = ("allow_once", "allow_for", "allow_always", "deny")
 ALLOWING = frozenset(DECISIONS[:3])
+#: the gateway's own ends of a held request, never an admin's: its client cancelled it (an MCP
+#: ``notifications/cancelled``, which may reach another process than the one holding it), and the shutdown
+CANCELLED, SHUTDOWN = "cancelled", "shutdown"
 #: seconds after a failed Redis call during which every call fails at once, instead of waiting on it again
 BACKOFF = 1.0
 T = TypeVar("T")
@@ -39,7 +42,8 @@ class BoardUnavailable(Exception):
 @dataclass(frozen=True, slots=True)
 class Approval:
     """A request waiting: its ``id``, the ``client``, ``what`` it would reach (a model id or an MCP item),
-    the ``rule`` that asked, ``since`` (Unix seconds) and until when it waits (``expires``)."""
+    the ``rule`` that asked, ``since`` (Unix seconds) and until when it waits (``expires``); ``call``: for
+    an MCP call, a digest of its session and JSON-RPC id, by which its client may cancel it."""
 
     id: str
     client: str
@@ -47,6 +51,7 @@ class Approval:
     rule: str
     since: float
     expires: float
+    call: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "client": self.client, "what": self.what, "rule": self.rule, "since": self.since}

@@ -16,9 +16,19 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from gateway.config import Config, FirewallConfig, FirewallRule, StateConfig
-from gateway.errors import GatewayError, PermissionDenied
+from gateway.errors import GatewayError, PermissionDenied, ServerShuttingDown
 from gateway.firewall import rules as firewall_rules
-from gateway.firewall.approvals import Approval, Board, BoardUnavailable, Decision, MemoryBoard, RedisBoard, new_id
+from gateway.firewall.approvals import (
+    CANCELLED,
+    SHUTDOWN,
+    Approval,
+    Board,
+    BoardUnavailable,
+    Decision,
+    MemoryBoard,
+    RedisBoard,
+    new_id,
+)
 from gateway.firewall.rules import Verdict
 from gateway.firewall.secrets import PROMPT_KEYS, Detector, Found, Scan
 from gateway.observability.metrics import Metrics
@@ -64,6 +74,7 @@ class Firewall:
         )
         self.metrics, self.usage = metrics, usage
         self._held: dict[str, asyncio.Future[Decision]] = {}
+        self.closing = False  # the process is shutting down: nothing is held any more
         self._detector: Detector | None = None
         self._notices: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
@@ -110,14 +121,15 @@ class Firewall:
         return kept
 
     async def judge_item(
-        self, client: str, rules: Sequence[FirewallRule], item: str, config: Config, link: str
+        self, client: str, rules: Sequence[FirewallRule], item: str, config: Config, link: str, call: str | None
     ) -> None:
-        """An MCP item (``{server}__{name}``): allowed (held first if a rule asks), or :class:`FirewallDenied`."""
+        """An MCP item (``{server}__{name}``): allowed (held first if a rule asks), or :class:`FirewallDenied`.
+        ``call`` names the call for :meth:`cancel`."""
         verdict = firewall_rules.first(rules, item)
         if verdict is not None:
-            await self._settle(client, verdict, config, link)
+            await self._settle(client, verdict, config, link, call)
 
-    async def _settle(self, client: str, verdict: Verdict, config: Config, link: str) -> None:
+    async def _settle(self, client: str, verdict: Verdict, config: Config, link: str, call: str | None = None) -> None:
         if verdict.action == "allow":
             self._count(client, "allow")
             return
@@ -129,7 +141,7 @@ class Firewall:
             if await self.board.granted(client, verdict.what, config_generation(config)):
                 self._record(client, verdict, "granted", "grant")
                 return
-            decision = await self._hold(client, verdict, config.firewall, link)
+            decision = await self._hold(client, verdict, config.firewall, link, call)
         except BoardUnavailable as exc:
             self._record(client, verdict, "unavailable", "state")
             raise FirewallUnavailable(
@@ -144,16 +156,22 @@ class Firewall:
                 f"within {config.firewall.ask_timeout:g} s."
             )
         self._record(client, verdict, decision.decision, decision.actor, held_ms)
+        if decision.decision == SHUTDOWN:
+            raise ServerShuttingDown("The server is shutting down; retry the request.")
         if not decision.allows:
             raise FirewallDenied(f"`{verdict.what}` was denied by an admin (firewall rule `{verdict.rule}`).")
 
     # -- approvals ---------------------------------------------------------------------------------------
 
-    async def _hold(self, client: str, verdict: Verdict, config: FirewallConfig, link: str) -> Decision | None:
+    async def _hold(
+        self, client: str, verdict: Verdict, config: FirewallConfig, link: str, call: str | None
+    ) -> Decision | None:
         """Wait for a decision on a new approval; None when none came within ``ask_timeout``. A request
-        cancelled meanwhile (its client went away) takes its approval with it."""
+        cancelled meanwhile (its client went away, or cancelled it) takes its approval with it."""
         now = time.time()
-        approval = Approval(new_id(), client, verdict.what, verdict.rule, now, now + config.ask_timeout)
+        approval = Approval(new_id(), client, verdict.what, verdict.rule, now, now + config.ask_timeout, call)
+        if self.closing:  # no admin could answer before the process is gone
+            return Decision(approval.id, SHUTDOWN, "gateway")
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._held[approval.id] = future
         try:
@@ -180,8 +198,37 @@ class Firewall:
 
     def _deliver(self, decision: Decision) -> None:
         future = self._held.get(decision.id)
-        if future is not None and not future.done():
+        if future is None or future.done():
+            return
+        if decision.decision == CANCELLED:  # ends as a client's cancellation here would: see cancel
+            future.cancel()
+        else:
             future.set_result(decision)
+
+    async def cancel(self, client: str, call: str) -> bool:
+        """End the held MCP call ``call`` names (``client``'s), on whichever process holds it: off the list,
+        then ended there as a cancelled request (never run). Whether one was held; a board that cannot be
+        reached cancels nothing (the call waits on, as it would for a lost notification)."""
+        try:
+            for approval in await self.board.waiting():
+                if approval.call == call and approval.client == client:
+                    if await self.board.take(approval.id) is None:
+                        return False  # decided meanwhile
+                    await self.board.publish(Decision(approval.id, CANCELLED, "client"))
+                    return True
+        except BoardUnavailable:
+            log.warning("firewall: a held call's cancellation could not be delivered (redis unreachable)")
+        return False
+
+    async def shut(self) -> None:
+        """The process is shutting down: every request held here ends now (503 ``server_shutting_down``),
+        off the list, and none is held from now on."""
+        self.closing = True
+        held = [(approval_id, future) for approval_id, future in self._held.items() if not future.done()]
+        await asyncio.gather(*(self._withdraw(approval_id) for approval_id, _ in held))
+        for approval_id, future in held:
+            if not future.done():
+                future.set_result(Decision(approval_id, SHUTDOWN, "gateway"))
 
     async def waiting(self) -> list[Approval]:
         """What waits for a decision, oldest first (every process's with Redis); :class:`FirewallUnavailable`

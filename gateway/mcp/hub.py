@@ -63,13 +63,16 @@ class Hub:
         self._resources: dict[str, str] = {}  # URI -> the server that listed it
         self._templates: list[tuple[UriTemplate, str]] = []  # (template, server), in config order
         self._benched: dict[str, _Benched] = {}  # by server name
+        self._named: dict[str, dict[str, frozenset[str]]] = {}  # "tools"/"prompts" -> server -> names it listed
 
     async def list_tools(self, allows: Allows | None = None) -> list[types.Tool]:
         listed = await self._list(types.ListToolsRequest, types.ListToolsResult, "tools")
+        self._remember("tools", listed)
         return [_renamed(item, server) for server, item in _visible(listed, allows, _name) if not _task_only(item)]
 
     async def list_prompts(self, allows: Allows | None = None) -> list[types.Prompt]:
         listed = await self._list(types.ListPromptsRequest, types.ListPromptsResult, "prompts")
+        self._remember("prompts", listed)
         return [_renamed(item, server) for server, item in _visible(listed, allows, _name)]
 
     async def list_resources(self, allows: Allows | None = None) -> list[types.Resource]:
@@ -111,21 +114,31 @@ class Hub:
         request = types.GetPromptRequest(params=types.GetPromptRequestParams(name=prompt, arguments=arguments))
         return await upstream.request(request, types.GetPromptResult)
 
-    async def read_resource(self, uri: str, *, allows: Allows | None = None) -> types.ReadResourceResult:
+    async def read_resource(
+        self, uri: str, *, allows: Allows | None = None, located: bool = False
+    ) -> types.ReadResourceResult:
         """Read ``uri`` from the server that listed it. Unknown, and outside ``allows``, are the same
-        error: a client does not learn which URIs exist beyond its strategy."""
-        server = self._resource_server(uri)
-        if server is None:  # not listed since this hub began (a reload, a client's cached URI): list again
-            await asyncio.gather(self.list_resources(), self.list_resource_templates())
-            server = self._resource_server(uri)
+        error: a client does not learn which URIs exist beyond its strategy. ``located``: the caller has
+        just asked :meth:`locate`, so a URI still unknown is not listed for a second time."""
+        server = self._resource_server(uri) if located else await self.locate(uri)
         if server is None or (allows is not None and not allows(server, uri)):
             raise McpUpstreamError(types.INVALID_PARAMS, f"unknown resource: {uri}", kind="unknown")
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
         return await self.upstreams[server].request(request, types.ReadResourceResult)
 
-    def server_of(self, uri: str) -> str | None:
-        """The server a resource's URI is routed to, as far as the lists seen so far say."""
-        return self._resource_server(uri)
+    async def locate(self, uri: str) -> str | None:
+        """The server a resource's URI is routed to; when the lists seen so far do not say (none since this
+        hub began: a start, a reload, a client's cached URI), after listing resources and templates again."""
+        server = self._resource_server(uri)
+        if server is None:
+            await asyncio.gather(self.list_resources(), self.list_resource_templates())
+            server = self._resource_server(uri)
+        return server
+
+    def listed(self, server: str, name: str) -> bool:
+        """Whether ``name`` was a tool or prompt in ``server``'s latest list this hub has seen: a name a
+        client made up never is."""
+        return any(name in by_server.get(server, ()) for by_server in self._named.values())
 
     def health(self) -> list[UpstreamHealth]:
         return [u.health() for u in self.upstreams.values()]
@@ -136,6 +149,12 @@ class Hub:
             if benched.task is not None:
                 benched.task.cancel()
         await asyncio.gather(*(u.close() for u in self.upstreams.values()))
+
+    def _remember(self, field: str, listed: dict[str, list[Any] | None]) -> None:
+        names = self._named.setdefault(field, {})
+        for server, items in listed.items():
+            if items is not None:  # a server left out keeps the names of its last list
+                names[server] = frozenset(str(item.name) for item in items)
 
     def _route(self, name: str, kind: str, allows: Allows | None) -> tuple[Upstream, str]:
         parts = split(name)

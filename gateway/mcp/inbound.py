@@ -99,16 +99,25 @@ class Inbound:
     def __init__(self, hub: Hub, allows: Allows) -> None:
         self.hub, self.allows = hub, allows
 
-    def target(self, request: Any) -> Target:
+    async def target(self, request: Any) -> Target:
+        """Which item a call is for, and its server: a resource's is located (listed again when not known
+        yet), so that the firewall judges ``{server}__{uri}`` from the first read on."""
         if isinstance(request, types.ReadResourceRequest):
             uri = str(request.params.uri)
-            return Target(self.hub.server_of(uri), uri)
+            return Target(await self.hub.locate(uri), uri)
         name = request.params.name
         parts = split(name)
         return Target(parts[0] if parts and parts[0] in self.hub.upstreams else None, name)
 
+    def listed(self, target: Target) -> bool:
+        """Whether the target is a tool or prompt its server has listed: only such a name is a metric's label
+        (a made-up one, answered by a server that answers any name, mints no series)."""
+        parts = split(target.item)
+        return target.server is not None and parts is not None and self.hub.listed(*parts)
+
     async def answer(self, request: Any, progress: Progress | None = None) -> dict[str, Any]:
-        """The result of any request but ``initialize``, as JSON-ready data."""
+        """The result of any request but ``initialize``, as JSON-ready data. A ``resources/read`` has been
+        located already (:meth:`target`)."""
         hub, allows = self.hub, self.allows
         if isinstance(request, types.PingRequest):
             return {}
@@ -118,7 +127,7 @@ class Inbound:
         if isinstance(request, types.GetPromptRequest):
             return _dumped(await hub.get_prompt(request.params.name, request.params.arguments, allows=allows))
         if isinstance(request, types.ReadResourceRequest):
-            return _dumped(await hub.read_resource(str(request.params.uri), allows=allows))
+            return _dumped(await hub.read_resource(str(request.params.uri), allows=allows, located=True))
         return await self._page(request)
 
     async def _page(self, request: Any) -> dict[str, Any]:
