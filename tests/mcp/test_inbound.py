@@ -183,12 +183,19 @@ async def test_calls_are_counted_recorded_and_rate_limited(gw, http, tmp_path):
     assert "files__nothing" not in metrics
     rows: list[tuple[Any, ...]] = []
     async with asyncio.timeout(10):  # usage records are written in batches
-        while len(rows) < 2:
+        while len(rows) < 3:
             await asyncio.sleep(0.1)
             with contextlib.closing(sqlite3.connect(tmp_path / "usage.db")) as db:
                 query = "SELECT model_requested, provider, status, error_code FROM usage WHERE endpoint = 'mcp'"
-                rows = sorted(db.execute(query).fetchall())
-    assert rows == [("files__echo", "files", 200, None), ("files__nothing", "files", 200, "tool_error")]
+                rows = sorted(db.execute(query).fetchall(), key=repr)
+    assert rows == sorted(
+        [
+            ("files__echo", "files", 200, None),
+            ("files__nothing", "files", 200, "tool_error"),
+            ("files__echo", None, 429, "rate_limit_exceeded"),  # refused before any server: recorded too
+        ],
+        key=repr,
+    )
     async with http.get(f"{gw.url}/health?detail=1") as resp:
         servers = {s["name"]: s for s in (await resp.json())["mcp_servers"]}
     assert servers["files"]["state"] == "up" and set(servers) == {"files", "tracker"}
