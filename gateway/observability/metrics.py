@@ -10,7 +10,8 @@ text format when ``/metrics`` is scraped, through a collector.
 Under ``serve --workers`` (``LOCALROUTER_METRICS_DIR`` set by the supervisor) each worker writes a
 snapshot of its numbers to that directory every second and when it stops; a scrape answers the sum of
 every worker's latest snapshot, its own taken at that moment. Counters of a worker that died stay in
-the sum (they happened); its gauge (streams in flight) does not.
+the sum (they happened); its gauge (streams in flight) does not. Replicas are summed for the admin API
+only, through Redis (gateway.observability.replicas): Prometheus scrapes each replica.
 """
 
 from __future__ import annotations

@@ -80,7 +80,10 @@ class Replicas:
                 await self.publish()
             except (RedisError, OSError) as exc:
                 if not self._failing:
-                    log.warning("metrics snapshot not published to Redis (the admin API misses it): %s", exc)
+                    # the class only: a message could name the server (never its password, but keep to one rule)
+                    log.warning(
+                        "metrics snapshot not published to Redis (the admin API misses it): %s", type(exc).__name__
+                    )
                 self._failing = True
             else:
                 self._failing = False
