@@ -61,7 +61,7 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
     live = Live(config)
     app[LIVE] = live
     metrics = app[OBSERVER].metrics
-    if metrics is not None:
+    if metrics is not None and config.cache.backend == "memory":  # Redis keeps no count: no gauge
         live.cache.size_cell = metrics.cell(CACHE_BYTES)
     live.current.start()
     live.overrides.start()

@@ -10,7 +10,8 @@ text format when ``/metrics`` is scraped, through a collector.
 Under ``serve --workers`` (``LOCALROUTER_METRICS_DIR`` set by the supervisor) each worker writes a
 snapshot of its numbers to that directory every second and when it stops; a scrape answers the sum of
 every worker's latest snapshot, its own taken at that moment. Counters of a worker that died stay in
-the sum (they happened); its gauge (streams in flight) does not.
+the sum (they happened); its gauge (streams in flight) does not. Replicas are summed for the admin API
+only, through Redis (gateway.observability.replicas): Prometheus scrapes each replica.
 """
 
 from __future__ import annotations
@@ -293,17 +294,16 @@ class Metrics:
             except OSError as exc:
                 log.warning("metrics snapshot not written: %s", exc)
 
+    def snapshot(self) -> bytes:
+        """This process's numbers as JSON (what :func:`add_snapshot` reads back)."""
+        values = {
+            name: [[list(labels), cell] for labels, cell in series.items()] for name, series in self.values.items()
+        }
+        return orjson.dumps({"pid": os.getpid(), "values": values})
+
     def _write_snapshot(self) -> None:
         assert self._dir is not None
-        data = orjson.dumps(
-            {
-                "pid": os.getpid(),
-                "values": {
-                    name: [[list(labels), cell] for labels, cell in series.items()]
-                    for name, series in self.values.items()
-                },
-            }
-        )
+        data = self.snapshot()
         path = self._dir / f"worker-{os.getpid()}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(data)
@@ -319,9 +319,7 @@ class Metrics:
     def _summed(self) -> tuple[Values, int]:
         assert self._dir is not None
         workers = 1
-        total: Values = {
-            name: {labels: list(cell) for labels, cell in series.items()} for name, series in self.values.items()
-        }
+        total = self.copy()
         for path in self._dir.glob("worker-*.json"):
             try:
                 doc = orjson.loads(path.read_bytes())
@@ -332,17 +330,28 @@ class Metrics:
                 continue  # this worker's numbers are the live ones above
             alive = _alive(pid)
             workers += alive
-            for name, rows in doc.get("values", {}).items():
-                family = _BY_NAME.get(name)
-                if family is None or (family.kind == "gauge" and not alive):
-                    continue
-                series = total[name]
-                for labels, cell in rows:
-                    mine = series.setdefault(tuple(labels), family.new_cell())
-                    if len(cell) == len(mine):
-                        for i, v in enumerate(cell):
-                            mine[i] += v
+            add_snapshot(total, doc, gauges=alive)
         return total, workers
+
+    def copy(self) -> Values:
+        """This process's numbers, copied (a sum starts from them)."""
+        return {name: {labels: list(cell) for labels, cell in series.items()} for name, series in self.values.items()}
+
+
+def add_snapshot(total: Values, doc: Any, gauges: bool = True) -> None:
+    """Add a snapshot (:meth:`Metrics.snapshot`, parsed) to ``total``; its gauges only if ``gauges`` (a
+    dead process's streams are not in flight, though its counters happened)."""
+    values = doc.get("values") if isinstance(doc, dict) else None
+    for name, rows in (values or {}).items():
+        family = _BY_NAME.get(name)
+        if family is None or (family.kind == "gauge" and not gauges):
+            continue
+        series = total[name]
+        for labels, cell in rows:
+            mine = series.setdefault(tuple(labels), family.new_cell())
+            if len(cell) == len(mine):
+                for i, v in enumerate(cell):
+                    mine[i] += v
 
 
 class _Fixed:

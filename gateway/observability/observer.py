@@ -8,7 +8,8 @@ import logging
 from gateway.config import Config
 from gateway.observability.accesslog import AccessLog, line
 from gateway.observability.exchange import Exchange, Ids
-from gateway.observability.metrics import USAGE_DROPPED, Metrics
+from gateway.observability.metrics import USAGE_DROPPED, Metrics, Values
+from gateway.observability.replicas import Replicas, ReplicasUnavailable
 from gateway.observability.stores import usage_writer
 from gateway.observability.tracing import Tracing
 from gateway.observability.usage import UsageRecord
@@ -28,12 +29,16 @@ class Observer:
         if self.usage is not None and self.metrics is not None:
             self.usage.dropped_cell = self.metrics.cell(USAGE_DROPPED)
         self.tracing: Tracing | None = None  # created as the app starts: its exporter runs a thread
+        self.replicas: Replicas | None = None  # every replica's metrics, with Redis: created as the app starts
 
     def start(self) -> None:
         if self.config.tracing.enabled:
             self.tracing = Tracing(self.config.tracing)
         if self.metrics is not None:
             self.metrics.start()
+            if self.config.state.backend == "redis":
+                self.replicas = Replicas(self.config.state, self.metrics)
+                self.replicas.start()
         if self.access is not None:
             self.access.start()
         if self.usage is not None:
@@ -55,7 +60,22 @@ class Observer:
         except Exception:  # the answer is already out: an accounting bug must not become a 500
             log.exception("could not account for request %s", x.id)
 
+    async def deployment(self) -> tuple[Values, int] | None:
+        """The metrics of the whole deployment and how many processes it has: every replica's through
+        Redis when configured, else every worker's of this one (gateway.observability.metrics); None when
+        metrics are off."""
+        if self.metrics is None:
+            return None
+        if self.replicas is not None:
+            try:
+                return await self.replicas.deployment()
+            except ReplicasUnavailable as exc:
+                log.warning("other replicas' metrics not read, this one's alone shown: %s", exc)
+        return self.metrics.deployment()
+
     async def close(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.close()
         if self.metrics is not None:
             await self.metrics.close()
         if self.access is not None:

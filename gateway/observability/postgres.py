@@ -32,6 +32,7 @@ from gateway.observability.usage import (
     ONLY,
     PERCENTILE_GROUPS,
     TIMINGS,
+    UPSTREAM,
     AuditRecord,
     RequestQuery,
     StoreError,
@@ -225,9 +226,9 @@ class PostgresStore(UsageStore):
         return self.db.call(self._series(since, until, step))
 
     def percentiles(
-        self, since: float, until: float, column: str, by: str | None = None
+        self, since: float, until: float, column: str, by: str | None = None, upstream: bool = False
     ) -> dict[str | None, tuple[float, float]]:
-        return self.db.call(self._percentiles(since, until, column, by))
+        return self.db.call(self._percentiles(since, until, column, by, upstream))
 
     def requests(self, query: RequestQuery) -> list[UsageRecord]:
         return self.db.call(self._requests(query))
@@ -293,7 +294,7 @@ class PostgresStore(UsageStore):
         return [(since + b * step, n, failed) for b, n, failed in (row.values() for row in rows)]
 
     async def _percentiles(
-        self, since: float, until: float, column: str, by: str | None
+        self, since: float, until: float, column: str, by: str | None, upstream: bool
     ) -> dict[str | None, tuple[float, float]]:
         assert column in TIMINGS
         pool = await self.db.pool()
@@ -301,7 +302,7 @@ class PostgresStore(UsageStore):
         rows = await pool.fetch(
             f"SELECT {key} AS k, percentile_disc(0.5) WITHIN GROUP (ORDER BY {column}), "
             f"percentile_disc(0.95) WITHIN GROUP (ORDER BY {column}) FROM usage "
-            f"WHERE ts >= $1 AND ts < $2 AND {column} IS NOT NULL GROUP BY 1",
+            f"WHERE ts >= $1 AND ts < $2 AND {column} IS NOT NULL{UPSTREAM if upstream else ''} GROUP BY 1",
             since,
             until,
         )

@@ -17,9 +17,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 log = logging.getLogger("localrouter.usage")
+T = TypeVar("T")
 
 GROUPS = {
     "client": "client",
@@ -35,6 +36,8 @@ FAILED = "(status >= 400 OR error_code IS NOT NULL)"
 #: the columns :meth:`UsageStore.percentiles` reads, and what it may group them by
 TIMINGS = ("duration_ms", "ttfb_ms")
 PERCENTILE_GROUPS = {None: "NULL", "model": "model"}
+#: answered by an upstream: not from the response cache
+UPSTREAM = " AND NOT cached"
 
 
 class UsageRecord(NamedTuple):
@@ -93,7 +96,7 @@ class RequestQuery(NamedTuple):
     just before ``before`` (the (ts, id) of the last record of the previous page)."""
 
     client: str | None = None
-    model: str | None = None
+    model: str | None = None  # served it, or asked for
     status: tuple[int, int] | None = None  # an inclusive range
     failed: bool = False  # only failed requests (see FAILED)
     before: tuple[float, str] | None = None
@@ -106,9 +109,9 @@ class RequestQuery(NamedTuple):
         if self.client is not None:
             conditions.append(f"client = {mark()}")
             args.append(self.client)
-        if self.model is not None:
-            conditions.append(f"model = {mark()}")
-            args.append(self.model)
+        if self.model is not None:  # the model that served, or the id asked for (a pool, an alias)
+            conditions.append(f"(model = {mark()} OR model_requested = {mark()})")
+            args += [self.model, self.model]
         if self.status is not None:
             conditions.append(f"status BETWEEN {mark()} AND {mark()}")
             args += self.status
@@ -146,10 +149,11 @@ class UsageStore(abc.ABC):
 
     @abc.abstractmethod
     def percentiles(
-        self, since: float, until: float, column: str, by: str | None = None
+        self, since: float, until: float, column: str, by: str | None = None, upstream: bool = False
     ) -> dict[str | None, tuple[float, float]]:
         """(p50, p95) of ``column`` (one of TIMINGS; records without it are left out) per ``by`` (a key of
-        PERCENTILE_GROUPS). Nearest rank: the smallest value with at least that share of values at or below
+        PERCENTILE_GROUPS); ``upstream``: of the answers an upstream gave only (no response cache hit: a
+        target's latency). Nearest rank: the smallest value with at least that share of values at or below
         it, one of the values themselves (PostgreSQL's ``percentile_disc``)."""
 
     @abc.abstractmethod
@@ -268,7 +272,7 @@ class SQLiteStore(UsageStore):
         return [(since + b * step, n, failed) for b, n, failed in rows]
 
     def percentiles(
-        self, since: float, until: float, column: str, by: str | None = None
+        self, since: float, until: float, column: str, by: str | None = None, upstream: bool = False
     ) -> dict[str | None, tuple[float, float]]:
         assert column in TIMINGS
         key = PERCENTILE_GROUPS[by]
@@ -277,6 +281,7 @@ class SQLiteStore(UsageStore):
             "SELECT k, MIN(CASE WHEN r >= 0.5 * n THEN v END), MIN(CASE WHEN r >= 0.95 * n THEN v END) FROM ("
             f"SELECT {key} AS k, {column} AS v, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {column}) AS r, "
             f"COUNT(*) OVER (PARTITION BY {key}) AS n FROM usage WHERE ts >= ? AND ts < ? AND {column} IS NOT NULL"
+            f"{UPSTREAM if upstream else ''}"
             ") GROUP BY k"
         )
         with self._read_lock:
@@ -381,6 +386,7 @@ class UsageWriter:
         self._retention, self.purge_every, self._next_purge = retention, 3600.0, 0.0
         self.failures = 0  # flushes failed in a row
         self.error: str | None = None  # why the last flush failed; None once one succeeds
+        self.read_error: str | None = None  # why the last read failed; None once a read or a write succeeds
         self.dropped_cell: list[float] | None = None  # the metric's counter, when metrics are on
         self.dropped = 0
         self.written = 0
@@ -410,7 +416,7 @@ class UsageWriter:
     async def audit(self, since: float, kind: str | None = None, limit: int = 100) -> list[AuditRecord]:
         """Audit records, those still waiting included, newest first."""
         waiting = [r for r in self._audit if r.ts >= since and (kind is None or r.kind == kind)]
-        stored = await asyncio.to_thread(self.store.audit, since, kind, limit)
+        stored = await self.read(lambda store: store.audit(since, kind, limit))
         seen = {r.id for r in waiting}
         merged = waiting + [r for r in stored if r.id not in seen]
         return sorted(merged, key=lambda r: r.ts, reverse=True)[:limit]
@@ -419,13 +425,27 @@ class UsageWriter:
         """A record, written or still waiting. The store is read in a thread: a disk read, or a lock
         the store holds, must never stall the event loop."""
         waiting = self._by_id.get(record_id)
-        return waiting if waiting is not None else await asyncio.to_thread(self.store.get, record_id)
+        return waiting if waiting is not None else await self.read(lambda store: store.get(record_id))
+
+    async def read(self, query: Callable[[UsageStore], T]) -> T:
+        """``query`` run on the store in a thread (a disk read or a database round trip must never stall
+        the event loop). A failure is a :class:`StoreError`, and :meth:`health` says so until a read or
+        a write succeeds: a store that cannot be read is down even while nothing waits to be written."""
+        try:
+            found = await asyncio.to_thread(query, self.store)
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            self.read_error = str(exc) or type(exc).__name__
+            raise StoreError(self.read_error) from exc
+        self.read_error = None
+        return found
 
     def health(self) -> dict[str, object]:
-        """For ``/health``: the store's backend, whether records are being written, and if not why."""
-        doc: dict[str, object] = {"backend": self.store.backend, "ok": self.error is None}
+        """For ``/health``: the store's backend, whether records are being written and read, and if not why."""
+        doc: dict[str, object] = {"backend": self.store.backend, "ok": self.error is None and self.read_error is None}
         if self.error is not None:
             doc.update(error=self.error, pending=len(self._pending), dropped=self.dropped)
+        if self.read_error is not None:
+            doc.update(read_error=self.read_error)
         return doc
 
     async def flush(self, everything: bool = False) -> None:
@@ -443,7 +463,7 @@ class UsageWriter:
                 self._failed(batch, exc)
                 return
             self.written += len(batch)
-            self.failures, self.error = 0, None
+            self.failures, self.error, self.read_error = 0, None, None
             for record in batch:
                 self._by_id.pop(record.id, None)
         if not await self._flush_audit():

@@ -24,6 +24,7 @@ from tests.procs import run
 
 ADMIN = "lr-admin-secret-0123456789abcdefgh"
 API = "/admin/api"
+CLOSED = {"state": "closed", "open_until": None}
 
 
 def admin_config(primary: FakeOpenAI, backup: FakeOpenAI, **overrides: Any) -> dict[str, Any]:
@@ -379,8 +380,8 @@ async def test_overview_cache_and_firewall_and_the_providers_pools(
         "id": "pool/mini",
         "balance": "round_robin",
         "targets": [
-            {"id": "openai/gpt-4o-mini", "weight": None, "requests": 1},
-            {"id": "backup/gpt-4o-mini", "weight": None, "requests": 0},
+            {"id": "openai/gpt-4o-mini", "weight": None, "requests": 1, "breaker": CLOSED},
+            {"id": "backup/gpt-4o-mini", "weight": None, "requests": 0, "breaker": CLOSED},
         ],
     }
 

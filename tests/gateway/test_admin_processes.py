@@ -181,3 +181,48 @@ def test_the_cli_says_what_resume_means_without_shared_state(tmp_path, upstreams
         and "end when it stops" in done.stderr
         and "/admin/api/clients/alice/resume" in (done.stderr)
     )
+
+
+async def _overview(url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + API + "/overview", headers=bearer(ADMIN)) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+
+async def test_two_replicas_sharing_redis_overview_sums_both_and_metrics_stay_per_process(
+    tmp_path, upstreams, redis_server
+) -> None:
+    """Two replicas (separate ``serve`` processes) on one Redis: the overview counts both processes and
+    sums their cache lookups (each replica's own metrics, published to Redis); ``/metrics`` stays the
+    scraped replica's own (Prometheus sums replicas), and with the Redis cache it has no size gauge (Redis
+    keeps no count). A replica that stops drops out of the sum."""
+    data = _config(upstreams, state={"backend": "redis", "redis_url": redis_server.url}, cache={"backend": "redis"})
+    data["strategies"][0] |= {"cache": True}
+    async with _serve(tmp_path, data) as urls:
+        for i in range(6):  # 3 on each replica: a miss first, hits after (the cache is shared)
+            assert (await _chat(urls[i % 2]))[0] == 200
+        deadline = time.monotonic() + PROPAGATION
+        while (doc := await _overview(urls[0]))["cache"]["lookups"] < 6:  # snapshots published every second
+            assert time.monotonic() < deadline, doc
+            await asyncio.sleep(0.2)
+        assert doc["workers"] == 2
+        assert doc["cache"] == {"lookups": 6, "hits": 5, "hit_ratio": 5 / 6, "bytes": None}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(urls[0] + "/metrics") as resp:
+                text = await resp.text()
+        lookups = sum(
+            float(line.split()[-1]) for line in text.splitlines() if line.startswith("localrouter_cache_lookups_total{")
+        )
+        assert lookups == 3  # this replica's alone
+        assert not [line for line in text.splitlines() if line.startswith("localrouter_cache_bytes")]
+        path = write_config(tmp_path, data)
+        alone = await start_serve("-c", str(path), env={"ALICE_SECRET": ALICE})
+        try:
+            deadline = time.monotonic() + PROPAGATION
+            while (await _overview(urls[1]))["workers"] != 3:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.2)
+        finally:
+            assert await stop(alone[0]) == 0
+        assert (await _overview(urls[1]))["workers"] == 2  # it said goodbye: gone at once

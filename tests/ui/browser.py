@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Request, async_playwright
@@ -79,8 +80,9 @@ class Watched:
         assert self.urls  # the listener saw the page's own requests
 
 
-async def watched_page(browser: Browser, origin: str, width: int) -> Watched:
-    context = await browser.new_context(viewport={"width": width, "height": 900})
+async def watched_page(browser: Browser, origin: str, width: int, **options: Any) -> Watched:
+    """``options``: the browser context's (e.g. ``timezone_id``)."""
+    context = await browser.new_context(viewport={"width": width, "height": 900}, **options)
     page = await context.new_page()
     watched = Watched(page, origin)
     page.on("console", watched.console)

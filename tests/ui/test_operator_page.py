@@ -28,6 +28,7 @@ leakcheck.register(ADMIN)
 TOKENS = 12  # the fake upstream's usage: 7 prompt + 5 completion tokens per answer
 VIEWS = ("overview", "providers", "clients", "usage", "requests", "approvals", "audit")
 WIDTHS = (1024, 1280, 1440)
+ZOOMED = (1280, 1440)  # widths also seen at 200 % zoom
 
 
 def config(primary, backup) -> dict[str, Any]:
@@ -230,17 +231,19 @@ async def check_audit(page: Page) -> None:
 
 
 async def check_widths(page: Page, out: Path) -> None:
-    """No horizontal scrolling on any view at a laptop's or a desktop's width; a screenshot of each."""
-    for width in WIDTHS:
-        await page.set_viewport_size({"width": width, "height": 900})
+    """No horizontal scrolling on any view at a laptop's or a desktop's width, nor at 200 % zoom (half as
+    many CSS pixels: a wide table scrolls in its own box); a screenshot of each."""
+    sizes = [(w, 900, f"{w}") for w in WIDTHS] + [(w // 2, 450, f"{w}-zoom200") for w in ZOOMED]
+    for width, height, name in sizes:
+        await page.set_viewport_size({"width": width, "height": height})
         for view in VIEWS:
             await page.goto(page.url.split("#")[0] + "#" + view)
             await page.wait_for_selector(f'.view[data-view="{view}"][data-ready]')
             scroll, client = await page.evaluate(
                 "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
             )
-            assert scroll <= client, f"{view} at {width}px scrolls sideways ({scroll} > {client})"
-            await page.screenshot(path=str(out / f"{view}-{width}.png"), full_page=True)
+            assert scroll <= client, f"{view} at {name}px scrolls sideways ({scroll} > {client})"
+            await page.screenshot(path=str(out / f"{view}-{name}.png"), full_page=True)
 
 
 async def test_an_admin_sees_real_traffic_on_every_view_and_suspends_a_client(

@@ -2,7 +2,8 @@
 one module per concern. Every endpoint but login and logout is for admin clients only (the route table's
 ``admin``), who call it with their secret or an access token as a Bearer, or with the page's session
 cookie (gateway.api.admin.session). Numbers come from the shared usage store and the metrics summed over
-every worker, so any process answers for the whole deployment."""
+every worker (and, with Redis, every replica: gateway.observability.replicas), so any process answers for
+the whole deployment."""
 
 from __future__ import annotations
 

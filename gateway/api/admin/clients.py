@@ -24,10 +24,19 @@ from gateway.observability.usage import UsageStore
 NAME = [{"in": "path", "name": "name", "required": True, "schema": {"type": "string"}}]
 
 
-def _period(row: dict[str, Any] | None) -> dict[str, Any]:
-    if row is None:
-        return {"requests": 0, "total_tokens": 0, "cost_usd": None}
+def _period(rows: dict[str, dict[str, Any]] | None, name: str) -> dict[str, Any] | None:
+    """A client's use over a period from its summary rows; None when they could not be read (records off,
+    or the store down): unknown, not zero."""
+    if rows is None:
+        return None
+    row = rows.get(name)
+    if row is None:  # nothing used costs nothing
+        return {"requests": 0, "total_tokens": 0, "cost_usd": 0.0}
     return {"requests": row["requests"], "total_tokens": row["total_tokens"], "cost_usd": row["cost_usd"]}
+
+
+def _by_client(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["client"]: r for r in rows}
 
 
 def _starts(now: float) -> tuple[float, float]:
@@ -54,8 +63,9 @@ async def _limits(request: web.Request, client: ClientConfig) -> list[dict[str, 
 @docs(
     tags=["admin"],
     summary="Every client: strategy, state, use today and this month, rate limits (never a secret)",
+    description="With the usage store down, still 200: `today` and `month` null, `store_error` says why.",
     security=AUTH,
-    responses=schemas.errors(503),
+    responses=schemas.errors(),
 )
 @response_schema(schemas.AdminClientsSchema, 200)
 async def clients(request: web.Request) -> web.Response:
@@ -64,8 +74,8 @@ async def clients(request: web.Request) -> web.Response:
     def query(store: UsageStore) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return store.summary(day, "client"), store.summary(month, "client")
 
-    today, this_month = await records.read(request, query) or ([], [])
-    by_day, by_month = {r["client"]: r for r in today}, {r["client"]: r for r in this_month}
+    found, store_error = await records.read_or_note(request, query)  # suspending needs no records
+    by_day, by_month = (_by_client(found[0]), _by_client(found[1])) if found is not None else (None, None)
     suspended = request.app[LIVE].overrides.suspended
     doc = [
         {
@@ -74,13 +84,13 @@ async def clients(request: web.Request) -> web.Response:
             "enabled": c.enabled,
             "admin": c.admin,
             "suspended": c.name in suspended,
-            "today": _period(by_day.get(c.name)),
-            "month": _period(by_month.get(c.name)),
+            "today": _period(by_day, c.name),
+            "month": _period(by_month, c.name),
             "limits": await _limits(request, c),
         }
         for c in request[RUNTIME].config.clients
     ]
-    return json_answer({"clients": doc})
+    return json_answer({"clients": doc, "records": records.enabled(request), "store_error": store_error})
 
 
 async def _suspend(request: web.Request, suspended: bool) -> web.Response:

@@ -1,5 +1,6 @@
 """What the admin API reads from the metrics: every worker's numbers summed, as a ``/metrics`` scrape sums
-them (gateway.observability.metrics ``Metrics.deployment``), so the page and Prometheus always agree."""
+them, and with Redis every replica's (``Observer.deployment``), so the page and Prometheus's sum over the
+replicas agree."""
 
 from __future__ import annotations
 

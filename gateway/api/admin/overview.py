@@ -40,18 +40,18 @@ def _series(since: float, step: int, count: int, rows: list[tuple[float, int, in
 
 
 def today(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The totals of summary rows; cost: the priced requests' sum, null when none was priced."""
+    """The totals of summary rows; cost: the priced requests' sum, null when none of them was priced."""
     costs = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
     totals = {k: sum(r[k] for r in rows) for k in ("requests", "prompt_tokens", "completion_tokens", "total_tokens")}
-    return {**totals, "cost_usd": sum(costs) if costs else None}
+    return {**totals, "cost_usd": sum(costs) if costs or not totals["requests"] else None}  # none made: $0
 
 
-def _metered(request: web.Request) -> dict[str, Any]:
-    """What the metrics say, over every worker (each null when metrics are off)."""
-    metrics = request.app[OBSERVER].metrics
-    if metrics is None:
+async def _metered(request: web.Request) -> dict[str, Any]:
+    """What the metrics say, over every worker and replica (each null when metrics are off)."""
+    deployment = await request.app[OBSERVER].deployment()
+    if deployment is None:
         return {"streams_in_flight": None, "workers": 1, "cache": None, "firewall": None}
-    values, workers = metrics.deployment()
+    values, workers = deployment
     return {
         "streams_in_flight": counters.streams(values),
         "workers": workers,
@@ -101,6 +101,7 @@ async def overview(request: web.Request) -> web.Response:
         "duration_ms": _percentiles(duration),
         "ttfb_ms": _percentiles(ttfb),
         "today": today(usage_today),
-        **_metered(request),
+        "records": records.enabled(request),
+        **(await _metered(request)),
     }
     return json_answer(doc)

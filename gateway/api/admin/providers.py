@@ -17,7 +17,7 @@ from aiohttp_apigami import docs, response_schema
 from gateway.api.admin import counters, records, schemas
 from gateway.api.answers import AUTH, json_answer
 from gateway.auth.overrides import OverridesUnavailable
-from gateway.config import PoolConfig
+from gateway.config import Config, PoolConfig
 from gateway.errors import NotFound, StoreUnavailable
 from gateway.keys import LIVE, OBSERVER, RUNTIME
 from gateway.observability.usage import UsageStore
@@ -48,10 +48,12 @@ def _target(
     }
 
 
-def _pools(request: web.Request, pools: tuple[PoolConfig, ...]) -> list[dict[str, Any]]:
-    """Each pool's balance and targets, with the requests each answered (null when metrics are off)."""
-    metrics = request.app[OBSERVER].metrics
-    served = counters.pool_requests(metrics.deployment()[0]) if metrics is not None and pools else None
+async def _pools(request: web.Request, pools: tuple[PoolConfig, ...]) -> list[dict[str, Any]]:
+    """Each pool's balance and targets, with the requests each answered (null when metrics are off) and
+    its breaker (a target cooling down is skipped)."""
+    deployment = await request.app[OBSERVER].deployment() if pools else None
+    served = counters.pool_requests(deployment[0]) if deployment is not None else None
+    breakers = request.app[LIVE].breakers
     return [
         {
             "name": pool.name,
@@ -62,6 +64,7 @@ def _pools(request: web.Request, pools: tuple[PoolConfig, ...]) -> list[dict[str
                     "id": t,
                     "weight": pool.weights.get(t, 1) if pool.balance == "weighted" else None,
                     "requests": served.get((pool.name, t), 0) if served is not None else None,
+                    "breaker": _breaker(breakers, t),
                 }
                 for t in pool.targets
             ],
@@ -70,30 +73,67 @@ def _pools(request: web.Request, pools: tuple[PoolConfig, ...]) -> list[dict[str
     ]
 
 
+def named(config: Config, provider: str) -> set[str]:
+    """The models of ``provider`` the config names as targets (strategies' auto, fallbacks and aliases,
+    pools): shown, and their cooldown resettable, even when its discovery failed and found none."""
+    ids: set[str] = {t for pool in config.pools for t in pool.targets}
+    for s in config.strategies:
+        ids.update(s.auto, s.aliases.values(), s.fallbacks, *s.fallbacks.values())
+    found = set()
+    for target in ids - {pool.id for pool in config.pools}:
+        owner, _, model = target.partition("/")
+        if owner == provider and model:
+            found.add(model)
+    return found
+
+
 @docs(
     tags=["admin"],
     summary="Every provider and target: reachable, breaker state, last error, median latency; MCP servers; pools",
+    description="A provider's targets: the models it has (configured or discovered) and those the config "
+    "names (auto, fallbacks, aliases, pools). With the usage store down, still 200: latencies null, "
+    "`store_error` says why.",
     security=AUTH,
-    responses=schemas.errors(503),
+    responses=schemas.errors(),
 )
 @response_schema(schemas.AdminProvidersSchema, 200)
 async def providers(request: web.Request) -> web.Response:
     runtime = request[RUNTIME]
 
     def query(store: UsageStore) -> dict[str | None, tuple[float, float]]:
-        return store.percentiles(time.time() - LATENCY_WINDOW, math.inf, "duration_ms", by="model")
+        return store.percentiles(time.time() - LATENCY_WINDOW, math.inf, "duration_ms", by="model", upstream=True)
 
-    latency = await records.read(request, query) or {}
+    latency, store_error = await records.read_or_note(request, query)  # a reset needs no records
+    failures = runtime.catalog.failures()
     doc = []
     for p in runtime.config.providers:
         models, reachable, discovered = runtime.catalog.known(p.name)
         targets = [
-            _target(request, f"{p.name}/{m}", (reachable, discovered), latency.get(f"{p.name}/{m}", (None,))[0])
-            for m in sorted(models)
+            _target(request, f"{p.name}/{m}", (reachable, discovered), (latency or {}).get(f"{p.name}/{m}", (None,))[0])
+            for m in sorted(set(models) | named(runtime.config, p.name))
         ]
-        doc.append({"name": p.name, "type": p.type, "targets": targets})
+        error = failures.get(p.name)
+        doc.append(
+            {
+                "name": p.name,
+                "type": p.type,
+                "reachable": reachable,
+                "discovered_at": discovered,
+                "error": error[:_LAST_ERROR] if error else None,
+                "targets": targets,
+            }
+        )
     mcp = [dataclasses.asdict(h) for h in runtime.mcp.health()] if runtime.mcp is not None else []
-    return json_answer({"providers": doc, "mcp_servers": mcp, "pools": _pools(request, runtime.config.pools)})
+    pools = await _pools(request, runtime.config.pools)
+    return json_answer(
+        {
+            "providers": doc,
+            "mcp_servers": mcp,
+            "pools": pools,
+            "records": records.enabled(request),
+            "store_error": store_error,
+        }
+    )
 
 
 @docs(
@@ -118,7 +158,8 @@ async def reset(request: web.Request) -> web.Response:
     if target is None or target.provider not in runtime.providers:
         raise NotFound(f"No target {request.match_info['target'][:100]!r}.", param="target")
     models, _, _ = runtime.catalog.known(target.provider)
-    if target.model not in models and request.app[LIVE].breakers.state(target.id)[0] == "closed":
+    known = target.model in models or target.model in named(runtime.config, target.provider)
+    if not known and request.app[LIVE].breakers.state(target.id)[0] == "closed":
         raise NotFound(f"No target {target.id[:100]!r}.", param="target")
     try:
         await request.app[LIVE].overrides.reset(target.id)

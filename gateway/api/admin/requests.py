@@ -52,7 +52,13 @@ def _status(text: str | None) -> tuple[tuple[int, int] | None, bool]:
 
 _PARAMETERS = [
     {"in": "query", "name": "client", "required": False, "schema": {"type": "string"}},
-    {"in": "query", "name": "model", "required": False, "schema": {"type": "string"}, "description": "provider/model"},
+    {
+        "in": "query",
+        "name": "model",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "the model that served (provider/model) or the id asked for (a pool, an alias)",
+    },
     {
         "in": "query",
         "name": "status",
@@ -91,7 +97,11 @@ async def requests(request: web.Request) -> web.Response:
     found = await records.read(request, read) or []
     page = found[:limit]
     return json_answer(
-        {"requests": [r.public() for r in page], "next": cursor(page[-1]) if len(found) > limit else None}
+        {
+            "requests": [r.public() for r in page],
+            "next": cursor(page[-1]) if len(found) > limit else None,
+            "records": records.enabled(request),
+        }
     )
 
 
@@ -106,10 +116,12 @@ async def requests(request: web.Request) -> web.Response:
 async def one(request: web.Request) -> web.Response:
     record_id = request.match_info["id"]
     writer = request.app[OBSERVER].usage
+    if writer is None:
+        raise NotFound(f"No request with id {record_id[:100]!r}: " + records.OFF, param="id", code="records_off")
     try:
-        record = await writer.get(record_id) if writer is not None else None
+        record = await writer.get(record_id)
     except StoreError as exc:
-        raise StoreUnavailable("Usage records cannot be reached now; try again later.") from exc
+        raise StoreUnavailable(records.UNAVAILABLE) from exc
     if record is None:
         raise NotFound(f"No request with id {record_id[:100]!r}.", param="id")
     return json_answer(record.public())

@@ -77,7 +77,10 @@ class AdminOverviewSchema(Schema):
     ttfb_ms = fields.Nested(AdminPercentilesSchema, required=True)
     today = fields.Nested(AdminTodaySchema, required=True)
     streams_in_flight = _nullable(_Int)
-    workers = _Int(required=True)
+    workers = _Int(required=True, metadata={"description": "Processes: every worker, of every replica with Redis"})
+    records = fields.Boolean(
+        required=True, metadata={"description": "false: usage records are off (`usage.path: null`), nothing to read"}
+    )
     cache = fields.Nested(
         AdminCacheSchema,
         allow_none=True,
@@ -113,6 +116,9 @@ class AdminTargetSchema(Schema):
 class AdminProviderSchema(Schema):
     name = fields.String(required=True)
     type = fields.String(required=True)
+    reachable = _nullable(fields.Boolean, metadata={"description": "The last model discovery worked"})
+    discovered_at = _nullable(_Num)
+    error = _nullable(fields.String, metadata={"description": "Why the last model discovery failed"})
     targets = fields.List(fields.Nested(AdminTargetSchema), required=True)
 
 
@@ -129,6 +135,7 @@ class AdminPoolTargetSchema(Schema):
     requests = _nullable(
         _Int, metadata={"description": "`localrouter_pool_requests_total` of this pool and target; null: metrics off"}
     )
+    breaker = fields.Nested(AdminBreakerSchema, required=True)
 
 
 class AdminPoolSchema(Schema):
@@ -142,6 +149,12 @@ class AdminProvidersSchema(Schema):
     providers = fields.List(fields.Nested(AdminProviderSchema), required=True)
     mcp_servers = fields.List(fields.Nested(AdminMcpServerSchema), required=True)
     pools = fields.List(fields.Nested(AdminPoolSchema), required=True)
+    records = fields.Boolean(
+        required=True, metadata={"description": "false: usage records are off (`usage.path: null`), nothing to read"}
+    )
+    store_error = _nullable(
+        fields.String, metadata={"description": "The usage store cannot be read now: its numbers are null"}
+    )
 
 
 class AdminResetSchema(Schema):
@@ -167,13 +180,19 @@ class AdminClientSchema(Schema):
     enabled = fields.Boolean(required=True)
     admin = fields.Boolean(required=True)
     suspended = fields.Boolean(required=True)
-    today = fields.Nested(AdminPeriodSchema, required=True)
-    month = fields.Nested(AdminPeriodSchema, required=True)
+    today = fields.Nested(AdminPeriodSchema, required=True, allow_none=True, metadata={"description": "null: unknown"})
+    month = fields.Nested(AdminPeriodSchema, required=True, allow_none=True, metadata={"description": "null: unknown"})
     limits = fields.List(fields.Nested(AdminLimitSchema), required=True)
 
 
 class AdminClientsSchema(Schema):
     clients = fields.List(fields.Nested(AdminClientSchema), required=True)
+    records = fields.Boolean(
+        required=True, metadata={"description": "false: usage records are off (`usage.path: null`), nothing to read"}
+    )
+    store_error = _nullable(
+        fields.String, metadata={"description": "The usage store cannot be read now: its numbers are null"}
+    )
 
 
 class AdminSuspensionSchema(Schema):
@@ -186,6 +205,9 @@ class AdminUsageSchema(Schema):
     since = _Num(required=True)
     until = _nullable(_Num)
     rows = fields.List(fields.Dict(), required=True, metadata={"description": "as `localrouter usage --json`"})
+    records = fields.Boolean(
+        required=True, metadata={"description": "false: usage records are off (`usage.path: null`), nothing to read"}
+    )
 
 
 class AdminRequestSchema(Schema):
@@ -206,11 +228,16 @@ class AdminRequestSchema(Schema):
     duration_ms = _Num(required=True)
     ttfb_ms = _nullable(_Num)
     error_code = _nullable(fields.String)
+    cached = fields.Boolean(required=True, metadata={"description": "Answered from the response cache"})
+    saved_usd = _nullable(_Num, metadata={"description": "A cached answer: what it cost when first served"})
 
 
 class AdminRequestsSchema(Schema):
     requests = fields.List(fields.Nested(AdminRequestSchema), required=True)
     next = _nullable(fields.String, metadata={"description": "pass as `before` for the next page"})
+    records = fields.Boolean(
+        required=True, metadata={"description": "false: usage records are off (`usage.path: null`), nothing to read"}
+    )
 
 
 class AdminAuditRecordSchema(Schema):

@@ -70,4 +70,4 @@ async def usage(request: web.Request) -> web.Response:
     rows = await records.read(request, query) or []
     if form == "csv":
         return _csv(by, rows)
-    return json_answer({"by": by, "since": since, "until": until, "rows": rows})
+    return json_answer({"by": by, "since": since, "until": until, "rows": rows, "records": records.enabled(request)})

@@ -9,6 +9,9 @@ export class ApiError extends Error {
   }
 }
 
+// the gateway did not answer at all (down, restarting, the network): the page retries, the view stays
+export class Unreachable extends Error {}
+
 export class Api {
   constructor(base, onUnauthorized) {
     this.base = base;
@@ -29,19 +32,26 @@ export class Api {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET" && this.csrf) headers["X-CSRF-Token"] = this.csrf;
-    const response = await fetch(this.url(path, params), {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-      cache: "no-store",
-    });
+    let response;
+    try {
+      response = await fetch(this.url(path, params), {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // fetch's own way of saying no answer came
+      throw new Unreachable(error.message);
+    }
     if (response.status === 204) return null;
     const data = await response.json().catch(() => null);
     if (!response.ok) {
       const error = data && data.error ? data.error : {};
-      if (response.status === 401 && !quiet401 && this.onUnauthorized) this.onUnauthorized();
-      throw new ApiError(response.status, error.message || `${response.status} ${response.statusText}`, error.code);
+      const failure = new ApiError(response.status, error.message || `${response.status} ${response.statusText}`, error.code);
+      if (response.status === 401 && !quiet401 && this.onUnauthorized) this.onUnauthorized(failure);
+      throw failure;
     }
     return data;
   }

@@ -63,3 +63,15 @@ export function card(label, value, key, { raw, note } = {}) {
 export function pill(text, tone) {
   return h("span", { class: `pill ${tone || ""}` }, text);
 }
+
+// a view that reads the usage records, when they are off: says so, instead of showing zeros as if nothing happened
+export function recordsNotice(doc) {
+  if (doc.records !== false) return null;
+  return h("p", { class: "notice", id: "records-off" },
+    "Usage records are off (usage.path: null in the config): requests, tokens and costs are not recorded, so this view cannot show them.");
+}
+
+// a view whose actions work without the usage store, when it is down: its numbers are missing, not zero
+export function storeNotice(doc, ctx) {
+  if (doc.store_error) ctx.banner(new Error(`Usage store unavailable: ${doc.store_error} Its numbers are not shown; the actions still work.`));
+}

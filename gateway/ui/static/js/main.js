@@ -1,8 +1,10 @@
 // The operator page: log in with an admin client's secret (the admin API sets an HttpOnly session
 // cookie), then one view per hash (#overview, #providers, #clients, #usage, #requests[/id], #approvals,
-// #audit). The nav counts the requests waiting for an approval, asked every few seconds.
+// #audit). The nav counts the requests waiting for an approval, asked every few seconds. When the gateway
+// does not answer, a notice says so and the page asks again until it does; a session that ended (expired,
+// or not known to a restarted gateway) brings the login back with the reason.
 
-import { Api, ApiError } from "./api.js";
+import { Api, ApiError, Unreachable } from "./api.js";
 import * as overview from "./views/overview.js";
 import * as providers from "./views/providers.js";
 import * as clients from "./views/clients.js";
@@ -13,10 +15,30 @@ import * as approvals from "./views/approvals.js";
 
 const VIEWS = { overview, providers, clients, usage, requests, approvals, audit };
 const WAITING_MS = 5000;
+const RETRY_MS = 3000;
 const $ = (id) => document.getElementById(id);
 
 // the API beside the page: /ui/ -> /admin/api (relative, so a proxy's path prefix holds)
-const api = new Api(new URL("../admin/api", document.baseURI).pathname, () => showLogin());
+const api = new Api(new URL("../admin/api", document.baseURI).pathname, sessionEnded);
+
+function sessionEnded(error) {
+  api.csrf = null;
+  showLogin(error.code === "session_expired" ? "Session expired, log in again." : error.message);
+}
+
+let retryTimer = null;
+
+// no answer at all: say so, and ask again (the view, or the session check before a login) until one comes
+function unreachable() {
+  $("offline").hidden = false;
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(() => (api.csrf ? route() : resume()), RETRY_MS);
+}
+
+function reachable() {
+  $("offline").hidden = true;
+  clearTimeout(retryTimer);
+}
 
 // the nav's count of held requests (the webhook's link brings an admin to #approvals)
 function waiting(n) {
@@ -38,9 +60,12 @@ async function countWaiting() {
   try {
     waiting((await api.get("/approvals")).approvals.length);
   } catch (error) {
-    // a hint, asked again soon: the Approvals view shows why it failed (a TypeError: the network)
-    if (!(error instanceof ApiError || error instanceof TypeError)) throw error;
+    if (error instanceof Unreachable) return unreachable();
+    // a hint, asked again soon: the Approvals view shows why it failed
+    if (!(error instanceof ApiError)) throw error;
+    return;
   }
+  if (!$("offline").hidden) route(); // the gateway is back: draw the view again
 }
 
 function showLogin(message = "") {
@@ -61,8 +86,10 @@ function showApp(session) {
 }
 
 export function banner(error) {
+  if (error instanceof Unreachable) return unreachable();
   const el = $("banner");
-  el.textContent = error ? `${error.message}` : "";
+  const store = error && error.code === "store_unavailable" ? "Usage store unavailable: " : "";
+  el.textContent = error ? `${store}${error.message}` : "";
   el.hidden = !error;
 }
 
@@ -81,10 +108,13 @@ async function route() {
   try {
     await VIEWS[view].render(root, api, rest.map(decodeURIComponent), { banner, refresh: route, params, go, waiting });
   } catch (error) {
+    if (error instanceof Unreachable) return unreachable();
     if (!(error instanceof ApiError)) throw error;
+    reachable();
     if (error.status === 401) return;
     banner(error);
   }
+  reachable();
   root.dataset.ready = "1"; // drawn from the API's answers (what a test waits for)
 }
 
@@ -105,6 +135,7 @@ async function login(event) {
     $("secret").value = "";
     showApp(session);
   } catch (error) {
+    if (error instanceof Unreachable) return showLogin("The gateway did not answer; try again.");
     if (!(error instanceof ApiError)) throw error;
     showLogin(error.status === 403 ? "That client is not an admin (admin: true in the config)." : error.message);
   }
@@ -117,19 +148,26 @@ async function logout() {
   showLogin();
 }
 
-async function start() {
-  $("login-form").addEventListener("submit", login);
-  $("logout").addEventListener("click", logout);
-  window.addEventListener("hashchange", route);
+// who is logged in: {"client": null} when nobody (a 200, so a fresh page logs no error)
+async function resume() {
   try {
-    // {"client": null} when nobody is logged in (a 200, so a fresh page logs no error)
     const session = await api.call("GET", "/session", { quiet401: true });
+    reachable();
     if (session.client) showApp(session);
     else showLogin();
   } catch (error) {
+    if (error instanceof Unreachable) return unreachable();
     if (!(error instanceof ApiError)) throw error;
+    reachable();
     showLogin();
   }
+}
+
+function start() {
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", logout);
+  window.addEventListener("hashchange", route);
+  resume();
 }
 
 start();

@@ -3,7 +3,7 @@
 // this item for N seconds, allow always (until the config changes), or deny. A row decided here, by another
 // admin or through the API, or whose client left, disappears.
 
-import { ApiError } from "../api.js";
+import { ApiError, Unreachable } from "../api.js";
 import { h, fmt, cell } from "../dom.js";
 
 const REFRESH_MS = 2000;
@@ -91,7 +91,7 @@ export async function render(root, api, args, ctx) {
       if (root.isConnected) show(doc.approvals);
       stale.hidden = true;
     } catch (error) {
-      if (!(error instanceof ApiError || error instanceof TypeError)) throw error; // TypeError: the network
+      if (!(error instanceof ApiError || error instanceof Unreachable)) throw error;
       if (error.status === 401) return; // the login form is shown
       stale.textContent = `Could not refresh the list: ${error.message}`;
       stale.hidden = false;

@@ -1,9 +1,11 @@
 // Clients: who may call the gateway, what they used today and this month, their rate limits' use, and
 // suspend / resume (never a secret: the API has none to give).
 
-import { h, fmt, table, cell, pill } from "../dom.js";
+import { h, fmt, table, cell, pill, recordsNotice, storeNotice } from "../dom.js";
 
+// u null: not known (records off, or the store down), shown as such rather than as zero or "unpriced"
 function usageCells(prefix, u) {
+  if (!u) return ["requests", "total_tokens", "cost_usd"].map((k) => cell(`${prefix}.${k}`, null, "—", "num"));
   return [
     cell(`${prefix}.requests`, u.requests, fmt.int(u.requests), "num"),
     cell(`${prefix}.total_tokens`, u.total_tokens, fmt.int(u.total_tokens), "num"),
@@ -52,7 +54,8 @@ export async function render(root, api, args, ctx) {
     h("td", { "data-k": "limits" }, c.limits.length ? c.limits.map(limitBar) : "none"),
     h("td", {}, actionButton(api, c, ctx)),
   ));
-  root.append(h("h1", {}, "Clients"), table([
+  storeNotice(doc, ctx);
+  root.append(h("h1", {}, "Clients"), recordsNotice(doc), table([
     ["Client"], ["Strategy"], ["State"],
     ["Requests today", "num"], ["Tokens today", "num"], ["Cost today", "num"],
     ["Requests this month", "num"], ["Tokens this month", "num"], ["Cost this month", "num"],

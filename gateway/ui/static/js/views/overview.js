@@ -2,7 +2,7 @@
 // latency percentiles; today's tokens and cost; streams in flight; the response cache's hit ratio and size
 // and the firewall's decisions (the metrics, summed over every worker).
 
-import { h, card, fmt, table, cell, pill } from "../dom.js";
+import { h, card, fmt, table, cell, pill, recordsNotice } from "../dom.js";
 import { timeChart } from "../charts.js";
 
 const RANGES = [
@@ -62,6 +62,7 @@ export async function render(root, api) {
   const today = now.today;
   root.append(
     h("h1", {}, "Overview"),
+    recordsNotice(now),
     h("div", { class: "cards" },
       card("Status", pill(now.status, now.status === "ok" ? "good" : "bad"), "status"),
       card("Version", now.version, "version"),

@@ -1,7 +1,7 @@
 // Requests: the latest usage records, newest first, filtered by client, model and status and paged by
 // the API's cursor; one request's whole record by its id (#requests/<id>).
 
-import { h, fmt, table, cell, pill } from "../dom.js";
+import { h, fmt, table, cell, pill, recordsNotice } from "../dom.js";
 
 const FILTERS = ["client", "model", "status"];
 
@@ -42,7 +42,7 @@ function row(r) {
     cell("client", r.client),
     cell("model", r.model, r.model || r.model_requested || "—", "wrap"),
     cell("provider", r.provider),
-    cell("status", r.status, statusPill(r)),
+    cell("status", r.status, [statusPill(r), r.cached ? [" ", pill("cached", "good")] : null]),
     cell("attempts", r.attempts, fmt.int(r.attempts), "num"),
     cell("total_tokens", r.total_tokens, fmt.int(r.total_tokens), "num"),
     cell("cost_usd", r.cost_usd, fmt.usd(r.cost_usd), "num"),
@@ -60,6 +60,7 @@ async function list(root, api, ctx) {
   const doc = await api.get("/requests", { ...filters, before, limit: 50 });
   root.append(
     h("h1", {}, "Requests"),
+    recordsNotice(doc),
     filterForm(ctx),
     table(HEADERS, doc.requests.map(row), "No requests match."),
     h("div", { class: "pager" },
@@ -70,12 +71,18 @@ async function list(root, api, ctx) {
   );
 }
 
+// a cache hit cost nothing: what it saved is what the answer cost when an upstream gave it
+function cacheText(cached, r) {
+  if (!cached) return "not from the cache";
+  return r.saved_usd === null ? "cached (its cost unknown)" : `cached (saved ${fmt.usd(r.saved_usd)})`;
+}
+
 const DETAIL = [
   ["id", "Request id"], ["ts", "Time", fmt.time], ["client", "Client"], ["endpoint", "Endpoint"],
   ["model_requested", "Model asked for"], ["model", "Model"], ["provider", "Provider"], ["stream", "Stream"],
   ["status", "Status"], ["attempts", "Attempts"], ["error_code", "Error code"],
   ["prompt_tokens", "Prompt tokens", fmt.int], ["completion_tokens", "Completion tokens", fmt.int],
-  ["total_tokens", "Total tokens", fmt.int], ["cost_usd", "Cost", fmt.usd],
+  ["total_tokens", "Total tokens", fmt.int], ["cost_usd", "Cost", fmt.usd], ["cached", "Response cache", cacheText],
   ["duration_ms", "Duration", fmt.ms], ["ttfb_ms", "Time to first byte", fmt.ms],
 ];
 
@@ -86,7 +93,7 @@ async function detail(root, api, id) {
     h("dl", { class: "detail", id: "request-detail" }, DETAIL.map(([key, label, show]) => [
       h("dt", {}, label),
       h("dd", { "data-k": key, "data-v": r[key] === null || r[key] === undefined ? "" : String(r[key]) },
-        r[key] === null || r[key] === undefined ? "—" : show ? show(r[key]) : String(r[key])),
+        r[key] === null || r[key] === undefined ? "—" : show ? show(r[key], r) : String(r[key])),
     ])),
     h("p", {}, h("a", { href: "#requests" }, "← All requests")),
   );

@@ -1,20 +1,20 @@
 // Usage: the usage records summed by client, model, provider, day or MCP tool over a chosen range, as a
-// chart and a table; the CSV export is the API's own.
+// chart and a table; the CSV export is the API's own. Days are UTC days, as the usage records' day rows
+// (and `localrouter usage --by day`) count them, whatever the browser's time zone.
 
-import { h, fmt, table, cell } from "../dom.js";
+import { h, fmt, table, cell, recordsNotice } from "../dom.js";
 import { barChart, timeChart } from "../charts.js";
 
 const GROUPS = ["client", "model", "provider", "day", "tool"];
 const DAY = 86400;
 
 function isoDay(t) {
-  const d = new Date(t * 1000);
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+  return new Date(t * 1000).toISOString().slice(0, 10); // the UTC day
 }
 
 function fromDay(value, end) {
   const [y, m, d] = value.split("-").map(Number);
-  return new Date(y, m - 1, d + (end ? 1 : 0)).getTime() / 1000; // local midnight; an end day counts whole
+  return Date.UTC(y, m - 1, d + (end ? 1 : 0)) / 1000; // UTC midnight; an end day counts whole
 }
 
 function form(ctx, by, sinceDay, untilDay) {
@@ -28,7 +28,7 @@ function form(ctx, by, sinceDay, untilDay) {
       ctx.go("usage", { by: select.value, since: since.value, until: until.value });
     },
   },
-  h("label", {}, "Group by", select), h("label", {}, "From", since), h("label", {}, "To (inclusive)", until),
+  h("label", {}, "Group by", select), h("label", {}, "From (UTC day)", since), h("label", {}, "To (UTC day, inclusive)", until),
   h("button", { type: "submit" }, "Show"));
 }
 
@@ -46,6 +46,7 @@ const COLUMNS = [
   ["requests", "Requests", fmt.int], ["prompt_tokens", "Prompt tokens", fmt.int],
   ["completion_tokens", "Completion tokens", fmt.int], ["total_tokens", "Total tokens", fmt.int],
   ["cost_usd", "Cost", fmt.usd], ["unpriced_requests", "Unpriced requests", fmt.int], ["errors", "Errors", fmt.int],
+  ["cached_requests", "From the cache", fmt.int], ["saved_usd", "Saved by the cache", (n) => (n === null ? "—" : fmt.usd(n))],
 ];
 
 export async function render(root, api, args, ctx) {
@@ -59,9 +60,10 @@ export async function render(root, api, args, ctx) {
   const el = h("div", { class: "chart", id: "chart-usage" });
   root.append(
     h("h1", {}, "Usage"),
+    recordsNotice(doc),
     form(ctx, by, sinceDay, untilDay),
     h("div", { class: "panel" }, h("h2", {}, `Tokens by ${by}`), el),
-    h("h2", {}, `By ${by}, ${sinceDay} to ${untilDay} `, h("a", { href: csv, download: `usage-by-${by}.csv`, id: "usage-csv", class: "button quiet" }, "Export CSV")),
+    h("h2", {}, `By ${by}, ${sinceDay} to ${untilDay} (UTC) `, h("a", { href: csv, download: `usage-by-${by}.csv`, id: "usage-csv", class: "button quiet" }, "Export CSV")),
     table([[by], ...COLUMNS.map(([, label]) => [label, "num"])], doc.rows.map((r) => h("tr", { "data-key": r[by] === null ? "" : String(r[by]) },
       cell(by, r[by], String(r[by] ?? "—"), "wrap"),
       COLUMNS.map(([key, , show]) => cell(key, r[key], show(r[key]), "num")),
