@@ -197,7 +197,7 @@ async def check_pools(page: Page, http: aiohttp.ClientSession, url: str) -> None
 
 
 async def test_an_admin_decides_held_requests_on_the_page_and_sees_the_cache_and_the_pools(
-    fake_upstream, start_gateway, http, tmp_path
+    fake_upstream, start_gateway, http, screenshots
 ):
     primary = await fake_upstream("primary", models=("gpt-4o-mini", "gpt-4o"))
     backup = await fake_upstream("backup")
@@ -215,11 +215,11 @@ async def test_an_admin_decides_held_requests_on_the_page_and_sees_the_cache_and
         await login(page, ADMIN)
         await page.wait_for_selector('.view[data-view="overview"][data-ready]')
 
-        await decide_on_the_page(page, http, gw.url, tmp_path)
+        await decide_on_the_page(page, http, gw.url, screenshots)
         await audited(http, gw.url, 5)
         await check_audit(page)
         await check_overview(page, http, gw.url)
         await check_pools(page, http, gw.url)
-        await page.screenshot(path=str(tmp_path / "overview-cache.png"), full_page=True)
-        await check_widths(page, tmp_path)
+        await page.screenshot(path=str(screenshots / "overview-cache.png"), full_page=True)
+        await check_widths(page, screenshots)
         await watched.assert_clean()

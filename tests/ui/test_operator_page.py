@@ -243,11 +243,14 @@ async def check_widths(page: Page, out: Path) -> None:
                 "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
             )
             assert scroll <= client, f"{view} at {name}px scrolls sideways ({scroll} > {client})"
+            lines = await page.evaluate("document.querySelector('main').innerText.split('\\n')")
+            stray = [line for line in lines if line.strip() in ("null", "undefined", "NaN", "[object Object]")]
+            assert not stray, f"{view} shows a value the page failed to format: {stray}"
             await page.screenshot(path=str(out / f"{view}-{name}.png"), full_page=True)
 
 
 async def test_an_admin_sees_real_traffic_on_every_view_and_suspends_a_client(
-    fake_upstream, start_gateway, http, tmp_path
+    fake_upstream, start_gateway, http, screenshots
 ):
     primary, backup = await fake_upstream("primary"), await fake_upstream("backup")
     gw = await start_gateway(config(primary, backup))
@@ -271,7 +274,7 @@ async def test_an_admin_sees_real_traffic_on_every_view_and_suspends_a_client(
         await check_usage(page)
         await check_requests(page, ids)
         await check_audit(page)
-        await check_widths(page, tmp_path)
+        await check_widths(page, screenshots)
         await watched.assert_clean()
 
 

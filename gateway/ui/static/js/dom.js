@@ -66,7 +66,8 @@ export function pill(text, tone) {
 
 // a view that reads the usage records, when they are off: says so, instead of showing zeros as if nothing happened
 export function recordsNotice(doc) {
-  if (doc.records !== false) return null;
+  // never null: element.append() would write "null" on the page
+  if (doc.records !== false) return document.createTextNode("");
   return h("p", { class: "notice", id: "records-off" },
     "Usage records are off (usage.path: null in the config): requests, tokens and costs are not recorded, so this view cannot show them.");
 }

@@ -62,7 +62,7 @@ function pools(api, doc, ctx) {
 
 // how the provider's model discovery went (as /health says): the reason a provider shows no models
 function discovery(provider) {
-  if (provider.reachable === null || provider.reachable === undefined) return null; // a configured list
+  if (provider.reachable === null || provider.reachable === undefined) return document.createTextNode(""); // a configured list (never null: append() would write "null")
   const when = provider.discovered_at ? `models last discovered ${fmt.time(provider.discovered_at)}` : "models never discovered";
   return h("div", { class: "provider-state", "data-provider-state": provider.name },
     reachable(provider.reachable), h("span", {}, when),
