@@ -68,3 +68,8 @@ def served_answer(request: web.Request, target: Target, attempts: int, answer: d
     return web.Response(
         body=jsonx.encode_answer(answer), content_type="application/json", headers=served_headers(target, attempts)
     )
+
+
+def string_parameter(where: str, name: str, description: str) -> dict[str, Any]:
+    """An OpenAPI parameter: a required string ``name`` in the ``path`` or the ``query``."""
+    return {"in": where, "name": name, "required": True, "schema": {"type": "string"}, "description": description}

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 
 from gateway.api import schemas
-from gateway.api.answers import AUTH, error_docs, json_answer
+from gateway.api.answers import AUTH, error_docs, json_answer, string_parameter
 from gateway.errors import InvalidRequest, NotFound, StoreUnavailable
 from gateway.keys import OBSERVER, PRINCIPAL
 from gateway.observability.usage import StoreError
@@ -20,15 +20,7 @@ log = logging.getLogger("localrouter.generation")
     tags=["observability"],
     summary="One of this client's requests: model, provider, tokens, cost",
     security=AUTH,
-    parameters=[
-        {
-            "in": "query",
-            "name": "id",
-            "required": True,
-            "schema": {"type": "string"},
-            "description": "The request's `X-Request-ID`",
-        }
-    ],
+    parameters=[string_parameter("query", "id", "The request's `X-Request-ID`")],
     responses={
         **error_docs(400, 401, 404),
         503: {"schema": schemas.ErrorSchema, "description": "The usage records' database is unreachable now"},

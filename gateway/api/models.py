@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 
 from gateway.api import schemas
-from gateway.api.answers import AUTH, error_docs, json_answer
+from gateway.api.answers import AUTH, error_docs, json_answer, string_parameter
 from gateway.errors import ModelNotFound
 from gateway.keys import PRINCIPAL, RUNTIME, STARTED_AT
 
@@ -28,13 +28,9 @@ async def models(request: web.Request) -> web.Response:
     summary="One model this client may use",
     security=AUTH,
     parameters=[
-        {
-            "in": "path",
-            "name": "id",
-            "required": True,
-            "schema": {"type": "string"},
-            "description": "A `provider/model` id (its `/` as is or as `%2F`), `localrouter/auto`, or an alias",
-        }
+        string_parameter(
+            "path", "id", "A `provider/model` id (its `/` as is or as `%2F`), `localrouter/auto`, or an alias"
+        )
     ],
     responses=error_docs(401, 404),
 )

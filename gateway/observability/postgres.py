@@ -246,8 +246,12 @@ class PostgresStore(UsageStore):
         self.db.close()
 
     async def _write_audit(self, records: list[AuditRecord]) -> None:
+        await self._insert(_INSERT_AUDIT, records)
+
+    async def _insert(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """One statement for the whole batch: one array per column (``sql`` unnests them)."""
         pool = await self.db.pool()
-        await pool.execute(_INSERT_AUDIT, *(list(column) for column in zip(*records, strict=True)))
+        await pool.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
 
     async def _audit(self, since: float, kind: str | None, limit: int) -> list[AuditRecord]:
         pool = await self.db.pool()
@@ -261,8 +265,7 @@ class PostgresStore(UsageStore):
         return [AuditRecord(*row.values()) for row in rows]
 
     async def _write(self, records: list[UsageRecord]) -> None:
-        pool = await self.db.pool()
-        await pool.execute(_INSERT, *(list(column) for column in zip(*records, strict=True)))
+        await self._insert(_INSERT, records)
 
     async def _get(self, record_id: str) -> UsageRecord | None:
         pool = await self.db.pool()

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, response_schema
 
 from gateway.api.admin import counters, records, schemas
-from gateway.api.answers import AUTH, json_answer
+from gateway.api.answers import AUTH, json_answer, string_parameter
 from gateway.auth.overrides import OverridesUnavailable
 from gateway.config import Config, PoolConfig
 from gateway.errors import NotFound, StoreUnavailable
@@ -140,15 +140,7 @@ async def providers(request: web.Request) -> web.Response:
     tags=["admin"],
     summary="End a target's cooldown (its breaker closes, its failures are forgotten) on every process",
     security=AUTH,
-    parameters=[
-        {
-            "in": "path",
-            "name": "target",
-            "required": True,
-            "schema": {"type": "string"},
-            "description": "`provider/model`",
-        }
-    ],
+    parameters=[string_parameter("path", "target", "`provider/model`")],
     responses=schemas.errors(404, 503),
 )
 @response_schema(schemas.AdminResetSchema, 200)
