@@ -18,7 +18,6 @@ def approvals_link(request: web.Request) -> str:
 async def screen(request: web.Request) -> None:
     principal, config, firewall = request[PRINCIPAL], request[RUNTIME].config, request.app[FIREWALL]
     client, body, mode = principal.client.name, request[BODY], config.firewall.secrets
-    request[EXCHANGE].stream = body.get("stream") is True  # a refused request is recorded as it was asked
     # the scan first: a request its secret refuses is never held for an admin, nor shown to one
     if mode != "off" and firewall.scan(client, mode, body) and mode == "log" and request.app[OBSERVER].bodies:
         request[EXCHANGE].request_body = firewall.redacted(body)  # forwarded as sent, logged without its secrets

@@ -36,6 +36,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         if body is not None:
             model = body.get("model")
             x.model_requested = model if isinstance(model, str) else None
+            x.stream = x.stream or body.get("stream") is True  # a refused request too, as it was asked
             if observer.bodies and x.request_body is None:  # else the firewall's copy, its secrets redacted
                 x.request_body = body
         observer.finish(x)

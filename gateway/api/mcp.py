@@ -287,9 +287,7 @@ async def _screen(
                 await firewall.judge_item(client, principal.policy.firewall, item, config, link, held)
     except FirewallDenied as exc:
         request[EXCHANGE].error_code = exc.code
-        body = {"jsonrpc": "2.0", "id": rid, "error": {"code": FIREWALL_DENIED, "message": exc.message}}
-        body["error"]["data"] = {"code": exc.code}
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
+        return _rpc_error(200, rid, FIREWALL_DENIED, exc.message, data={"code": exc.code})
     except FirewallUnavailable as exc:  # a call a rule asks about, and the approvals store is down (Redis)
         request[EXCHANGE].error_code = exc.code
         return _rpc_error(503, rid, INTERNAL_ERROR, exc.message, exc.headers, data={"code": exc.code})

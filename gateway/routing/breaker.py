@@ -63,7 +63,7 @@ class Breakers:
 
     def reset(self, target: str) -> None:
         """An operator ended the target's cooldown: closed again, its failures forgotten."""
-        self._states.pop(target, None)
+        self.succeeded(target)
 
     def last_error(self, target: str) -> str | None:
         return self._last_errors.get(target)

@@ -196,7 +196,8 @@ async def test_access_log_lines(upstreams, start_gateway, http):
     _, headers, _ = await post(http, gw)
     _, stream_headers, _ = await post(http, gw, {**CHAT, "stream": True})
     status, error_headers, error = await post(http, gw, {**CHAT, "model": "openai/nope"})
-    await logged(gw, count=3)
+    _, refused_headers, _ = await post(http, gw, {**CHAT, "model": "openai/nope", "stream": True})
+    await logged(gw, count=4)
     lines = {line["request_id"]: line for line in gw.access.lines}
     plain, stream, missing = (lines[h["X-Request-ID"]] for h in (headers, stream_headers, error_headers))
     for line in (plain, stream, missing):
@@ -227,6 +228,7 @@ async def test_access_log_lines(upstreams, start_gateway, http):
     assert plain["cost_usd"] == pytest.approx(0.017) and plain["ttfb_ms"] is None
     assert stream["stream"] and stream["ttfb_ms"] > 0 and stream["prompt_tokens"] == 7
     assert missing["status"] == 404 and missing["model"] is None and missing["model_requested"] == "openai/nope"
+    assert not missing["stream"] and lines[refused_headers["X-Request-ID"]]["stream"]  # refused: as it was asked
     assert error_headers["X-Request-ID"] in error["error"]["message"]  # the id is in the error message
 
 
